@@ -1,0 +1,1 @@
+//! Bulkhead: a cap on concurrent calls per service.

@@ -1,0 +1,1 @@
+//! session (in progress).
