@@ -24,7 +24,9 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        Deadline { at: Instant::now() + budget }
+        Deadline {
+            at: Instant::now() + budget,
+        }
     }
 
     /// A deadline at a given instant.
@@ -52,12 +54,16 @@ impl Deadline {
 
     /// A deadline `budget` from now, clamped so it never outlives `self`.
     pub fn child(&self, budget: Duration) -> Deadline {
-        Deadline { at: (Instant::now() + budget).min(self.at) }
+        Deadline {
+            at: (Instant::now() + budget).min(self.at),
+        }
     }
 
     /// The earlier of two deadlines.
     pub fn min(self, other: Deadline) -> Deadline {
-        Deadline { at: self.at.min(other.at) }
+        Deadline {
+            at: self.at.min(other.at),
+        }
     }
 }
 
