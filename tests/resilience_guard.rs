@@ -407,3 +407,15 @@ fn an_invalid_config_is_refused_by_the_builder() {
     let error = Guard::builder(config).build().err().expect("refused");
     assert_eq!(error.field, "breaker.consecutive_failures");
 }
+
+#[test]
+fn a_guarded_call_can_be_spawned_on_a_multi_thread_runtime() {
+    fn assert_send<T: Send>(_: &T) {}
+    let guard = guard(config());
+    let call = guard.call(
+        Deadline::after(3500 * MS),
+        Retryability::Transient,
+        |_| async { Ok::<_, CallError>(1) },
+    );
+    assert_send(&call);
+}

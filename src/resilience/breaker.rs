@@ -152,7 +152,6 @@ pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     word: u64,
     probe: bool,
-    settled: bool,
 }
 
 impl Permit<'_> {
@@ -162,20 +161,21 @@ impl Permit<'_> {
     }
 
     /// Record the call's verdict and how long it took (slow calls count as slow).
-    #[inline]
-    pub fn record(mut self, result: CallResult, duration: Duration) {
-        self.settled = true;
-        if self.probe {
-            self.breaker.record_probe(self.word, result, duration);
+    #[inline(always)]
+    pub fn record(self, result: CallResult, duration: Duration) {
+        // A recorded permit has nothing left to release: skip its drop.
+        let this = std::mem::ManuallyDrop::new(self);
+        if this.probe {
+            this.breaker.record_probe(this.word, result, duration);
         } else {
-            self.breaker.record_closed(self.word, result, duration);
+            this.breaker.record_closed(this.word, result, duration);
         }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if self.probe && !self.settled {
+        if self.probe {
             self.breaker.cancel_probe(self.word);
         }
     }
@@ -235,7 +235,7 @@ impl CircuitBreaker {
     }
 
     /// Admit a call, or reject it fast with [`Rejection::BreakerOpen`].
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
         let word = self.state.0.load(Acquire);
         if word & STATE_MASK == CLOSED {
@@ -243,7 +243,6 @@ impl CircuitBreaker {
                 breaker: self,
                 word,
                 probe: false,
-                settled: false,
             });
         }
         self.acquire_not_closed(word)
@@ -258,7 +257,6 @@ impl CircuitBreaker {
                         breaker: self,
                         word,
                         probe: false,
-                        settled: false,
                     });
                 }
                 BreakerState::Open => {
@@ -284,7 +282,6 @@ impl CircuitBreaker {
                             breaker: self,
                             word,
                             probe: true,
-                            settled: false,
                         });
                     }
                 }
@@ -293,7 +290,7 @@ impl CircuitBreaker {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_closed(&self, word: u64, result: CallResult, duration: Duration) {
         if self.state.0.load(Relaxed) != word {
             return; // a verdict from a closed period that already ended

@@ -42,7 +42,7 @@ impl SlidingWindow {
 
     /// Record one call's outcome bits; returns how many calls the window now
     /// holds (the failure and slow counts are read separately, on demand).
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, outcome: u8) -> u32 {
         let index = self.next.fetch_add(1, Relaxed);
         let len = self.slots.len() as u64;
@@ -128,7 +128,11 @@ mod tests {
                 let window = &window;
                 s.spawn(move || {
                     for i in 0..10_000u32 {
-                        window.push(if (i + t as u32) % 3 == 0 { FAILED } else { 0 });
+                        window.push(if (i + t as u32).is_multiple_of(3) {
+                            FAILED
+                        } else {
+                            0
+                        });
                     }
                 });
             }

@@ -9,7 +9,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let call = Deadline::after(Duration::from_millis(3500));
 //! let attempt = call.child(Duration::from_secs(10));
-//! assert!(attempt.remaining() <= call.remaining());
+//! assert_eq!(attempt, call, "clamped to the call's deadline");
 //! # }
 //! ```
 

@@ -246,12 +246,13 @@ impl Guard {
         Fut: Future<Output = Result<T, CallError>>,
     {
         let call_start = Instant::now();
-        let mut attempts = Vec::new();
         let Ok(_slot) = self.bulkhead.try_acquire() else {
-            return self.rejected(Rejection::BulkheadFull, attempts, call_start);
+            return self.rejected(Rejection::BulkheadFull, Vec::new(), call_start);
         };
+        let mut attempts = Vec::with_capacity(self.config.retry.max_attempts.clamp(1, 8) as usize);
         let mut backoff = Backoff::new(self.config.retry.backoff);
         let mut attempt_start = call_start;
+        let mut started = Duration::ZERO; // attempt_start - call_start
         let mut attempt = 1;
         let mut last_error = None;
         loop {
@@ -282,12 +283,13 @@ impl Guard {
                     timeout,
                     deadline,
                 }),
-                attempt_start + timeout,
+                attempt_start,
                 timeout,
             )
             .await;
             let attempt_end = Instant::now();
             let took = attempt_end - attempt_start;
+            let elapsed = started + took;
             permit.record(CallResult::of(&result), took);
             self.metrics.attempt_seconds.record(took.as_secs_f64());
             let error = match result {
@@ -296,14 +298,14 @@ impl Guard {
                     tracing::trace!(service = %self.config.service, attempt, ?took, "attempt succeeded");
                     attempts.push(AttemptRecord {
                         attempt,
-                        started: attempt_start - call_start,
+                        started,
                         duration: took,
                         error: None,
                     });
                     return Outcome {
                         result: Ok(value),
                         attempts,
-                        elapsed: attempt_end - call_start,
+                        elapsed,
                     };
                 }
                 Err(error) => error,
@@ -311,7 +313,7 @@ impl Guard {
             self.note_failed_attempt(attempt, &error, took);
             attempts.push(AttemptRecord {
                 attempt,
-                started: attempt_start - call_start,
+                started,
                 duration: took,
                 error: Some(error.kind()),
             });
@@ -329,7 +331,7 @@ impl Guard {
                     return Outcome {
                         result: Err(error),
                         attempts,
-                        elapsed: attempt_end - call_start,
+                        elapsed,
                     };
                 }
             };
@@ -341,6 +343,7 @@ impl Guard {
             tokio::time::sleep(sleep).await;
             attempt += 1;
             attempt_start = Instant::now();
+            started = attempt_start - call_start;
         }
     }
 
@@ -375,11 +378,11 @@ impl Guard {
     }
 }
 
-/// Run one attempt, giving up at `give_up_at`. The attempt is polled once
-/// before a timer is armed: an answer that is already there needs no timer.
+/// Run one attempt, giving up `timeout` after `started_at`. The attempt is
+/// polled once before a timer is armed: an answer already there needs none.
 async fn run_attempt<T>(
     attempt: impl Future<Output = Result<T, CallError>>,
-    give_up_at: Instant,
+    started_at: Instant,
     timeout: Duration,
 ) -> Result<T, CallError> {
     let mut attempt = pin!(attempt);
@@ -393,7 +396,7 @@ async fn run_attempt<T>(
     if let Some(result) = ready {
         return result;
     }
-    match tokio::time::timeout_at(give_up_at, attempt).await {
+    match tokio::time::timeout_at(started_at + timeout, attempt).await {
         Ok(result) => result,
         Err(_) => Err(CallError::Timeout { after: timeout }),
     }
