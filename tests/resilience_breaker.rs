@@ -480,3 +480,95 @@ fn concurrent_successes_keep_it_closed_with_no_events() {
     assert_eq!(rig.breaker.state(), BreakerState::Closed);
     assert!(rig.reasons().is_empty());
 }
+
+/// Remembers which metrics were touched, as `name{label=value,...}`.
+#[derive(Default)]
+struct KeyLog(Mutex<Vec<String>>);
+
+impl KeyLog {
+    fn note(&self, key: &metrics::Key) {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}{{{}}}", key.name(), labels.join(",")));
+    }
+}
+
+impl metrics::Recorder for KeyLog {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.note(key);
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        self.note(key);
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        self.note(key);
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn the_metrics_subscriber_labels_transitions_by_service_and_states() {
+    let rig = rig(config());
+    rig.breaker
+        .subscribe(voxguard::resilience::metrics_listener());
+    rig.breaker
+        .subscribe(voxguard::resilience::tracing_listener());
+    let log = KeyLog::default();
+    metrics::with_local_recorder(&log, || rig.breaker.force_open("test"));
+    let keys = log.0.lock().unwrap().clone();
+    assert_eq!(
+        keys,
+        vec![
+            "voxguard_breaker_transitions_total{service=crm,from=closed,to=open,reason=forced}"
+                .to_string(),
+            "voxguard_breaker_state{service=crm}".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn the_broadcast_subscriber_forwards_events_to_async_consumers() {
+    let rig = rig(config());
+    let (sender, mut receiver) = tokio::sync::broadcast::channel(8);
+    rig.breaker
+        .subscribe(voxguard::resilience::broadcast_listener(sender));
+    rig.breaker.force_open("fleet");
+    let event = receiver.try_recv().expect("delivered");
+    assert_eq!(
+        (event.from, event.to),
+        (BreakerState::Closed, BreakerState::Open)
+    );
+    assert_eq!(event.reason, TransitionReason::Forced("fleet".into()));
+}
