@@ -97,7 +97,7 @@ fn encode(state: u64, reopenings: u32, payload: u64) -> u64 {
     state | (u64::from(reopenings.min(63)) << 2) | (payload.min(PAYLOAD_MAX) << 8)
 }
 
-fn state_of(word: u64) -> BreakerState {
+pub(super) fn state_of(word: u64) -> BreakerState {
     match word & STATE_MASK {
         CLOSED => BreakerState::Closed,
         OPEN => BreakerState::Open,
@@ -105,7 +105,7 @@ fn state_of(word: u64) -> BreakerState {
     }
 }
 
-fn reopenings_of(word: u64) -> u32 {
+pub(super) fn reopenings_of(word: u64) -> u32 {
     ((word >> 2) & 63) as u32
 }
 
@@ -113,7 +113,7 @@ fn payload_of(word: u64) -> u64 {
     word >> 8
 }
 
-enum Target {
+pub(super) enum Target {
     Closed,
     HalfOpen,
     Open { reopenings: u32, until_nanos: u64 },
@@ -130,19 +130,19 @@ struct ProbeBook {
 /// Keeps hot atomics on their own cache lines.
 #[derive(Debug)]
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(super) struct Padded<T>(pub(super) T);
 
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    state: Padded<AtomicU64>,
+    pub(super) state: Padded<AtomicU64>,
     consecutive: Padded<AtomicU32>,
     window: SlidingWindow,
     service: Arc<str>,
-    config: BreakerConfig,
+    pub(super) config: BreakerConfig,
     clock: Clock,
     generation: AtomicU64,
     probes: Mutex<ProbeBook>,
-    listeners: Arc<Listeners>,
+    pub(super) listeners: Arc<Listeners>,
 }
 
 /// Leave to make one call. Record its verdict with [`Permit::record`].
@@ -392,60 +392,7 @@ impl CircuitBreaker {
         }
     }
 
-    /// Open now, for the usual open duration (no-op when already open).
-    pub fn force_open(&self, reason: impl Into<String>) {
-        self.force(BreakerState::Open, None, reason.into());
-    }
-
-    /// Open now until `duration` from now, even when already open (e.g. to
-    /// mirror a state decided elsewhere in the fleet).
-    pub fn force_open_for(&self, duration: Duration, reason: impl Into<String>) {
-        self.force(BreakerState::Open, Some(duration), reason.into());
-    }
-
-    /// Move to half-open now (no-op when already half-open).
-    pub fn force_half_open(&self, reason: impl Into<String>) {
-        self.force(BreakerState::HalfOpen, None, reason.into());
-    }
-
-    /// Close now, forgetting the window and the re-opening count.
-    pub fn force_closed(&self, reason: impl Into<String>) {
-        self.force(BreakerState::Closed, None, reason.into());
-    }
-
-    fn force(&self, to: BreakerState, open_for: Option<Duration>, reason: String) {
-        loop {
-            let word = self.state.0.load(Acquire);
-            let from = state_of(word);
-            if from == to && open_for.is_none() {
-                return;
-            }
-            let target = match to {
-                BreakerState::Closed => Target::Closed,
-                BreakerState::HalfOpen => Target::HalfOpen,
-                BreakerState::Open => {
-                    let reopenings =
-                        reopenings_of(word) + u32::from(from == BreakerState::HalfOpen);
-                    let duration =
-                        open_for.unwrap_or_else(|| self.config.open_duration(reopenings));
-                    Target::Open {
-                        reopenings,
-                        until_nanos: self.open_until_nanos(duration),
-                    }
-                }
-            };
-            if let Some(event) =
-                self.transition(word, target, TransitionReason::Forced(reason.clone()))
-            {
-                if event.from != event.to {
-                    self.listeners.emit(&event);
-                }
-                return;
-            }
-        }
-    }
-
-    fn open_until_nanos(&self, duration: Duration) -> u64 {
+    pub(super) fn open_until_nanos(&self, duration: Duration) -> u64 {
         self.clock.now_nanos().saturating_add(as_nanos(duration))
     }
 
@@ -456,7 +403,7 @@ impl CircuitBreaker {
     }
 
     /// Move from exactly `from_word` to `target`; `None` if another thread moved first.
-    fn transition(
+    pub(super) fn transition(
         &self,
         from_word: u64,
         target: Target,

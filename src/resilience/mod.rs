@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod breaker_events;
+mod breaker_force;
 mod breaker_window;
 pub mod budget;
 pub mod bulkhead;
