@@ -138,6 +138,12 @@ impl RetryPolicy {
     }
 }
 
+impl From<RetryConfig> for RetryPolicy {
+    fn from(config: RetryConfig) -> Self {
+        RetryPolicy::new(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
