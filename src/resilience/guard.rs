@@ -250,7 +250,7 @@ impl Guard {
             return self.rejected(Rejection::BulkheadFull, Vec::new(), call_start);
         };
         let mut attempts = Vec::with_capacity(self.config.retry.max_attempts.clamp(1, 8) as usize);
-        let mut backoff = Backoff::new(self.config.retry.backoff);
+        let mut backoff = None;
         let mut attempt_start = call_start;
         let mut started = Duration::ZERO; // attempt_start - call_start
         let mut attempt = 1;
@@ -322,7 +322,9 @@ impl Guard {
             let decision =
                 self.policy
                     .after_failure(attempt, &error, retryability, remaining, || {
-                        self.draw_backoff(&mut backoff)
+                        self.draw_backoff(
+                            backoff.get_or_insert_with(|| Backoff::new(self.config.retry.backoff)),
+                        )
                     });
             let sleep = match decision {
                 RetryDecision::RetryAfter(sleep) => sleep,
@@ -396,7 +398,8 @@ async fn run_attempt<T>(
     if let Some(result) = ready {
         return result;
     }
-    match tokio::time::timeout_at(started_at + timeout, attempt).await {
+    // Boxed so the (rare) timer does not bloat every guarded call's future.
+    match Box::pin(tokio::time::timeout_at(started_at + timeout, attempt)).await {
         Ok(result) => result,
         Err(_) => Err(CallError::Timeout { after: timeout }),
     }
