@@ -9,7 +9,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let call = Deadline::after(Duration::from_millis(3500));
 //! let attempt = call.child(Duration::from_secs(10));
-//! assert!(attempt.remaining() <= call.remaining());
+//! assert_eq!(attempt, call, "clamped to the call's deadline");
 //! # }
 //! ```
 
@@ -24,7 +24,9 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        Deadline { at: Instant::now() + budget }
+        Deadline {
+            at: Instant::now() + budget,
+        }
     }
 
     /// A deadline at a given instant.
@@ -52,12 +54,16 @@ impl Deadline {
 
     /// A deadline `budget` from now, clamped so it never outlives `self`.
     pub fn child(&self, budget: Duration) -> Deadline {
-        Deadline { at: (Instant::now() + budget).min(self.at) }
+        Deadline {
+            at: (Instant::now() + budget).min(self.at),
+        }
     }
 
     /// The earlier of two deadlines.
     pub fn min(self, other: Deadline) -> Deadline {
-        Deadline { at: self.at.min(other.at) }
+        Deadline {
+            at: self.at.min(other.at),
+        }
     }
 }
 

@@ -56,7 +56,10 @@ pub enum CallError {
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
-    detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
 }
 
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
@@ -128,7 +131,9 @@ impl CallError {
     /// rejections are decisions, not failures, and are never retried.
     pub fn is_transient(&self) -> bool {
         match self {
-            CallError::Timeout { .. } | CallError::Connect { .. } | CallError::RateLimited { .. } => true,
+            CallError::Timeout { .. }
+            | CallError::Connect { .. }
+            | CallError::RateLimited { .. } => true,
             CallError::Status { code, .. } => TRANSIENT_STATUSES.contains(code),
             CallError::Decode { .. } | CallError::Rejected(_) => false,
         }
@@ -152,7 +157,9 @@ impl CallError {
         match self {
             CallError::Rejected(_) => false,
             CallError::Status { code, .. } => *code >= 500 || *code == 408,
-            CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Decode { .. } => true,
+            CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Decode { .. } => {
+                true
+            }
             CallError::RateLimited { .. } => false,
         }
     }
@@ -180,7 +187,12 @@ mod tests {
 
     #[test]
     fn rejections_are_never_transient_nor_ambiguous() {
-        for r in [Rejection::BreakerOpen, Rejection::BulkheadFull, Rejection::BudgetExhausted, Rejection::Deadline] {
+        for r in [
+            Rejection::BreakerOpen,
+            Rejection::BulkheadFull,
+            Rejection::BudgetExhausted,
+            Rejection::Deadline,
+        ] {
             let err = CallError::Rejected(r);
             assert!(!err.is_transient());
             assert!(!err.is_ambiguous());
@@ -190,7 +202,19 @@ mod tests {
 
     #[test]
     fn a_refused_connection_is_not_ambiguous_but_a_reset_after_sending_is() {
-        assert!(!CallError::Connect { detail: "refused".into(), sent: false }.is_ambiguous());
-        assert!(CallError::Connect { detail: "reset".into(), sent: true }.is_ambiguous());
+        assert!(
+            !CallError::Connect {
+                detail: "refused".into(),
+                sent: false
+            }
+            .is_ambiguous()
+        );
+        assert!(
+            CallError::Connect {
+                detail: "reset".into(),
+                sent: true
+            }
+            .is_ambiguous()
+        );
     }
 }

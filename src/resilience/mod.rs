@@ -5,17 +5,33 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod breaker_events;
+mod breaker_force;
+mod breaker_window;
 pub mod budget;
 pub mod bulkhead;
+pub mod clock;
 pub mod deadline;
 pub mod error;
 pub mod guard;
+pub mod guard_config;
+pub mod registry;
 pub mod retry;
 
-pub use backoff::{BackoffConfig, BackoffKind};
-pub use breaker::{BreakerConfig, BreakerState};
-pub use budget::BudgetConfig;
+pub use backoff::{Backoff, BackoffConfig, BackoffKind};
+pub use breaker::{BreakerConfig, BreakerState, CallResult, CircuitBreaker, Permit};
+pub use breaker_events::{
+    BreakerEvent, BreakerListener, Listeners, TransitionReason, broadcast_listener,
+    metrics_listener, tracing_listener,
+};
+pub use budget::{BudgetConfig, RetryBudget};
+pub use bulkhead::{Bulkhead, BulkheadPermit};
+pub use clock::{Clock, ManualClock};
 pub use deadline::Deadline;
 pub use error::{CallError, ErrorKind, Rejection};
-pub use guard::{AttemptCtx, AttemptRecord, Guard, GuardConfig, Outcome, Retryability};
-pub use retry::RetryConfig;
+pub use guard::{
+    AttemptCtx, AttemptRecord, Guard, GuardBuilder, GuardConfig, Outcome, Retryability,
+};
+pub use guard_config::GuardConfigError;
+pub use registry::BreakerRegistry;
+pub use retry::{GiveUpReason, RetryConfig, RetryDecision, RetryPolicy};
