@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "voxguard", version, about = "Realtime voice-agent worker for LiveKit with a recovery layer you can trust and tune")]
+#[command(
+    name = "voxguard",
+    version,
+    about = "Realtime voice-agent worker for LiveKit with a recovery layer you can trust and tune"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,7 +81,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev { .. } => {
-            println!("voxguard dev: the embedded default is being assembled; the resilience engine is available as a library.");
+            println!(
+                "voxguard dev: the embedded default is being assembled; the resilience engine is available as a library."
+            );
             ExitCode::SUCCESS
         }
         _ => {
