@@ -13,4 +13,5 @@ pub mod recovery;
 pub mod resilience;
 pub mod services;
 pub mod session;
+pub mod simulate;
 pub mod worker;
