@@ -1,0 +1,138 @@
+//! `SessionIo`: how a conversation hears the caller and speaks back,
+//! independent of the transport (console, WebSocket JSON, LiveKit room,
+//! scripted callers).
+//!
+//! A transport owns the other ends of two channels: it feeds [`CallerEvent`]s
+//! in and renders [`AgentEvent`]s out. The session never knows which one it is.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// What the caller did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallerEvent {
+    /// A finished user utterance (speech-to-text output or typed text).
+    User { text: String },
+    /// The caller started talking over the agent (barge-in).
+    Interrupt,
+    /// The caller left.
+    Hangup,
+}
+
+/// What the agent did, for the caller and for observers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Speech {
+        text: String,
+        /// answer | filler | still_working | failure | unknown_outcome | handoff | recovered | greeting
+        kind: String,
+        interruptible: bool,
+    },
+    ToolStarted {
+        call_id: String,
+        tool: String,
+        service: String,
+    },
+    ToolFinished {
+        call_id: String,
+        tool: String,
+        /// ok | not_found | fallback | unknown_outcome | cancelled
+        outcome: String,
+        elapsed_ms: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    State {
+        stage: String,
+        /// initializing | listening | thinking | speaking
+        agent_state: String,
+    },
+    SessionEnded {
+        reason: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// The session's side of a transport.
+pub struct SessionIo {
+    pub inbound: mpsc::Receiver<CallerEvent>,
+    pub outbound: mpsc::Sender<AgentEvent>,
+}
+
+/// The transport's side of a session.
+pub struct TransportIo {
+    pub to_session: mpsc::Sender<CallerEvent>,
+    pub from_session: mpsc::Receiver<AgentEvent>,
+}
+
+/// A connected pair of ends with bounded queues.
+pub fn channel(capacity: usize) -> (SessionIo, TransportIo) {
+    let (to_session, inbound) = mpsc::channel(capacity);
+    let (outbound, from_session) = mpsc::channel(capacity);
+    (
+        SessionIo { inbound, outbound },
+        TransportIo {
+            to_session,
+            from_session,
+        },
+    )
+}
+
+/// Parse one client frame of the WebSocket JSON protocol, with an error that
+/// says what a valid frame looks like.
+pub fn parse_caller_frame(frame: &str) -> Result<CallerEvent, String> {
+    if frame.len() > 16 * 1024 {
+        return Err(format!(
+            "frame of {} bytes is over the 16 KiB limit",
+            frame.len()
+        ));
+    }
+    serde_json::from_str(frame).map_err(|e| {
+        format!(
+            "invalid frame ({e}); expected {{\"type\":\"user\",\"text\":\"...\"}}, {{\"type\":\"interrupt\"}} or {{\"type\":\"hangup\"}}"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_frames_parse_from_the_documented_shape() {
+        assert_eq!(
+            parse_caller_frame(r#"{"type":"user","text":"hi there"}"#).unwrap(),
+            CallerEvent::User {
+                text: "hi there".into()
+            }
+        );
+        assert_eq!(
+            parse_caller_frame(r#"{"type":"interrupt"}"#).unwrap(),
+            CallerEvent::Interrupt
+        );
+    }
+
+    #[test]
+    fn bad_frames_get_an_error_that_shows_a_valid_one() {
+        let err = parse_caller_frame(r#"{"type":"shout"}"#).unwrap_err();
+        assert!(err.contains(r#"{"type":"user","text":"...""#), "{err}");
+        let err = parse_caller_frame(&"x".repeat(20_000)).unwrap_err();
+        assert!(err.contains("16 KiB"), "{err}");
+    }
+
+    #[test]
+    fn agent_events_serialize_with_a_type_tag() {
+        let json = serde_json::to_value(AgentEvent::Speech {
+            text: "One moment.".into(),
+            kind: "filler".into(),
+            interruptible: true,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "speech");
+        assert_eq!(json["kind"], "filler");
+    }
+}
