@@ -26,12 +26,17 @@ display_name = "your account records"
 "#;
 
 fn with(from: &str, to: &str) -> String {
-    assert!(VALID.contains(from), "test setup: {from:?} not in the base config");
+    assert!(
+        VALID.contains(from),
+        "test setup: {from:?} not in the base config"
+    );
     VALID.replacen(from, to, 1)
 }
 
 fn error(text: &str) -> String {
-    Config::from_toml(text, "test.toml").expect_err("config should be refused").to_string()
+    Config::from_toml(text, "test.toml")
+        .expect_err("config should be refused")
+        .to_string()
 }
 
 #[test]
@@ -51,13 +56,19 @@ fn the_embedded_default_validates() {
 
 #[test]
 fn bad_toml_syntax_names_the_line() {
-    assert_eq!(error(&with("[profiles.voice]", "[profiles.voice")), "test.toml:4: invalid TOML: unclosed table, expected `]`");
+    assert_eq!(
+        error(&with("[profiles.voice]", "[profiles.voice")),
+        "test.toml:4: invalid TOML: unclosed table, expected `]`"
+    );
 }
 
 #[test]
 fn an_unknown_key_is_an_error_not_ignored() {
     assert_eq!(
-        error(&with("filler_max = 2\n", "filler_max = 2\natempt_timeout = \"1s\"\n")),
+        error(&with(
+            "filler_max = 2\n",
+            "filler_max = 2\natempt_timeout = \"1s\"\n"
+        )),
         "test.toml:12: profiles.voice.atempt_timeout: unknown field `atempt_timeout`, expected one of `budget`, `attempt_timeout`, `max_attempts`, `backoff`, `filler_after`, `filler_repeat`, `filler_max`, `slow_call_threshold`"
     );
 }
@@ -65,7 +76,10 @@ fn an_unknown_key_is_an_error_not_ignored() {
 #[test]
 fn a_service_naming_an_unknown_profile_is_refused() {
     assert_eq!(
-        error(&with("profile = \"voice\"\ndisplay", "profile = \"voicee\"\ndisplay")),
+        error(&with(
+            "profile = \"voice\"\ndisplay",
+            "profile = \"voicee\"\ndisplay"
+        )),
         "test.toml:15: services.hubspot.profile: unknown profile \"voicee\"; known profiles: voice"
     );
 }
@@ -81,14 +95,21 @@ fn a_zero_duration_is_refused() {
 #[test]
 fn a_duration_without_unit_is_refused() {
     assert_eq!(
-        error(&with("attempt_timeout = \"1.2s\"", "attempt_timeout = \"1.2\"")),
+        error(&with(
+            "attempt_timeout = \"1.2s\"",
+            "attempt_timeout = \"1.2\""
+        )),
         "test.toml:6: profiles.voice.attempt_timeout: invalid duration \"1.2\": time unit needed, for example 1sec or 1ms; write it like \"700ms\" or \"3.5s\""
     );
 }
 
 #[test]
 fn a_worst_case_beyond_the_budget_is_refused_with_the_arithmetic() {
-    let text = with("max_attempts = 2", "max_attempts = 3").replacen("budget = \"3.2s\"", "budget = \"3.5s\"", 1);
+    let text = with("max_attempts = 2", "max_attempts = 3").replacen(
+        "budget = \"3.2s\"",
+        "budget = \"3.5s\"",
+        1,
+    );
     assert_eq!(
         error(&text),
         "test.toml:6: profiles.voice.attempt_timeout: 3 attempts × 1.2s + 2 backoff sleeps ≤ 400ms = 4.4s exceeds budget 3.5s; lower max_attempts, attempt_timeout or backoff.cap, or raise budget to at least 4.4s"
@@ -158,7 +179,10 @@ fn an_unknown_service_is_refused() {
 
 #[test]
 fn every_semantic_problem_is_reported_at_once() {
-    let text = format!("{}\n[services.hubspot.breaker]\nfailure_rate = 1.5\n", with("filler_after = \"600ms\"", "filler_after = \"3.2s\""));
+    let text = format!(
+        "{}\n[services.hubspot.breaker]\nfailure_rate = 1.5\n",
+        with("filler_after = \"600ms\"", "filler_after = \"3.2s\"")
+    );
     let message = error(&text);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines.len(), 2, "{message}");
@@ -169,7 +193,9 @@ fn every_semantic_problem_is_reported_at_once() {
 #[test]
 fn a_bad_environment_override_names_the_variable() {
     let env = |name: &str| (name == "VOXGUARD_HEALTH_ADDR").then(|| "localhost".to_string());
-    let message = Config::from_toml_with_env(VALID, "test.toml", &env).unwrap_err().to_string();
+    let message = Config::from_toml_with_env(VALID, "test.toml", &env)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         message,
         "environment variable VOXGUARD_HEALTH_ADDR: worker.health_addr: \"localhost\" is not a socket address like 0.0.0.0:8081"
@@ -183,10 +209,17 @@ fn environment_overrides_apply_before_validation() {
         "VOXGUARD_FLEET_BACKEND" => Some("redis".to_string()),
         _ => None,
     };
-    let message = Config::from_toml_with_env(VALID, "test.toml", &env).unwrap_err().to_string();
-    assert_eq!(message, "test.toml: fleet.url: backend \"redis\" needs url, e.g. \"redis://127.0.0.1:6379\"");
+    let message = Config::from_toml_with_env(VALID, "test.toml", &env)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        "test.toml: fleet.url: backend \"redis\" needs url, e.g. \"redis://127.0.0.1:6379\""
+    );
 
-    let env_with_url = |name: &str| env(name).or_else(|| (name == "VOXGUARD_REDIS_URL").then(|| "redis://r:6379".into()));
+    let env_with_url = |name: &str| {
+        env(name).or_else(|| (name == "VOXGUARD_REDIS_URL").then(|| "redis://r:6379".into()))
+    };
     let config = Config::from_toml_with_env(VALID, "test.toml", &env_with_url).unwrap();
     assert_eq!(config.livekit.url, "wss://lk.example.com");
     assert_eq!(config.fleet.url.as_deref(), Some("redis://r:6379"));
@@ -194,8 +227,15 @@ fn environment_overrides_apply_before_validation() {
 
 #[test]
 fn a_config_file_is_named_by_its_path() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/voice_over_budget.toml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config/voice_over_budget.toml");
     let message = Config::load(Some(&path)).unwrap_err().to_string();
-    assert!(message.starts_with(&format!("{}:", path.display())), "{message}");
-    assert!(message.contains(":6: profiles.voice.attempt_timeout: 3 attempts × 1.2s"), "{message}");
+    assert!(
+        message.starts_with(&format!("{}:", path.display())),
+        "{message}"
+    );
+    assert!(
+        message.contains(":6: profiles.voice.attempt_timeout: 3 attempts × 1.2s"),
+        "{message}"
+    );
 }

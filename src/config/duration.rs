@@ -23,7 +23,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 pub fn format(duration: Duration) -> String {
     if duration < Duration::from_secs(1) {
         let micros = duration.as_micros();
-        if micros % 1000 == 0 {
+        if micros.is_multiple_of(1000) {
             format!("{}ms", micros / 1000)
         } else {
             format!("{}ms", trim_decimals(micros as f64 / 1000.0))

@@ -159,10 +159,12 @@ mod tests {
 
     #[test]
     fn jsonl_and_csv_round_trip() {
-        for write in [write_jsonl::<&mut Vec<u8>>, write_csv::<&mut Vec<u8>>] {
-            let mut buffer = Vec::new();
-            write(&mut buffer, &samples()).unwrap();
-            let text = String::from_utf8(buffer).unwrap();
+        let mut jsonl = Vec::new();
+        write_jsonl(&mut jsonl, &samples()).unwrap();
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &samples()).unwrap();
+        for written in [jsonl, csv] {
+            let text = String::from_utf8(written).unwrap();
             assert_eq!(parse_latencies(&text, "lat").unwrap(), samples(), "{text}");
         }
     }

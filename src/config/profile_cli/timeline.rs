@@ -121,9 +121,7 @@ impl Timeline {
                         &format!("attempt {number}"),
                         start,
                         end,
-                        '[',
-                        '=',
-                        ']',
+                        "[=]",
                         &format!("{} → {}, {what}", fmt(start), fmt(end)),
                     )
                 }
@@ -131,9 +129,7 @@ impl Timeline {
                     &format!("backoff {number}"),
                     start,
                     end,
-                    '~',
-                    '~',
-                    '~',
+                    "~~~",
                     &format!("sleeps {}", fmt(end - start)),
                 ),
             };
@@ -224,16 +220,14 @@ impl Axis {
         )
     }
 
-    fn bar(
-        &self,
-        label: &str,
-        start: Duration,
-        end: Duration,
-        open: char,
-        fill: char,
-        close: char,
-        note: &str,
-    ) -> String {
+    fn bar(&self, label: &str, start: Duration, end: Duration, style: &str, note: &str) -> String {
+        // `style` is three characters: opening, fill, closing.
+        let mut style = style.chars();
+        let (open, fill, close) = (
+            style.next().unwrap_or('['),
+            style.next().unwrap_or('='),
+            style.next().unwrap_or(']'),
+        );
         let (from, to) = (
             self.column(start),
             self.column(end).max(self.column(start) + 1),
