@@ -1,1 +1,169 @@
-//! config (in progress).
+//! voxguard's configuration: the TOML file (embedded default in
+//! `config/voxguard.toml`), environment overrides, timeout profiles and
+//! per-service settings, validated into typed structs whose errors name
+//! file, line and field.
+//!
+//! ```
+//! let config = voxguard::config::Config::embedded_default().unwrap();
+//! let voice = config.resolved_profile("hubspot").unwrap();
+//! assert!(voice.worst_case().total <= voice.budget);
+//! let guard = config.guard_config("hubspot").unwrap();
+//! assert_eq!(guard.retry.max_attempts, voice.max_attempts);
+//! ```
+
+pub mod duration;
+mod env;
+mod error;
+mod profile;
+pub mod profile_cli;
+mod raw;
+mod secret;
+mod sections;
+mod service;
+mod spans;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::resilience::GuardConfig;
+
+pub use env::ENV_OVERRIDES;
+pub use error::{ConfigError, Problem};
+pub use profile::{LadderTiming, Profile, ProfileOverrides, WorstCase};
+pub use secret::{CredentialRef, Secret};
+pub use sections::{
+    DevConfig, FleetBackend, FleetConfig, LiveKitConfig, LlmConfig, LogConfig, SessionConfig,
+    WorkerConfig,
+};
+pub use service::{
+    BreakerSettings, DEFAULT_BULKHEAD, RetryBudgetSettings, SERVICE_NAMES, ServiceConfig,
+};
+
+/// The default configuration, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../../config/voxguard.toml");
+/// How errors in the embedded default name their file.
+pub const DEFAULT_ORIGIN: &str = "config/voxguard.toml (embedded)";
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where it was loaded from (a path, or [`DEFAULT_ORIGIN`]).
+    pub origin: String,
+    pub livekit: LiveKitConfig,
+    pub worker: WorkerConfig,
+    pub dev: DevConfig,
+    pub session: SessionConfig,
+    pub fleet: FleetConfig,
+    pub llm: LlmConfig,
+    pub log: LogConfig,
+    pub profiles: BTreeMap<String, Profile>,
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+impl Config {
+    /// Loads `path` (or the embedded default when `None`) and applies the
+    /// process environment. What the CLI calls for `--config`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok();
+        match path {
+            None => Config::from_toml_with_env(DEFAULT_TOML, DEFAULT_ORIGIN, &env),
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: origin.clone(),
+                    source,
+                })?;
+                Config::from_toml_with_env(&text, &origin, &env)
+            }
+        }
+    }
+
+    /// The embedded default, without environment overrides.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::from_toml(DEFAULT_TOML, DEFAULT_ORIGIN)
+    }
+
+    /// Parses and validates `text`, without environment overrides. `origin`
+    /// names the file in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_with_env(text, origin, &|_| None)
+    }
+
+    /// Parses `text`, applies overrides from `env`, validates.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let spans = spans::SpanIndex::parse(text).map_err(|e| {
+            let line = e.span().map(|s| spans::line_at(text, s.start));
+            ConfigError::Invalid(vec![Problem {
+                origin: origin.to_string(),
+                line,
+                field: String::new(),
+                message: format!("invalid TOML: {}", e.message()),
+            }])
+        })?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start);
+            ConfigError::Invalid(vec![Problem {
+                origin: origin.to_string(),
+                line: offset.map(|o| spans.line_at(o)),
+                field: offset
+                    .and_then(|o| spans.path_at(o))
+                    .unwrap_or_default()
+                    .to_string(),
+                message: e.message().to_string(),
+            }])
+        })?;
+        let mut config = raw.into_config(origin);
+        let (problems, env_fields) = env::apply(&mut config, env);
+        let mut report = validate::Report {
+            origin,
+            spans: &spans,
+            env_fields: &env_fields,
+            problems,
+        };
+        validate::validate(&config, &mut report);
+        if report.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(report.problems))
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.get(name)
+    }
+
+    /// The profile `service` runs under, with its overrides applied.
+    /// `None` when no such service is configured.
+    pub fn resolved_profile(&self, service: &str) -> Option<Profile> {
+        let service = self.services.get(service)?;
+        Some(service.resolve(self.profiles.get(&service.profile)?))
+    }
+
+    /// The resilience engine's configuration for `service`.
+    pub fn guard_config(&self, service: &str) -> Option<GuardConfig> {
+        let profile = self.resolved_profile(service)?;
+        Some(self.services.get(service)?.guard_config(&profile))
+    }
+
+    /// Guard configurations for every configured service, by name.
+    pub fn guard_configs(&self) -> Vec<GuardConfig> {
+        self.services
+            .keys()
+            .filter_map(|name| self.guard_config(name))
+            .collect()
+    }
+
+    /// The latency ladder timing for tool calls to `service`.
+    pub fn ladder_timing(&self, service: &str) -> Option<LadderTiming> {
+        self.resolved_profile(service).map(|p| p.ladder())
+    }
+}
