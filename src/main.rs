@@ -1,9 +1,10 @@
 //! The `voxguard` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use voxguard::config::{Config, profile_cli};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +81,7 @@ enum ProfileAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Profile { action, config } => run_profile(action, config.as_deref()),
         Command::Dev { .. } => {
             println!(
                 "voxguard dev: the embedded default is being assembled; the resilience engine is available as a library."
@@ -90,5 +92,51 @@ fn main() -> ExitCode {
             eprintln!("voxguard: this command is not available in this build yet");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Load the configuration or explain what to fix; invalid config exits 2.
+fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|err| {
+        eprintln!("voxguard: invalid configuration\n{err}");
+        ExitCode::from(2)
+    })
+}
+
+fn run_profile(action: ProfileAction, config_path: Option<&Path>) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match action {
+        ProfileAction::Check => {
+            let (report, ok) = profile_cli::check(&config);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        ProfileAction::Explain { name } => match profile_cli::explain(&config, &name) {
+            Ok(timeline) => {
+                print!("{timeline}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("voxguard: {err}");
+                ExitCode::from(2)
+            }
+        },
+        ProfileAction::Tune { latencies } => match profile_cli::tune_file(&config, &latencies) {
+            Ok(diff) => {
+                print!("{diff}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("voxguard: {err}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
