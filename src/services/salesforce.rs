@@ -92,6 +92,11 @@ struct OpportunityRow {
     close_date: Option<String>,
 }
 
+/// Whether a token-endpoint error says the client itself was refused.
+fn rejected_client(detail: Option<&str>) -> bool {
+    detail.is_some_and(|d| d.ends_with("invalid_client") || d.ends_with("invalid_grant"))
+}
+
 /// Quote a value as a SOQL string literal, escaping what SOQL requires.
 pub fn soql_quote(value: &str) -> String {
     let mut quoted = String::with_capacity(value.len() + 2);
@@ -248,7 +253,7 @@ impl SalesforceClient {
         let request = self.http.client().post(format!("{}/services/oauth2/token", self.base_url)).form(&form);
         let reply = match self.http.send(budget, TOKEN, request).await {
             Ok(reply) => reply,
-            Err(CallError::Status { code: 400 | 401, .. }) => {
+            Err(CallError::Status { code, detail }) if code == 401 || rejected_client(detail.as_deref()) => {
                 return Err(CallError::Status {
                     code: 401,
                     detail: Some(

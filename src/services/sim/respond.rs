@@ -121,7 +121,11 @@ pub(crate) fn vendor_error(state: &SimState, vendor: Vendor, endpoint: &str, sta
             json!({"error": {"code": code, "type": kind, "message": status.canonical_reason().unwrap_or("error")}})
         }
         Vendor::Salesforce if endpoint == "salesforce.token" => {
-            let error = if code == 401 || code == 400 { "invalid_client" } else { "unknown_error" };
+            let error = match code {
+                400 => "invalid_request",
+                401 => "invalid_client",
+                _ => "unknown_error",
+            };
             json!({"error": error, "error_description": status.canonical_reason().unwrap_or("error")})
         }
         Vendor::Salesforce => {
