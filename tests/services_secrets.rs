@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use support::{ALL_OPS, ctx, run, world};
 use voxguard::services::sim::{FaultSpec, FaultUpdate};
-use voxguard::services::{AmplitudeClient, ChiliPiperClient, HubSpotClient, SalesforceClient, Secret};
+use voxguard::services::{
+    AmplitudeClient, ChiliPiperClient, HubSpotClient, SalesforceClient, Secret,
+};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -50,33 +52,94 @@ async fn a_failing_run_logs_no_secret_and_no_looked_up_email() {
 
     // Every client under every failing fault, with the right credentials.
     let faults = [
-        FaultSpec { error_rate: 1.0, error_status: 503, ..FaultSpec::default() },
-        FaultSpec { rate_limit_rate: 1.0, ..FaultSpec::default() },
-        FaultSpec { reset_rate: 1.0, ..FaultSpec::default() },
-        FaultSpec { malformed_rate: 1.0, ..FaultSpec::default() },
-        FaultSpec { hang_rate: 1.0, ..FaultSpec::default() },
+        FaultSpec {
+            error_rate: 1.0,
+            error_status: 503,
+            ..FaultSpec::default()
+        },
+        FaultSpec {
+            rate_limit_rate: 1.0,
+            ..FaultSpec::default()
+        },
+        FaultSpec {
+            reset_rate: 1.0,
+            ..FaultSpec::default()
+        },
+        FaultSpec {
+            malformed_rate: 1.0,
+            ..FaultSpec::default()
+        },
+        FaultSpec {
+            hang_rate: 1.0,
+            ..FaultSpec::default()
+        },
     ];
     for spec in faults {
         for op in ALL_OPS {
-            w.sim.set_faults(FaultUpdate::service(op.service(), spec.clone())).unwrap();
-            errors.push(run(&w, op, &ctx(Duration::from_millis(200))).await.unwrap_err());
+            w.sim
+                .set_faults(FaultUpdate::service(op.service(), spec.clone()))
+                .unwrap();
+            errors.push(
+                run(&w, op, &ctx(Duration::from_millis(200)))
+                    .await
+                    .unwrap_err(),
+            );
         }
     }
     // A Salesforce session that expires, forcing a token refresh.
     w.sim.set_faults(FaultUpdate::preset("healthy")).unwrap();
     let salesforce = w.salesforce();
-    salesforce.find_contact(&ctx(Duration::from_secs(2)), &email).await.unwrap();
+    salesforce
+        .find_contact(&ctx(Duration::from_secs(2)), &email)
+        .await
+        .unwrap();
     w.sim.expire_salesforce_sessions();
-    salesforce.find_contact(&ctx(Duration::from_secs(2)), &email).await.unwrap();
+    salesforce
+        .find_contact(&ctx(Duration::from_secs(2)), &email)
+        .await
+        .unwrap();
     // Wrong credentials everywhere.
     let t = ctx(Duration::from_secs(2));
-    errors.push(AmplitudeClient::new(w.http.clone(), w.sim.base_url(), c.amplitude_api_key.clone(), wrong.clone()).user_activity(&t, &email).await.unwrap_err());
-    errors.push(SalesforceClient::new(w.http.clone(), w.sim.base_url(), c.salesforce_client_id.clone(), wrong.clone()).find_contact(&t, &email).await.unwrap_err());
-    errors.push(HubSpotClient::new(w.http.clone(), w.sim.base_url(), wrong.clone()).find_contact(&t, &email).await.unwrap_err());
-    errors.push(ChiliPiperClient::new(w.http.clone(), w.sim.chilipiper_base_url(), wrong.clone()).available_slots(&t, &w.slot_query()).await.unwrap_err());
+    errors.push(
+        AmplitudeClient::new(
+            w.http.clone(),
+            w.sim.base_url(),
+            c.amplitude_api_key.clone(),
+            wrong.clone(),
+        )
+        .user_activity(&t, &email)
+        .await
+        .unwrap_err(),
+    );
+    errors.push(
+        SalesforceClient::new(
+            w.http.clone(),
+            w.sim.base_url(),
+            c.salesforce_client_id.clone(),
+            wrong.clone(),
+        )
+        .find_contact(&t, &email)
+        .await
+        .unwrap_err(),
+    );
+    errors.push(
+        HubSpotClient::new(w.http.clone(), w.sim.base_url(), wrong.clone())
+            .find_contact(&t, &email)
+            .await
+            .unwrap_err(),
+    );
+    errors.push(
+        ChiliPiperClient::new(w.http.clone(), w.sim.chilipiper_base_url(), wrong.clone())
+            .available_slots(&t, &w.slot_query())
+            .await
+            .unwrap_err(),
+    );
 
     let text = logs.text();
-    assert!(text.contains("crm call failed"), "failures were logged:\n{text}");
+    assert!(
+        text.contains("crm call failed"),
+        "failures were logged:\n{text}"
+    );
     let secrets = [
         c.amplitude_api_key.expose(),
         c.amplitude_secret_key.expose(),
@@ -90,9 +153,21 @@ async fn a_failing_run_logs_no_secret_and_no_looked_up_email() {
     ];
     let errors_text: String = errors.iter().map(|e| format!("{e} {e:?}\n")).collect();
     for secret in secrets {
-        assert!(!text.contains(secret), "a secret leaked into the logs: {secret}");
-        assert!(!errors_text.contains(secret), "a secret leaked into an error: {secret}");
+        assert!(
+            !text.contains(secret),
+            "a secret leaked into the logs: {secret}"
+        );
+        assert!(
+            !errors_text.contains(secret),
+            "a secret leaked into an error: {secret}"
+        );
     }
-    assert!(!text.contains(&email), "the looked-up email leaked into the logs");
-    assert!(!errors_text.contains(&email), "the looked-up email leaked into an error");
+    assert!(
+        !text.contains(&email),
+        "the looked-up email leaked into the logs"
+    );
+    assert!(
+        !errors_text.contains(&email),
+        "the looked-up email leaked into an error"
+    );
 }

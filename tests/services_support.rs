@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use voxguard::resilience::{
-    AttemptCtx, BackoffConfig, BackoffKind, BreakerConfig, BudgetConfig, CallError, Deadline, Guard, GuardConfig,
-    RetryConfig,
+    AttemptCtx, BackoffConfig, BackoffKind, BreakerConfig, BudgetConfig, CallError, Deadline,
+    Guard, GuardConfig, RetryConfig,
 };
 use voxguard::services::sim::{CrmSimulator, FaultSpec, FaultUpdate, SimCredentials};
 use voxguard::services::{
-    AmplitudeClient, BookingRequest, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient, Secret, SlotQuery,
+    AmplitudeClient, BookingRequest, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient,
+    Secret, SlotQuery,
 };
 
 pub const SEED: u64 = 42;
@@ -22,8 +23,13 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    let sim = CrmSimulator::start("127.0.0.1:0".parse().unwrap(), SEED).await.expect("simulator starts");
-    World { sim, http: HttpLayer::new().expect("http client builds") }
+    let sim = CrmSimulator::start("127.0.0.1:0".parse().unwrap(), SEED)
+        .await
+        .expect("simulator starts");
+    World {
+        sim,
+        http: HttpLayer::new().expect("http client builds"),
+    }
 }
 
 impl World {
@@ -33,7 +39,12 @@ impl World {
 
     pub fn amplitude(&self) -> AmplitudeClient {
         let c = self.creds();
-        AmplitudeClient::new(self.http.clone(), self.sim.base_url(), c.amplitude_api_key.clone(), c.amplitude_secret_key.clone())
+        AmplitudeClient::new(
+            self.http.clone(),
+            self.sim.base_url(),
+            c.amplitude_api_key.clone(),
+            c.amplitude_secret_key.clone(),
+        )
     }
 
     pub fn salesforce(&self) -> SalesforceClient {
@@ -47,11 +58,19 @@ impl World {
     }
 
     pub fn hubspot(&self) -> HubSpotClient {
-        HubSpotClient::new(self.http.clone(), self.sim.base_url(), self.creds().hubspot_token.clone())
+        HubSpotClient::new(
+            self.http.clone(),
+            self.sim.base_url(),
+            self.creds().hubspot_token.clone(),
+        )
     }
 
     pub fn chilipiper(&self) -> ChiliPiperClient {
-        ChiliPiperClient::new(self.http.clone(), self.sim.chilipiper_base_url(), self.creds().chilipiper_api_key.clone())
+        ChiliPiperClient::new(
+            self.http.clone(),
+            self.sim.chilipiper_base_url(),
+            self.creds().chilipiper_api_key.clone(),
+        )
     }
 
     pub fn wrong(&self) -> Secret {
@@ -59,7 +78,9 @@ impl World {
     }
 
     pub fn fault(&self, service: &str, spec: FaultSpec) {
-        self.sim.set_faults(FaultUpdate::service(service, spec)).expect("valid faults");
+        self.sim
+            .set_faults(FaultUpdate::service(service, spec))
+            .expect("valid faults");
     }
 
     pub fn slot_query(&self) -> SlotQuery {
@@ -73,18 +94,38 @@ impl World {
 
     pub fn booking(&self, start_time: &str) -> BookingRequest {
         let f = self.sim.fixtures();
-        BookingRequest::new(&f.meeting_type_id, &f.hosts[0].user_id, start_time, &f.people[0].email, f.people[0].name())
+        BookingRequest::new(
+            &f.meeting_type_id,
+            &f.hosts[0].user_id,
+            start_time,
+            &f.people[0].email,
+            f.people[0].name(),
+        )
     }
 
     /// The email of a fixture person matching `pick`.
-    pub fn email(&self, pick: impl Fn(&voxguard::services::sim::fixtures::Person) -> bool) -> String {
-        self.sim.fixtures().people.iter().find(|p| pick(p)).expect("fixtures hold such a person").email.clone()
+    pub fn email(
+        &self,
+        pick: impl Fn(&voxguard::services::sim::fixtures::Person) -> bool,
+    ) -> String {
+        self.sim
+            .fixtures()
+            .people
+            .iter()
+            .find(|p| pick(p))
+            .expect("fixtures hold such a person")
+            .email
+            .clone()
     }
 }
 
 /// One attempt with `timeout` and a deadline comfortably after it.
 pub fn ctx(timeout: Duration) -> AttemptCtx {
-    AttemptCtx { attempt: 1, timeout, deadline: Deadline::after(timeout * 4) }
+    AttemptCtx {
+        attempt: 1,
+        timeout,
+        deadline: Deadline::after(timeout * 4),
+    }
 }
 
 pub fn guard(service: &str, max_attempts: u32, attempt_timeout: Duration) -> Arc<Guard> {
@@ -93,7 +134,11 @@ pub fn guard(service: &str, max_attempts: u32, attempt_timeout: Duration) -> Arc
         retry: RetryConfig {
             max_attempts,
             attempt_timeout,
-            backoff: BackoffConfig { kind: BackoffKind::Full, base: Duration::from_millis(50), cap: Duration::from_millis(200) },
+            backoff: BackoffConfig {
+                kind: BackoffKind::Full,
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(200),
+            },
         },
         breaker: BreakerConfig {
             consecutive_failures: 50,
@@ -107,7 +152,11 @@ pub fn guard(service: &str, max_attempts: u32, attempt_timeout: Duration) -> Arc
             half_open_probes: 1,
         },
         bulkhead_size: 16,
-        budget: BudgetConfig { retry_ratio: 1.0, min_retries_per_sec: 100, window: Duration::from_secs(10) },
+        budget: BudgetConfig {
+            retry_ratio: 1.0,
+            min_retries_per_sec: 100,
+            window: Duration::from_secs(10),
+        },
     })
 }
 
@@ -121,8 +170,13 @@ pub enum Op {
     ChiliPiperBook,
 }
 
-pub const ALL_OPS: [Op; 5] =
-    [Op::AmplitudeActivity, Op::SalesforceContact, Op::HubSpotContact, Op::ChiliPiperSlots, Op::ChiliPiperBook];
+pub const ALL_OPS: [Op; 5] = [
+    Op::AmplitudeActivity,
+    Op::SalesforceContact,
+    Op::HubSpotContact,
+    Op::ChiliPiperSlots,
+    Op::ChiliPiperBook,
+];
 
 impl Op {
     pub fn service(self) -> &'static str {
@@ -153,9 +207,15 @@ pub async fn run(world: &World, op: Op, ctx: &AttemptCtx) -> Result<(), CallErro
         Op::AmplitudeActivity => world.amplitude().user_activity(ctx, &email).await.map(drop),
         Op::SalesforceContact => world.salesforce().find_contact(ctx, &email).await.map(drop),
         Op::HubSpotContact => world.hubspot().find_contact(ctx, &email).await.map(drop),
-        Op::ChiliPiperSlots => world.chilipiper().available_slots(ctx, &world.slot_query()).await.map(drop),
-        Op::ChiliPiperBook => {
-            world.chilipiper().book_meeting(ctx, &world.booking("2026-11-24T10:00:00Z")).await.map(drop)
-        }
+        Op::ChiliPiperSlots => world
+            .chilipiper()
+            .available_slots(ctx, &world.slot_query())
+            .await
+            .map(drop),
+        Op::ChiliPiperBook => world
+            .chilipiper()
+            .book_meeting(ctx, &world.booking("2026-11-24T10:00:00Z"))
+            .await
+            .map(drop),
     }
 }

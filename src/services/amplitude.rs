@@ -15,8 +15,14 @@ use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
 
-const USER_SEARCH: Endpoint = Endpoint { vendor: Vendor::Amplitude, name: "usersearch" };
-const USER_ACTIVITY: Endpoint = Endpoint { vendor: Vendor::Amplitude, name: "useractivity" };
+const USER_SEARCH: Endpoint = Endpoint {
+    vendor: Vendor::Amplitude,
+    name: "usersearch",
+};
+const USER_ACTIVITY: Endpoint = Endpoint {
+    vendor: Vendor::Amplitude,
+    name: "useractivity",
+};
 /// How many recent events to summarise.
 const RECENT_EVENTS: usize = 5;
 
@@ -71,8 +77,18 @@ impl AmplitudeClient {
     pub const SIDE_EFFECT: SideEffect = SideEffect::None;
 
     /// `base_url` is e.g. `https://amplitude.com` (or the EU host); no trailing `/api/2`.
-    pub fn new(http: HttpLayer, base_url: impl Into<String>, api_key: Secret, secret_key: Secret) -> Self {
-        AmplitudeClient { http, base_url: base_url.into().trim_end_matches('/').to_string(), api_key, secret_key }
+    pub fn new(
+        http: HttpLayer,
+        base_url: impl Into<String>,
+        api_key: Secret,
+        secret_key: Secret,
+    ) -> Self {
+        AmplitudeClient {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            api_key,
+            secret_key,
+        }
     }
 
     pub fn side_effect(&self) -> SideEffect {
@@ -80,22 +96,34 @@ impl AmplitudeClient {
     }
 
     /// The user's recent activity, or `None` when Amplitude knows no such user.
-    pub async fn user_activity(&self, ctx: &AttemptCtx, user: &str) -> Result<Option<ActivitySummary>, CallError> {
+    pub async fn user_activity(
+        &self,
+        ctx: &AttemptCtx,
+        user: &str,
+    ) -> Result<Option<ActivitySummary>, CallError> {
         let budget = AttemptBudget::start(ctx);
         let search: UserSearch = self
             .http
-            .send_json(&budget, USER_SEARCH, self.get("/api/2/usersearch").query(&[("user", user)]))
+            .send_json(
+                &budget,
+                USER_SEARCH,
+                self.get("/api/2/usersearch").query(&[("user", user)]),
+            )
             .await?;
         let Some(found) = search.matches.into_iter().next() else {
             return Ok(None);
         };
-        let request = self
-            .get("/api/2/useractivity")
-            .query(&[("user", found.amplitude_id.to_string()), ("limit", RECENT_EVENTS.to_string())]);
+        let request = self.get("/api/2/useractivity").query(&[
+            ("user", found.amplitude_id.to_string()),
+            ("limit", RECENT_EVENTS.to_string()),
+        ]);
         let activity: UserActivity = self.http.send_json(&budget, USER_ACTIVITY, request).await?;
         let data = activity.user_data;
         Ok(Some(ActivitySummary {
-            user_id: data.user_id.or(found.user_id).unwrap_or_else(|| user.to_string()),
+            user_id: data
+                .user_id
+                .or(found.user_id)
+                .unwrap_or_else(|| user.to_string()),
             amplitude_id: found.amplitude_id,
             last_seen: data.last_used,
             first_seen: data.first_used,
@@ -107,7 +135,10 @@ impl AmplitudeClient {
                 .events
                 .into_iter()
                 .take(RECENT_EVENTS)
-                .map(|e| RecentEvent { event_type: e.event_type, time: e.event_time })
+                .map(|e| RecentEvent {
+                    event_type: e.event_type,
+                    time: e.event_time,
+                })
                 .collect(),
         }))
     }

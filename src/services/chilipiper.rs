@@ -23,8 +23,14 @@ use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
 
-const SLOTS: Endpoint = Endpoint { vendor: Vendor::ChiliPiper, name: "slots" };
-const BOOK: Endpoint = Endpoint { vendor: Vendor::ChiliPiper, name: "book" };
+const SLOTS: Endpoint = Endpoint {
+    vendor: Vendor::ChiliPiper,
+    name: "slots",
+};
+const BOOK: Endpoint = Endpoint {
+    vendor: Vendor::ChiliPiper,
+    name: "book",
+};
 /// The header carrying a booking's idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
@@ -63,11 +69,19 @@ impl ChiliPiperClient {
 
     /// `base_url` is e.g. `https://fire.chilipiper.com/api/fire-edge`.
     pub fn new(http: HttpLayer, base_url: impl Into<String>, api_key: Secret) -> Self {
-        ChiliPiperClient { http, base_url: base_url.into().trim_end_matches('/').to_string(), api_key }
+        ChiliPiperClient {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            api_key,
+        }
     }
 
     /// Bookable start times for the host in the window.
-    pub async fn available_slots(&self, ctx: &AttemptCtx, query: &SlotQuery) -> Result<Slots, CallError> {
+    pub async fn available_slots(
+        &self,
+        ctx: &AttemptCtx,
+        query: &SlotQuery,
+    ) -> Result<Slots, CallError> {
         let budget = AttemptBudget::start(ctx);
         let body = json!({
             "expectedHost": {"type": "User", "userId": query.host_user_id},
@@ -75,16 +89,33 @@ impl ChiliPiperClient {
             "meetingTypeRef": {"id": query.meeting_type_id, "timestamp": query.starts_at},
             "interval": {"startsAt": query.starts_at, "duration": iso_duration(query.window)}
         });
-        let found: StartTimes = self.http.send_json(&budget, SLOTS, self.post("/v1/org/availability/slots").json(&body)).await?;
+        let found: StartTimes = self
+            .http
+            .send_json(
+                &budget,
+                SLOTS,
+                self.post("/v1/org/availability/slots").json(&body),
+            )
+            .await?;
         Ok(Slots {
             host_user_id: query.host_user_id.clone(),
             meeting_type_id: query.meeting_type_id.clone(),
-            slots: found.start_times.into_iter().map(|s| Slot { start_time: s.start_time }).collect(),
+            slots: found
+                .start_times
+                .into_iter()
+                .map(|s| Slot {
+                    start_time: s.start_time,
+                })
+                .collect(),
         })
     }
 
     /// Book the meeting. Every attempt sends the request's idempotency key.
-    pub async fn book_meeting(&self, ctx: &AttemptCtx, booking: &BookingRequest) -> Result<BookingConfirmation, CallError> {
+    pub async fn book_meeting(
+        &self,
+        ctx: &AttemptCtx,
+        booking: &BookingRequest,
+    ) -> Result<BookingConfirmation, CallError> {
         let budget = AttemptBudget::start(ctx);
         let body = json!({
             "meetingTypeId": booking.meeting_type_id,
@@ -106,7 +137,10 @@ impl ChiliPiperClient {
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.client().post(format!("{}{path}", self.base_url)).bearer_auth(self.api_key.expose())
+        self.http
+            .client()
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(self.api_key.expose())
     }
 }
 

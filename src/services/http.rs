@@ -54,7 +54,9 @@ pub struct AttemptBudget {
 
 impl AttemptBudget {
     pub fn start(ctx: &AttemptCtx) -> Self {
-        AttemptBudget { until: ctx.deadline.child(ctx.timeout) }
+        AttemptBudget {
+            until: ctx.deadline.child(ctx.timeout),
+        }
     }
 
     pub fn remaining(&self) -> Duration {
@@ -74,7 +76,10 @@ impl HttpLayer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HttpSetupError(e.without_url().to_string()))?;
-        Ok(HttpLayer { client, body_limit: DEFAULT_BODY_LIMIT })
+        Ok(HttpLayer {
+            client,
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
     }
 
     /// Responses larger than `bytes` fail with [`CallError::Decode`].
@@ -96,10 +101,16 @@ impl HttpLayer {
     ) -> Result<Reply, CallError> {
         let timeout = budget.remaining();
         if timeout.is_zero() {
-            return Err(CallError::Timeout { after: Duration::ZERO });
+            return Err(CallError::Timeout {
+                after: Duration::ZERO,
+            });
         }
         let started = tokio::time::Instant::now();
-        let response = request.timeout(timeout).send().await.map_err(|e| classify_transport(&e, endpoint, timeout))?;
+        let response = request
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| classify_transport(&e, endpoint, timeout))?;
         let status = response.status();
         let rate_limit = read_rate_limit(endpoint.vendor, response.headers(), SystemTime::now());
         if rate_limit.remaining.is_some() || rate_limit.wait().is_some() {
@@ -121,9 +132,15 @@ impl HttpLayer {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "crm response"
             );
-            return Ok(Reply { status, body, rate_limit });
+            return Ok(Reply {
+                status,
+                body,
+                rate_limit,
+            });
         }
-        let body = read_limited(response, ERROR_BODY_LIMIT, endpoint, timeout).await.unwrap_or_default();
+        let body = read_limited(response, ERROR_BODY_LIMIT, endpoint, timeout)
+            .await
+            .unwrap_or_default();
         let error = classify_status(endpoint, status.as_u16(), &body, rate_limit);
         tracing::warn!(
             service = endpoint.vendor.as_str(),
@@ -157,7 +174,13 @@ pub fn decode_json<T: DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Resu
             serde_json::error::Category::Eof => "truncated JSON",
         };
         CallError::Decode {
-            detail: format!("{} {}: {kind} at line {} column {}", endpoint.vendor.as_str(), endpoint.name, e.line(), e.column()),
+            detail: format!(
+                "{} {}: {kind} at line {} column {}",
+                endpoint.vendor.as_str(),
+                endpoint.name,
+                e.line(),
+                e.column()
+            ),
         }
     })
 }
@@ -167,12 +190,21 @@ fn classify_transport(error: &reqwest::Error, endpoint: Endpoint, timeout: Durat
     if error.is_timeout() {
         CallError::Timeout { after: timeout }
     } else if error.is_connect() {
-        CallError::Connect { detail: format!("{service} {}: could not connect", endpoint.name), sent: false }
+        CallError::Connect {
+            detail: format!("{service} {}: could not connect", endpoint.name),
+            sent: false,
+        }
     } else if error.is_builder() {
-        CallError::Connect { detail: format!("{service} {}: invalid request target", endpoint.name), sent: false }
+        CallError::Connect {
+            detail: format!("{service} {}: invalid request target", endpoint.name),
+            sent: false,
+        }
     } else {
         CallError::Connect {
-            detail: format!("{service} {}: connection closed before a complete response", endpoint.name),
+            detail: format!(
+                "{service} {}: connection closed before a complete response",
+                endpoint.name
+            ),
             sent: true,
         }
     }
@@ -185,13 +217,24 @@ async fn read_limited(
     timeout: Duration,
 ) -> Result<Vec<u8>, CallError> {
     let too_large = || CallError::Decode {
-        detail: format!("{} {}: response body larger than {limit} bytes", endpoint.vendor.as_str(), endpoint.name),
+        detail: format!(
+            "{} {}: response body larger than {limit} bytes",
+            endpoint.vendor.as_str(),
+            endpoint.name
+        ),
     };
-    if response.content_length().is_some_and(|len| len > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| classify_transport(&e, endpoint, timeout))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| classify_transport(&e, endpoint, timeout))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -202,12 +245,23 @@ async fn read_limited(
 
 /// Classify a non-2xx answer. Auth failures get a detail naming the credential
 /// to check; other details carry only the vendor's error code.
-fn classify_status(endpoint: Endpoint, code: u16, body: &[u8], rate_limit: RateLimitInfo) -> CallError {
+fn classify_status(
+    endpoint: Endpoint,
+    code: u16,
+    body: &[u8],
+    rate_limit: RateLimitInfo,
+) -> CallError {
     let service = endpoint.vendor.as_str();
     let vendor_code = vendor_error_code(endpoint.vendor, body);
     let detail = match code {
-        401 => format!("{service} rejected the credentials: check {}", credential_hint(endpoint.vendor)),
-        403 => format!("{service} refused access: check the permissions of {}", credential_hint(endpoint.vendor)),
+        401 => format!(
+            "{service} rejected the credentials: check {}",
+            credential_hint(endpoint.vendor)
+        ),
+        403 => format!(
+            "{service} refused access: check the permissions of {}",
+            credential_hint(endpoint.vendor)
+        ),
         _ => match &vendor_code {
             Some(vendor_code) => format!("{service} {}: {vendor_code}", endpoint.name),
             None => format!("{service} {}", endpoint.name),
@@ -237,13 +291,23 @@ pub fn vendor_error_code(vendor: Vendor, body: &[u8]) -> Option<String> {
             .or_else(|| value.get("error"))
             .and_then(|c| c.as_str()),
         // `{"status": "error", "category": "VALIDATION_ERROR", "errorType": "RATE_LIMIT", ...}`.
-        Vendor::HubSpot => value.get("errorType").or_else(|| value.get("category")).and_then(|c| c.as_str()),
+        Vendor::HubSpot => value
+            .get("errorType")
+            .or_else(|| value.get("category"))
+            .and_then(|c| c.as_str()),
         // `{"errorCode": "...", "errorMessage": "..."}`.
         Vendor::ChiliPiper => value.get("errorCode").and_then(|c| c.as_str()),
         // `{"error": {"code": 400, "type": "invalid_request"}}` (voxguard's reading; see amplitude.rs).
-        Vendor::Amplitude => value.get("error").and_then(|e| e.get("type").or(Some(e))).and_then(|c| c.as_str()),
+        Vendor::Amplitude => value
+            .get("error")
+            .and_then(|e| e.get("type").or(Some(e)))
+            .and_then(|c| c.as_str()),
     }?;
-    let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(64).collect();
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect();
     (!code.is_empty()).then_some(code)
 }
 
@@ -251,12 +315,17 @@ pub fn vendor_error_code(vendor: Vendor, body: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    const QUERY: Endpoint = Endpoint { vendor: Vendor::Salesforce, name: "query" };
+    const QUERY: Endpoint = Endpoint {
+        vendor: Vendor::Salesforce,
+        name: "query",
+    };
 
     #[test]
     fn decode_errors_never_echo_the_body() {
         let err = decode_json::<Vec<u64>>(QUERY, br#"["alice@example.com"]"#).unwrap_err();
-        let CallError::Decode { detail } = err else { panic!("expected Decode") };
+        let CallError::Decode { detail } = err else {
+            panic!("expected Decode")
+        };
         assert!(!detail.contains("alice"), "{detail}");
         assert!(detail.contains("unexpected JSON shape"));
     }
@@ -265,12 +334,18 @@ mod tests {
     fn a_401_names_the_credential_to_check_and_is_permanent() {
         let err = classify_status(QUERY, 401, b"", RateLimitInfo::default());
         assert!(!err.is_transient());
-        assert!(matches!(&err, CallError::Status { code: 401, detail: Some(d) } if d.contains("client secret")));
+        assert!(
+            matches!(&err, CallError::Status { code: 401, detail: Some(d) } if d.contains("client secret"))
+        );
     }
 
     #[test]
     fn salesforce_error_codes_are_read_from_the_array_shape() {
-        let body = br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
-        assert_eq!(vendor_error_code(Vendor::Salesforce, body).as_deref(), Some("INVALID_SESSION_ID"));
+        let body =
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+        assert_eq!(
+            vendor_error_code(Vendor::Salesforce, body).as_deref(),
+            Some("INVALID_SESSION_ID")
+        );
     }
 }

@@ -15,9 +15,18 @@ use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
 
-const CONTACT_SEARCH: Endpoint = Endpoint { vendor: Vendor::HubSpot, name: "contacts_search" };
-const OWNER: Endpoint = Endpoint { vendor: Vendor::HubSpot, name: "owners" };
-const DEAL_SEARCH: Endpoint = Endpoint { vendor: Vendor::HubSpot, name: "deals_search" };
+const CONTACT_SEARCH: Endpoint = Endpoint {
+    vendor: Vendor::HubSpot,
+    name: "contacts_search",
+};
+const OWNER: Endpoint = Endpoint {
+    vendor: Vendor::HubSpot,
+    name: "owners",
+};
+const DEAL_SEARCH: Endpoint = Endpoint {
+    vendor: Vendor::HubSpot,
+    name: "deals_search",
+};
 
 pub struct HubSpotClient {
     http: HttpLayer,
@@ -68,7 +77,11 @@ impl HubSpotClient {
 
     /// `base_url` is e.g. `https://api.hubapi.com`.
     pub fn new(http: HttpLayer, base_url: impl Into<String>, access_token: Secret) -> Self {
-        HubSpotClient { http, base_url: base_url.into().trim_end_matches('/').to_string(), access_token }
+        HubSpotClient {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            access_token,
+        }
     }
 
     pub fn side_effect(&self) -> SideEffect {
@@ -76,25 +89,43 @@ impl HubSpotClient {
     }
 
     /// The contact with this email, or `None`.
-    pub async fn find_contact(&self, ctx: &AttemptCtx, email: &str) -> Result<Option<CrmRecord>, CallError> {
+    pub async fn find_contact(
+        &self,
+        ctx: &AttemptCtx,
+        email: &str,
+    ) -> Result<Option<CrmRecord>, CallError> {
         let budget = AttemptBudget::start(ctx);
         let search = json!({
             "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
             "properties": ["email", "firstname", "lastname", "lifecyclestage", "hubspot_owner_id", "company"],
             "limit": 1
         });
-        let page: SearchPage<ContactProperties> =
-            self.http.send_json(&budget, CONTACT_SEARCH, self.post("/crm/v3/objects/contacts/search").json(&search)).await?;
+        let page: SearchPage<ContactProperties> = self
+            .http
+            .send_json(
+                &budget,
+                CONTACT_SEARCH,
+                self.post("/crm/v3/objects/contacts/search").json(&search),
+            )
+            .await?;
         let Some(contact) = page.results.into_iter().next() else {
             return Ok(None);
         };
         let props = contact.properties;
-        let owner = match props.hubspot_owner_id.as_deref().filter(|id| !id.is_empty()) {
+        let owner = match props
+            .hubspot_owner_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+        {
             Some(owner_id) => self.owner_name(&budget, owner_id).await?,
             None => None,
         };
         let open_opportunity = self.open_deal(&budget, &contact.id).await?;
-        let name = [props.firstname, props.lastname].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let name = [props.firstname, props.lastname]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
         Ok(Some(CrmRecord {
             source: CrmSource::HubSpot,
             id: contact.id,
@@ -106,12 +137,24 @@ impl HubSpotClient {
         }))
     }
 
-    async fn owner_name(&self, budget: &AttemptBudget, owner_id: &str) -> Result<Option<String>, CallError> {
+    async fn owner_name(
+        &self,
+        budget: &AttemptBudget,
+        owner_id: &str,
+    ) -> Result<Option<String>, CallError> {
         let path = format!("/crm/v3/owners/{}", owner_id.trim());
-        let request = self.http.client().get(format!("{}{path}", self.base_url)).bearer_auth(self.access_token.expose());
+        let request = self
+            .http
+            .client()
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(self.access_token.expose());
         match self.http.send_json::<Owner>(budget, OWNER, request).await {
             Ok(owner) => {
-                let name = [owner.first_name, owner.last_name].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                let name = [owner.first_name, owner.last_name]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 Ok((!name.is_empty()).then_some(name))
             }
             // An owner who left the portal is a missing name, not a failed lookup.
@@ -120,7 +163,11 @@ impl HubSpotClient {
         }
     }
 
-    async fn open_deal(&self, budget: &AttemptBudget, contact_id: &str) -> Result<Option<OpenOpportunity>, CallError> {
+    async fn open_deal(
+        &self,
+        budget: &AttemptBudget,
+        contact_id: &str,
+    ) -> Result<Option<OpenOpportunity>, CallError> {
         let search = json!({
             "filterGroups": [{"filters": [
                 {"propertyName": "associations.contact", "operator": "EQ", "value": contact_id},
@@ -130,17 +177,29 @@ impl HubSpotClient {
             "sorts": [{"propertyName": "closedate", "direction": "ASCENDING"}],
             "limit": 1
         });
-        let page: SearchPage<DealProperties> =
-            self.http.send_json(budget, DEAL_SEARCH, self.post("/crm/v3/objects/deals/search").json(&search)).await?;
+        let page: SearchPage<DealProperties> = self
+            .http
+            .send_json(
+                budget,
+                DEAL_SEARCH,
+                self.post("/crm/v3/objects/deals/search").json(&search),
+            )
+            .await?;
         Ok(page.results.into_iter().next().map(|deal| OpenOpportunity {
             name: deal.properties.dealname.unwrap_or_default(),
             stage: deal.properties.dealstage.unwrap_or_default(),
             amount: deal.properties.amount.and_then(|a| a.parse().ok()),
-            close_date: deal.properties.closedate.map(|d| d.chars().take(10).collect()),
+            close_date: deal
+                .properties
+                .closedate
+                .map(|d| d.chars().take(10).collect()),
         }))
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.client().post(format!("{}{path}", self.base_url)).bearer_auth(self.access_token.expose())
+        self.http
+            .client()
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(self.access_token.expose())
     }
 }

@@ -7,8 +7,8 @@
 
 pub mod amplitude;
 pub mod chilipiper;
-pub mod hubspot;
 pub mod http;
+pub mod hubspot;
 pub mod model;
 pub mod ratelimit;
 pub mod salesforce;
@@ -18,12 +18,12 @@ pub mod sim;
 pub use amplitude::AmplitudeClient;
 pub use chilipiper::ChiliPiperClient;
 pub use http::{AttemptBudget, Endpoint, HttpLayer, HttpSetupError};
-pub use ratelimit::Vendor;
 pub use hubspot::HubSpotClient;
 pub use model::{
-    ActivitySummary, BookingConfirmation, BookingRequest, CrmRecord, CrmSource, OpenOpportunity, RecentEvent, Slot,
-    SlotQuery, Slots,
+    ActivitySummary, BookingConfirmation, BookingRequest, CrmRecord, CrmSource, OpenOpportunity,
+    RecentEvent, Slot, SlotQuery, Slots,
 };
+pub use ratelimit::Vendor;
 pub use salesforce::SalesforceClient;
 pub use secret::Secret;
 

@@ -113,7 +113,12 @@ impl BookingRequest {
             guest_email: guest_email.into(),
             guest_name: guest_name.into(),
         };
-        let material = [&request.meeting_type_id, &request.host_user_id, &request.start_time, &request.guest_email];
+        let material = [
+            &request.meeting_type_id,
+            &request.host_user_id,
+            &request.start_time,
+            &request.guest_email,
+        ];
         request.idempotency_key = format!(
             "vg-{:016x}{:016x}",
             fnv1a(0xcbf2_9ce4_8422_2325, &material),
@@ -150,7 +155,13 @@ mod tests {
     #[test]
     fn the_same_booking_always_gets_the_same_idempotency_key() {
         let a = BookingRequest::new("mt-1", "u-1", "2026-01-05T10:00:00Z", "a@example.com", "A");
-        let b = BookingRequest::new("mt-1", "u-1", "2026-01-05T10:00:00Z", "a@example.com", "Someone else");
+        let b = BookingRequest::new(
+            "mt-1",
+            "u-1",
+            "2026-01-05T10:00:00Z",
+            "a@example.com",
+            "Someone else",
+        );
         let c = BookingRequest::new("mt-1", "u-1", "2026-01-05T10:30:00Z", "a@example.com", "A");
         assert_eq!(a.idempotency_key, b.idempotency_key);
         assert_ne!(a.idempotency_key, c.idempotency_key);

@@ -73,14 +73,20 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 /// Read everything rate-limit related from a response's headers.
 pub fn read_rate_limit(vendor: Vendor, headers: &HeaderMap, now: SystemTime) -> RateLimitInfo {
-    let retry_after =
-        headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now));
-    let mut info = RateLimitInfo { retry_after, ..RateLimitInfo::default() };
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
+    let mut info = RateLimitInfo {
+        retry_after,
+        ..RateLimitInfo::default()
+    };
     match vendor {
         Vendor::HubSpot => {
             info.limit = header_u64(headers, "x-hubspot-ratelimit-max");
             info.remaining = header_u64(headers, "x-hubspot-ratelimit-remaining");
-            let interval = header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis);
+            let interval = header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
+                .map(Duration::from_millis);
             if info.remaining == Some(0) {
                 info.implied_wait = interval;
             } else if header_u64(headers, "x-hubspot-ratelimit-secondly-remaining") == Some(0) {
@@ -98,8 +104,10 @@ pub fn read_rate_limit(vendor: Vendor, headers: &HeaderMap, now: SystemTime) -> 
             }
         }
         Vendor::Amplitude | Vendor::ChiliPiper => {
-            info.remaining = header_u64(headers, "x-ratelimit-remaining").or(header_u64(headers, "ratelimit-remaining"));
-            info.limit = header_u64(headers, "x-ratelimit-limit").or(header_u64(headers, "ratelimit-limit"));
+            info.remaining = header_u64(headers, "x-ratelimit-remaining")
+                .or(header_u64(headers, "ratelimit-remaining"));
+            info.limit =
+                header_u64(headers, "x-ratelimit-limit").or(header_u64(headers, "ratelimit-limit"));
             info.implied_wait = header_u64(headers, "x-ratelimit-reset")
                 .or(header_u64(headers, "ratelimit-reset"))
                 .map(Duration::from_secs);
@@ -110,7 +118,9 @@ pub fn read_rate_limit(vendor: Vendor, headers: &HeaderMap, now: SystemTime) -> 
 
 /// `api-usage=25/15000` → `(25, 15000)`.
 fn parse_sforce_limit_info(value: &str) -> Option<(u64, u64)> {
-    let usage = value.split(',').find_map(|part| part.trim().strip_prefix("api-usage="))?;
+    let usage = value
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("api-usage="))?;
     let (used, limit) = usage.split_once('/')?;
     Some((used.trim().parse().ok()?, limit.trim().parse().ok()?))
 }
@@ -135,8 +145,14 @@ mod tests {
     fn an_exhausted_hubspot_interval_implies_waiting_one_interval() {
         let mut headers = HeaderMap::new();
         headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("100"));
-        headers.insert("x-hubspot-ratelimit-remaining", HeaderValue::from_static("0"));
-        headers.insert("x-hubspot-ratelimit-interval-milliseconds", HeaderValue::from_static("10000"));
+        headers.insert(
+            "x-hubspot-ratelimit-remaining",
+            HeaderValue::from_static("0"),
+        );
+        headers.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            HeaderValue::from_static("10000"),
+        );
         let info = read_rate_limit(Vendor::HubSpot, &headers, SystemTime::now());
         assert_eq!(info.wait(), Some(Duration::from_secs(10)));
         assert_eq!(info.remaining, Some(0));
@@ -145,7 +161,10 @@ mod tests {
     #[test]
     fn salesforce_limit_info_reports_remaining_daily_calls() {
         let mut headers = HeaderMap::new();
-        headers.insert("sforce-limit-info", HeaderValue::from_static("api-usage=25/15000"));
+        headers.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=25/15000"),
+        );
         let info = read_rate_limit(Vendor::Salesforce, &headers, SystemTime::now());
         assert_eq!(info.remaining, Some(14975));
         assert_eq!(info.wait(), None);

@@ -20,8 +20,14 @@ use crate::resilience::{AttemptCtx, CallError};
 
 /// The REST API version voxguard speaks.
 pub const API_VERSION: &str = "v62.0";
-const TOKEN: Endpoint = Endpoint { vendor: Vendor::Salesforce, name: "token" };
-const QUERY: Endpoint = Endpoint { vendor: Vendor::Salesforce, name: "query" };
+const TOKEN: Endpoint = Endpoint {
+    vendor: Vendor::Salesforce,
+    name: "token",
+};
+const QUERY: Endpoint = Endpoint {
+    vendor: Vendor::Salesforce,
+    name: "query",
+};
 
 pub struct SalesforceClient {
     http: HttpLayer,
@@ -123,7 +129,12 @@ impl SalesforceClient {
     pub const SIDE_EFFECT: SideEffect = SideEffect::None;
 
     /// `base_url` is the org's My Domain login host, e.g. `https://acme.my.salesforce.com`.
-    pub fn new(http: HttpLayer, base_url: impl Into<String>, client_id: Secret, client_secret: Secret) -> Self {
+    pub fn new(
+        http: HttpLayer,
+        base_url: impl Into<String>,
+        client_id: Secret,
+        client_secret: Secret,
+    ) -> Self {
         SalesforceClient {
             http,
             base_url: base_url.into().trim_end_matches('/').to_string(),
@@ -138,7 +149,11 @@ impl SalesforceClient {
     }
 
     /// The Contact with this email (else the open Lead), or `None`.
-    pub async fn find_contact(&self, ctx: &AttemptCtx, email: &str) -> Result<Option<CrmRecord>, CallError> {
+    pub async fn find_contact(
+        &self,
+        ctx: &AttemptCtx,
+        email: &str,
+    ) -> Result<Option<CrmRecord>, CallError> {
         let budget = AttemptBudget::start(ctx);
         let email = soql_quote(email);
         let contacts: QueryResult<ContactRow> = self
@@ -160,7 +175,10 @@ impl SalesforceClient {
                 source: CrmSource::SalesforceContact,
                 id: contact.id,
                 name: contact.name,
-                owner: account.as_ref().and_then(|a| a.owner.as_ref()).and_then(|o| o.name.clone()),
+                owner: account
+                    .as_ref()
+                    .and_then(|a| a.owner.as_ref())
+                    .and_then(|o| o.name.clone()),
                 lifecycle_stage: account.as_ref().and_then(|a| a.kind.clone()),
                 company: account.and_then(|a| a.name),
                 open_opportunity,
@@ -186,7 +204,11 @@ impl SalesforceClient {
         }))
     }
 
-    async fn open_opportunity(&self, budget: &AttemptBudget, account_id: &str) -> Result<Option<OpenOpportunity>, CallError> {
+    async fn open_opportunity(
+        &self,
+        budget: &AttemptBudget,
+        account_id: &str,
+    ) -> Result<Option<OpenOpportunity>, CallError> {
         let soql = format!(
             "SELECT Name, StageName, Amount, CloseDate FROM Opportunity \
              WHERE AccountId = {} AND IsClosed = false ORDER BY CloseDate ASC LIMIT 1",
@@ -202,11 +224,18 @@ impl SalesforceClient {
     }
 
     /// Run one SOQL query, refreshing the session once if Salesforce says it is invalid.
-    async fn query<R: DeserializeOwned>(&self, budget: &AttemptBudget, soql: &str) -> Result<QueryResult<R>, CallError> {
+    async fn query<R: DeserializeOwned>(
+        &self,
+        budget: &AttemptBudget,
+        soql: &str,
+    ) -> Result<QueryResult<R>, CallError> {
         let session = self.session(budget).await?;
         match self.query_with(budget, &session, soql).await {
             Err(CallError::Status { code: 401, .. }) => {
-                tracing::info!(service = "salesforce", "session rejected; requesting a new access token");
+                tracing::info!(
+                    service = "salesforce",
+                    "session rejected; requesting a new access token"
+                );
                 self.forget_session(&session).await;
                 let fresh = self.session(budget).await?;
                 self.query_with(budget, &fresh, soql).await.map_err(|e| match e {
@@ -234,7 +263,10 @@ impl SalesforceClient {
         let request = self
             .http
             .client()
-            .get(format!("{}/services/data/{API_VERSION}/query", session.instance_url))
+            .get(format!(
+                "{}/services/data/{API_VERSION}/query",
+                session.instance_url
+            ))
             .query(&[("q", soql)])
             .bearer_auth(session.access_token.expose());
         self.http.send_json(budget, QUERY, request).await
@@ -250,10 +282,16 @@ impl SalesforceClient {
             ("client_id", self.client_id.expose()),
             ("client_secret", self.client_secret.expose()),
         ];
-        let request = self.http.client().post(format!("{}/services/oauth2/token", self.base_url)).form(&form);
+        let request = self
+            .http
+            .client()
+            .post(format!("{}/services/oauth2/token", self.base_url))
+            .form(&form);
         let reply = match self.http.send(budget, TOKEN, request).await {
             Ok(reply) => reply,
-            Err(CallError::Status { code, detail }) if code == 401 || rejected_client(detail.as_deref()) => {
+            Err(CallError::Status { code, detail })
+                if code == 401 || rejected_client(detail.as_deref()) =>
+            {
                 return Err(CallError::Status {
                     code: 401,
                     detail: Some(
@@ -268,7 +306,10 @@ impl SalesforceClient {
         let token: TokenResponse = decode_json(TOKEN, &reply.body)?;
         let session = Session {
             access_token: token.access_token,
-            instance_url: token.instance_url.map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| self.base_url.clone()),
+            instance_url: token
+                .instance_url
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| self.base_url.clone()),
         };
         *cached = Some(session.clone());
         Ok(session)
@@ -276,7 +317,10 @@ impl SalesforceClient {
 
     async fn forget_session(&self, stale: &Session) {
         let mut cached = self.session.lock().await;
-        if cached.as_ref().is_some_and(|s| s.access_token == stale.access_token) {
+        if cached
+            .as_ref()
+            .is_some_and(|s| s.access_token == stale.access_token)
+        {
             *cached = None;
         }
     }

@@ -22,7 +22,15 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if month <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, month, day)
+    (
+        if month <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        month,
+        day,
+    )
 }
 
 /// The day number of an RFC 3339 timestamp's date part.
@@ -30,15 +38,27 @@ pub fn parse_date(rfc3339: &str) -> Option<i64> {
     let date = rfc3339.get(..10)?;
     let mut parts = date.split('-');
     let year = parts.next()?.parse().ok()?;
-    let month = parts.next()?.parse().ok().filter(|m| (1..=12).contains(m))?;
-    let day = parts.next()?.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|m| (1..=12).contains(m))?;
+    let day = parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|d| (1..=31).contains(d))?;
     Some(days_from_civil(year, month, day))
 }
 
 /// `YYYY-MM-DDTHH:MM:00Z`.
 pub fn format_slot(day: i64, minute_of_day: u32) -> String {
     let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:00Z", minute_of_day / 60, minute_of_day % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:00Z",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
 }
 
 /// Monday to Friday.

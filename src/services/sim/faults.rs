@@ -23,8 +23,17 @@ pub const ENDPOINTS: [&str; 9] = [
 ];
 pub const SERVICES: [&str; 4] = ["amplitude", "salesforce", "hubspot", "chilipiper"];
 /// Names accepted in `{"preset": ...}`.
-pub const PRESETS: [&str; 9] =
-    ["healthy", "slow", "errors", "hang", "flaky", "rate-limited", "malformed", "outage-recovery", "mixed"];
+pub const PRESETS: [&str; 9] = [
+    "healthy",
+    "slow",
+    "errors",
+    "hang",
+    "flaky",
+    "rate-limited",
+    "malformed",
+    "outage-recovery",
+    "mixed",
+];
 
 /// Response latency: `{"base_ms", "jitter_ms"}` (uniform jitter on top of a base)
 /// or `{"p50_ms", "p99_ms"}` (log-normal with those percentiles).
@@ -37,7 +46,10 @@ pub enum Latency {
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency::Uniform { base_ms: 0, jitter_ms: 0 }
+        Latency::Uniform {
+            base_ms: 0,
+            jitter_ms: 0,
+        }
     }
 }
 
@@ -74,7 +86,9 @@ fn default_outage_status() -> u16 {
 impl Outage {
     pub fn is_down(&self, since_set: Duration) -> bool {
         let since = since_set.as_millis() as u64;
-        let Some(t) = since.checked_sub(self.start_after_ms) else { return false };
+        let Some(t) = since.checked_sub(self.start_after_ms) else {
+            return false;
+        };
         match self.period_ms {
             Some(period) if period > 0 => t % period < self.down_for_ms,
             _ => t < self.down_for_ms,
@@ -126,9 +140,16 @@ impl Default for FaultSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     None,
-    Outage { status: u16 },
-    Error { status: u16 },
-    RateLimited { retry_after_secs: u64, format: RetryAfterFormat },
+    Outage {
+        status: u16,
+    },
+    Error {
+        status: u16,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+        format: RetryAfterFormat,
+    },
     Hang,
     Reset,
     Malformed,
@@ -170,12 +191,18 @@ impl FaultSpec {
             return Err(format!("{at}: fault rates sum to {total}, more than 1"));
         }
         if !(400..=599).contains(&self.error_status) {
-            return Err(format!("{at}.error_status must be a 4xx or 5xx status, got {}", self.error_status));
+            return Err(format!(
+                "{at}.error_status must be a 4xx or 5xx status, got {}",
+                self.error_status
+            ));
         }
         if let Some(outage) = &self.outage
             && !(400..=599).contains(&outage.status)
         {
-            return Err(format!("{at}.outage.status must be a 4xx or 5xx status, got {}", outage.status));
+            return Err(format!(
+                "{at}.outage.status must be a 4xx or 5xx status, got {}",
+                outage.status
+            ));
         }
         if let Latency::LogNormal { p50_ms, p99_ms } = self.latency
             && !(p50_ms > 0.0 && p99_ms >= p50_ms)
@@ -191,7 +218,12 @@ impl FaultSpec {
         if let Some(outage) = &self.outage
             && outage.is_down(since_set)
         {
-            return (latency, Fault::Outage { status: outage.status });
+            return (
+                latency,
+                Fault::Outage {
+                    status: outage.status,
+                },
+            );
         }
         let roll: f64 = rng.random();
         let ladder = [
@@ -199,9 +231,17 @@ impl FaultSpec {
             (self.reset_rate, Fault::Reset),
             (
                 self.rate_limit_rate,
-                Fault::RateLimited { retry_after_secs: self.retry_after_secs, format: self.retry_after_format },
+                Fault::RateLimited {
+                    retry_after_secs: self.retry_after_secs,
+                    format: self.retry_after_format,
+                },
             ),
-            (self.error_rate, Fault::Error { status: self.error_status }),
+            (
+                self.error_rate,
+                Fault::Error {
+                    status: self.error_status,
+                },
+            ),
             (self.malformed_rate, Fault::Malformed),
             (self.oversized_rate, Fault::Oversized),
         ];
@@ -219,7 +259,11 @@ impl FaultSpec {
 fn sample_latency(latency: Latency, rng: &mut SmallRng) -> Duration {
     match latency {
         Latency::Uniform { base_ms, jitter_ms } => {
-            let jitter = if jitter_ms == 0 { 0 } else { rng.random_range(0..=jitter_ms) };
+            let jitter = if jitter_ms == 0 {
+                0
+            } else {
+                rng.random_range(0..=jitter_ms)
+            };
             Duration::from_millis(base_ms + jitter)
         }
         Latency::LogNormal { p50_ms, p99_ms } => {
@@ -267,23 +311,33 @@ pub struct FaultUpdate {
 
 impl FaultUpdate {
     pub fn preset(name: &str) -> Self {
-        FaultUpdate { preset: Some(name.to_string()), ..FaultUpdate::default() }
+        FaultUpdate {
+            preset: Some(name.to_string()),
+            ..FaultUpdate::default()
+        }
     }
 
     /// Everything on one service.
     pub fn service(service: &str, spec: FaultSpec) -> Self {
-        FaultUpdate { services: BTreeMap::from([(service.to_string(), spec)]), ..FaultUpdate::default() }
+        FaultUpdate {
+            services: BTreeMap::from([(service.to_string(), spec)]),
+            ..FaultUpdate::default()
+        }
     }
 
     /// Everything on one endpoint (`service.endpoint`).
     pub fn endpoint(endpoint: &str, spec: FaultSpec) -> Self {
-        FaultUpdate { endpoints: BTreeMap::from([(endpoint.to_string(), spec)]), ..FaultUpdate::default() }
+        FaultUpdate {
+            endpoints: BTreeMap::from([(endpoint.to_string(), spec)]),
+            ..FaultUpdate::default()
+        }
     }
 
     /// The configuration this update produces, or why it is invalid.
     pub fn resolve(self) -> Result<FaultConfig, String> {
         let mut config = match &self.preset {
-            Some(name) => preset(name).ok_or_else(|| format!("unknown preset {name:?}; known: {}", PRESETS.join(", ")))?,
+            Some(name) => preset(name)
+                .ok_or_else(|| format!("unknown preset {name:?}; known: {}", PRESETS.join(", ")))?,
             None => FaultConfig::default(),
         };
         if let Some(default) = self.default {
@@ -291,13 +345,19 @@ impl FaultUpdate {
         }
         for (service, spec) in self.services {
             if !SERVICES.contains(&service.as_str()) {
-                return Err(format!("unknown service {service:?}; known: {}", SERVICES.join(", ")));
+                return Err(format!(
+                    "unknown service {service:?}; known: {}",
+                    SERVICES.join(", ")
+                ));
             }
             config.services.insert(service, spec);
         }
         for (endpoint, spec) in self.endpoints {
             if !ENDPOINTS.contains(&endpoint.as_str()) {
-                return Err(format!("unknown endpoint {endpoint:?}; known: {}", ENDPOINTS.join(", ")));
+                return Err(format!(
+                    "unknown endpoint {endpoint:?}; known: {}",
+                    ENDPOINTS.join(", ")
+                ));
             }
             config.endpoints.insert(endpoint, spec);
         }
@@ -313,47 +373,124 @@ impl FaultConfig {
     /// The spec governing an endpoint: endpoint override, else service override, else default.
     pub fn spec_for(&self, endpoint: &str) -> &FaultSpec {
         let service = endpoint.split('.').next().unwrap_or(endpoint);
-        self.endpoints.get(endpoint).or_else(|| self.services.get(service)).unwrap_or(&self.default)
+        self.endpoints
+            .get(endpoint)
+            .or_else(|| self.services.get(service))
+            .unwrap_or(&self.default)
     }
 }
 
 fn healthy_latency() -> Latency {
-    Latency::Uniform { base_ms: 5, jitter_ms: 15 }
+    Latency::Uniform {
+        base_ms: 5,
+        jitter_ms: 15,
+    }
 }
 
 /// A named preset, matching the `simulate` scenarios.
 pub fn preset(name: &str) -> Option<FaultConfig> {
-    let base = FaultSpec { latency: healthy_latency(), ..FaultSpec::default() };
+    let base = FaultSpec {
+        latency: healthy_latency(),
+        ..FaultSpec::default()
+    };
     let spec = match name {
         "healthy" => base.clone(),
-        "slow" => FaultSpec { latency: Latency::LogNormal { p50_ms: 400.0, p99_ms: 2500.0 }, ..base.clone() },
-        "errors" => FaultSpec { error_rate: 0.3, error_status: 503, ..base.clone() },
-        "hang" => FaultSpec { hang_rate: 0.3, ..base.clone() },
+        "slow" => FaultSpec {
+            latency: Latency::LogNormal {
+                p50_ms: 400.0,
+                p99_ms: 2500.0,
+            },
+            ..base.clone()
+        },
+        "errors" => FaultSpec {
+            error_rate: 0.3,
+            error_status: 503,
+            ..base.clone()
+        },
+        "hang" => FaultSpec {
+            hang_rate: 0.3,
+            ..base.clone()
+        },
         "flaky" => FaultSpec {
-            latency: Latency::Uniform { base_ms: 20, jitter_ms: 200 },
+            latency: Latency::Uniform {
+                base_ms: 20,
+                jitter_ms: 200,
+            },
             error_rate: 0.15,
             error_status: 502,
             reset_rate: 0.1,
             ..base.clone()
         },
-        "rate-limited" => FaultSpec { rate_limit_rate: 0.4, retry_after_secs: 1, ..base.clone() },
-        "malformed" => FaultSpec { malformed_rate: 0.25, oversized_rate: 0.05, ..base.clone() },
+        "rate-limited" => FaultSpec {
+            rate_limit_rate: 0.4,
+            retry_after_secs: 1,
+            ..base.clone()
+        },
+        "malformed" => FaultSpec {
+            malformed_rate: 0.25,
+            oversized_rate: 0.05,
+            ..base.clone()
+        },
         "outage-recovery" => FaultSpec {
-            outage: Some(Outage { start_after_ms: 0, down_for_ms: 5_000, period_ms: None, status: 503 }),
+            outage: Some(Outage {
+                start_after_ms: 0,
+                down_for_ms: 5_000,
+                period_ms: None,
+                status: 503,
+            }),
             ..base.clone()
         },
         "mixed" => {
             let services = BTreeMap::from([
-                ("amplitude".to_string(), FaultSpec { latency: Latency::LogNormal { p50_ms: 250.0, p99_ms: 1800.0 }, ..base.clone() }),
-                ("salesforce".to_string(), FaultSpec { error_rate: 0.1, error_status: 503, reset_rate: 0.05, ..base.clone() }),
-                ("hubspot".to_string(), FaultSpec { rate_limit_rate: 0.2, ..base.clone() }),
-                ("chilipiper".to_string(), FaultSpec { hang_rate: 0.1, malformed_rate: 0.05, ..base.clone() }),
+                (
+                    "amplitude".to_string(),
+                    FaultSpec {
+                        latency: Latency::LogNormal {
+                            p50_ms: 250.0,
+                            p99_ms: 1800.0,
+                        },
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "salesforce".to_string(),
+                    FaultSpec {
+                        error_rate: 0.1,
+                        error_status: 503,
+                        reset_rate: 0.05,
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "hubspot".to_string(),
+                    FaultSpec {
+                        rate_limit_rate: 0.2,
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "chilipiper".to_string(),
+                    FaultSpec {
+                        hang_rate: 0.1,
+                        malformed_rate: 0.05,
+                        ..base.clone()
+                    },
+                ),
             ]);
-            return Some(FaultConfig { preset: Some(name.into()), default: base, services, endpoints: BTreeMap::new() });
+            return Some(FaultConfig {
+                preset: Some(name.into()),
+                default: base,
+                services,
+                endpoints: BTreeMap::new(),
+            });
         }
         _ => return None,
     };
-    Some(FaultConfig { preset: Some(name.into()), default: spec, ..FaultConfig::default() })
+    Some(FaultConfig {
+        preset: Some(name.into()),
+        default: spec,
+        ..FaultConfig::default()
+    })
 }
 
 #[cfg(test)]
@@ -364,15 +501,29 @@ mod tests {
     #[test]
     fn every_preset_resolves_and_validates() {
         for name in PRESETS {
-            let config = FaultUpdate::preset(name).resolve().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let config = FaultUpdate::preset(name)
+                .resolve()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(config.preset.as_deref(), Some(name));
         }
     }
 
     #[test]
     fn endpoint_overrides_beat_service_overrides_beat_the_default() {
-        let mut update = FaultUpdate::service("hubspot", FaultSpec { error_rate: 1.0, ..FaultSpec::default() });
-        update.endpoints.insert("hubspot.owners".into(), FaultSpec { hang_rate: 1.0, ..FaultSpec::default() });
+        let mut update = FaultUpdate::service(
+            "hubspot",
+            FaultSpec {
+                error_rate: 1.0,
+                ..FaultSpec::default()
+            },
+        );
+        update.endpoints.insert(
+            "hubspot.owners".into(),
+            FaultSpec {
+                hang_rate: 1.0,
+                ..FaultSpec::default()
+            },
+        );
         let config = update.resolve().unwrap();
         assert_eq!(config.spec_for("hubspot.owners").hang_rate, 1.0);
         assert_eq!(config.spec_for("hubspot.contacts_search").error_rate, 1.0);
@@ -381,18 +532,38 @@ mod tests {
 
     #[test]
     fn rates_summing_over_one_are_rejected() {
-        let spec = FaultSpec { error_rate: 0.7, hang_rate: 0.7, ..FaultSpec::default() };
-        let err = FaultUpdate::service("amplitude", spec).resolve().unwrap_err();
+        let spec = FaultSpec {
+            error_rate: 0.7,
+            hang_rate: 0.7,
+            ..FaultSpec::default()
+        };
+        let err = FaultUpdate::service("amplitude", spec)
+            .resolve()
+            .unwrap_err();
         assert!(err.contains("sum"), "{err}");
-        assert!(FaultUpdate::service("nope", FaultSpec::default()).resolve().is_err());
+        assert!(
+            FaultUpdate::service("nope", FaultSpec::default())
+                .resolve()
+                .is_err()
+        );
     }
 
     #[test]
     fn the_same_seed_draws_the_same_faults() {
-        let spec = FaultSpec { error_rate: 0.3, hang_rate: 0.2, latency: Latency::LogNormal { p50_ms: 50.0, p99_ms: 400.0 }, ..FaultSpec::default() };
+        let spec = FaultSpec {
+            error_rate: 0.3,
+            hang_rate: 0.2,
+            latency: Latency::LogNormal {
+                p50_ms: 50.0,
+                p99_ms: 400.0,
+            },
+            ..FaultSpec::default()
+        };
         let draws = |seed| {
             let mut rng = SmallRng::seed_from_u64(seed);
-            (0..50).map(|_| spec.draw(&mut rng, Duration::ZERO)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| spec.draw(&mut rng, Duration::ZERO))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
@@ -400,7 +571,12 @@ mod tests {
 
     #[test]
     fn a_periodic_outage_is_down_only_inside_its_windows() {
-        let outage = Outage { start_after_ms: 100, down_for_ms: 50, period_ms: Some(1000), status: 503 };
+        let outage = Outage {
+            start_after_ms: 100,
+            down_for_ms: 50,
+            period_ms: Some(1000),
+            status: 503,
+        };
         assert!(!outage.is_down(Duration::from_millis(99)));
         assert!(outage.is_down(Duration::from_millis(120)));
         assert!(!outage.is_down(Duration::from_millis(151)));

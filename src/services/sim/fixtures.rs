@@ -8,12 +8,34 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 const FIRST: [&str; 24] = [
-    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam", "Maya", "Noor",
-    "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wen", "Yara",
+    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Liam", "Maya", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor",
+    "Wen", "Yara",
 ];
 const LAST: [&str; 24] = [
-    "Okafor", "Lindqvist", "Moreau", "Patel", "Rossi", "Haddad", "Kim", "Tanaka", "Silva", "Weber", "Adeyemi",
-    "O'Brien", "Cohen", "Rahman", "Nasser", "Iyer", "Byrne", "Garcia", "Novak", "Singh", "Mensah", "Dubois", "Zhang",
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Patel",
+    "Rossi",
+    "Haddad",
+    "Kim",
+    "Tanaka",
+    "Silva",
+    "Weber",
+    "Adeyemi",
+    "O'Brien",
+    "Cohen",
+    "Rahman",
+    "Nasser",
+    "Iyer",
+    "Byrne",
+    "Garcia",
+    "Novak",
+    "Singh",
+    "Mensah",
+    "Dubois",
+    "Zhang",
     "Costa",
 ];
 const COMPANIES: [(&str, &str); 12] = [
@@ -32,9 +54,27 @@ const COMPANIES: [(&str, &str); 12] = [
 ];
 const ACCOUNT_TYPES: [&str; 3] = ["Customer - Direct", "Customer - Channel", "Prospect"];
 const LEAD_STATUSES: [&str; 3] = ["Open - Not Contacted", "Working - Contacted", "Nurturing"];
-const LIFECYCLE: [&str; 5] = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "customer"];
-const STAGES: [&str; 4] = ["Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review"];
-const EVENTS: [&str; 6] = ["Login", "View Dashboard", "Export Report", "Invite Teammate", "Create Project", "Open Billing"];
+const LIFECYCLE: [&str; 5] = [
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "customer",
+];
+const STAGES: [&str; 4] = [
+    "Qualification",
+    "Needs Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+];
+const EVENTS: [&str; 6] = [
+    "Login",
+    "View Dashboard",
+    "Export Report",
+    "Invite Teammate",
+    "Create Project",
+    "Open Billing",
+];
 const PLATFORMS: [&str; 3] = ["Web", "iOS", "Android"];
 const COUNTRIES: [&str; 5] = ["United States", "Germany", "India", "Brazil", "Japan"];
 
@@ -155,7 +195,10 @@ impl Fixtures {
                 id: format!("001Sim{:012}", i + 1),
                 name: name.to_string(),
                 domain: domain.to_string(),
-                kind: ACCOUNT_TYPES.choose(&mut rng).unwrap_or(&"Prospect").to_string(),
+                kind: ACCOUNT_TYPES
+                    .choose(&mut rng)
+                    .unwrap_or(&"Prospect")
+                    .to_string(),
                 owner: rng.random_range(0..owners.len()),
             })
             .collect();
@@ -164,7 +207,16 @@ impl Fixtures {
             let first = FIRST[(i * 7 + rng.random_range(0..3)) % FIRST.len()];
             let last = LAST[(i * 5 + rng.random_range(0..3)) % LAST.len()];
             let account = i % accounts.len();
-            let local = format!("{}.{}{}", first.to_lowercase(), last.to_lowercase().replace(' ', ""), if i >= 24 { i.to_string() } else { String::new() });
+            let local = format!(
+                "{}.{}{}",
+                first.to_lowercase(),
+                last.to_lowercase().replace(' ', ""),
+                if i >= 24 {
+                    i.to_string()
+                } else {
+                    String::new()
+                }
+            );
             // Every third person is a lead; every eleventh is unknown to Salesforce.
             let salesforce = match i {
                 _ if i % 11 == 10 => SalesforcePresence::Absent,
@@ -178,7 +230,12 @@ impl Fixtures {
                     .map(|k| {
                         (
                             EVENTS.choose(&mut rng).unwrap_or(&"Login").to_string(),
-                            format!("2026-11-{:02} {:02}:{:02}:00.000000", (last_day as i32 - k).max(1), 9 + k, (k * 7) % 60),
+                            format!(
+                                "2026-11-{:02} {:02}:{:02}:00.000000",
+                                (last_day - k).max(1),
+                                9 + k,
+                                (k * 7) % 60
+                            ),
                         )
                     })
                     .collect();
@@ -186,10 +243,17 @@ impl Fixtures {
                     amplitude_id: 900_000_000 + (i as u64) * 131,
                     num_events: rng.random_range(20..4000),
                     num_sessions: rng.random_range(3..400),
-                    first_used: format!("2025-{:02}-{:02}", rng.random_range(1..=12), rng.random_range(1..=28)),
+                    first_used: format!(
+                        "2025-{:02}-{:02}",
+                        rng.random_range(1..=12),
+                        rng.random_range(1..=28)
+                    ),
                     last_used: format!("2026-11-{last_day:02}"),
                     platform: PLATFORMS.choose(&mut rng).unwrap_or(&"Web").to_string(),
-                    country: COUNTRIES.choose(&mut rng).unwrap_or(&"United States").to_string(),
+                    country: COUNTRIES
+                        .choose(&mut rng)
+                        .unwrap_or(&"United States")
+                        .to_string(),
                     events,
                 }
             });
@@ -199,8 +263,19 @@ impl Fixtures {
                 email: format!("{local}@{}", accounts[account].domain),
                 account,
                 salesforce,
-                salesforce_id: format!("{}Sim{:012}", if salesforce == SalesforcePresence::Lead { "00Q" } else { "003" }, i + 1),
-                lead_status: LEAD_STATUSES.choose(&mut rng).unwrap_or(&"Nurturing").to_string(),
+                salesforce_id: format!(
+                    "{}Sim{:012}",
+                    if salesforce == SalesforcePresence::Lead {
+                        "00Q"
+                    } else {
+                        "003"
+                    },
+                    i + 1
+                ),
+                lead_status: LEAD_STATUSES
+                    .choose(&mut rng)
+                    .unwrap_or(&"Nurturing")
+                    .to_string(),
                 hubspot_id: in_hubspot.then(|| format!("{}", 7_000 + i * 3)),
                 lifecycle_stage: LIFECYCLE.choose(&mut rng).unwrap_or(&"lead").to_string(),
                 hubspot_owner: (i % 4 != 3).then(|| rng.random_range(0..owners.len())),
@@ -212,10 +287,21 @@ impl Fixtures {
                 let account = k % accounts.len();
                 Opportunity {
                     account,
-                    name: format!("{} - {}", accounts[account].name, ["Expansion", "Renewal", "Pilot", "Platform"][k % 4]),
-                    stage: STAGES.choose(&mut rng).unwrap_or(&"Qualification").to_string(),
+                    name: format!(
+                        "{} - {}",
+                        accounts[account].name,
+                        ["Expansion", "Renewal", "Pilot", "Platform"][k % 4]
+                    ),
+                    stage: STAGES
+                        .choose(&mut rng)
+                        .unwrap_or(&"Qualification")
+                        .to_string(),
                     amount: f64::from(rng.random_range(5u32..250)) * 1000.0,
-                    close_date: format!("2026-{:02}-{:02}", rng.random_range(11..=12), rng.random_range(1..=28)),
+                    close_date: format!(
+                        "2026-{:02}-{:02}",
+                        rng.random_range(11..=12),
+                        rng.random_range(1..=28)
+                    ),
                     // Every fourth account's deals are all closed.
                     closed: account % 4 == 3 || k >= accounts.len() && k % 2 == 1,
                     hubspot_deal_id: format!("{}", 30_000 + k * 11),
@@ -225,18 +311,33 @@ impl Fixtures {
         let hosts = owners
             .iter()
             .enumerate()
-            .map(|(i, o)| Host { user_id: format!("64ee0722-0000-4b48-bc89-{:012}", i + 1), name: o.name() })
+            .map(|(i, o)| Host {
+                user_id: format!("64ee0722-0000-4b48-bc89-{:012}", i + 1),
+                name: o.name(),
+            })
             .collect();
-        Fixtures { owners, accounts, people, opportunities, hosts, meeting_type_id: "4a8f2b3c-7d1e-4f9b-8a2c-3d5e6f789012".into() }
+        Fixtures {
+            owners,
+            accounts,
+            people,
+            opportunities,
+            hosts,
+            meeting_type_id: "4a8f2b3c-7d1e-4f9b-8a2c-3d5e6f789012".into(),
+        }
     }
 
     pub fn person_by_email(&self, email: &str) -> Option<&Person> {
-        self.people.iter().find(|p| p.email.eq_ignore_ascii_case(email))
+        self.people
+            .iter()
+            .find(|p| p.email.eq_ignore_ascii_case(email))
     }
 
     /// The account's first open opportunity (earliest close date).
     pub fn open_opportunity(&self, account: usize) -> Option<&Opportunity> {
-        self.opportunities.iter().filter(|o| o.account == account && !o.closed).min_by(|a, b| a.close_date.cmp(&b.close_date))
+        self.opportunities
+            .iter()
+            .filter(|o| o.account == account && !o.closed)
+            .min_by(|a, b| a.close_date.cmp(&b.close_date))
     }
 
     /// An email that no service knows.
@@ -253,7 +354,10 @@ mod tests {
     fn the_same_seed_yields_the_same_world_with_unique_emails() {
         let a = Fixtures::generate(42);
         let b = Fixtures::generate(42);
-        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
         let mut emails: Vec<_> = a.people.iter().map(|p| p.email.clone()).collect();
         emails.sort();
         emails.dedup();
@@ -263,8 +367,15 @@ mod tests {
     #[test]
     fn the_world_has_every_kind_of_person() {
         let f = Fixtures::generate(1);
-        for presence in [SalesforcePresence::Contact, SalesforcePresence::Lead, SalesforcePresence::Absent] {
-            assert!(f.people.iter().any(|p| p.salesforce == presence), "{presence:?}");
+        for presence in [
+            SalesforcePresence::Contact,
+            SalesforcePresence::Lead,
+            SalesforcePresence::Absent,
+        ] {
+            assert!(
+                f.people.iter().any(|p| p.salesforce == presence),
+                "{presence:?}"
+            );
         }
         assert!(f.people.iter().any(|p| p.hubspot_id.is_none()));
         assert!(f.people.iter().any(|p| p.activity.is_none()));

@@ -63,7 +63,10 @@ pub enum SimError {
     #[error("invalid simulator address {0:?}: expected HOST:PORT")]
     Address(String),
     #[error("could not bind the CRM simulator to {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the CRM simulator stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -83,15 +86,33 @@ impl CrmSimulator {
     }
 
     /// Like [`CrmSimulator::start`] with chosen credentials.
-    pub async fn start_with(addr: SocketAddr, seed: u64, credentials: SimCredentials) -> Result<Self, SimError> {
+    pub async fn start_with(
+        addr: SocketAddr,
+        seed: u64,
+        credentials: SimCredentials,
+    ) -> Result<Self, SimError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| SimError::Bind { addr: addr.to_string(), source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: addr.to_string(), source })?;
+            .map_err(|source| SimError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let healthy = FaultUpdate::preset("healthy").resolve().unwrap_or_default();
-        let state = Arc::new(SimState::new(format!("http://{addr}"), seed, credentials, healthy, shutdown_rx.clone()));
-        let app = vendors::routes().merge(admin_routes()).with_state(state.clone());
+        let state = Arc::new(SimState::new(
+            format!("http://{addr}"),
+            seed,
+            credentials,
+            healthy,
+            shutdown_rx.clone(),
+        ));
+        let app = vendors::routes()
+            .merge(admin_routes())
+            .with_state(state.clone());
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -101,7 +122,12 @@ impl CrmSimulator {
                 .await
         });
         tracing::info!(addr = %addr, seed, "CRM simulator listening");
-        Ok(CrmSimulator { state, addr, shutdown, server: Some(server) })
+        Ok(CrmSimulator {
+            state,
+            addr,
+            shutdown,
+            server: Some(server),
+        })
     }
 
     /// `http://127.0.0.1:PORT`: the base URL for Amplitude, Salesforce and HubSpot clients.
@@ -141,7 +167,11 @@ impl CrmSimulator {
 
     /// The requests to one endpoint (`service.endpoint`).
     pub fn requests_to(&self, endpoint: &str) -> Vec<RequestRecord> {
-        self.state.requests().into_iter().filter(|r| r.endpoint == endpoint).collect()
+        self.state
+            .requests()
+            .into_iter()
+            .filter(|r| r.endpoint == endpoint)
+            .collect()
     }
 
     pub fn clear_requests(&self) {
@@ -161,7 +191,9 @@ impl CrmSimulator {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(mut server) = self.server.take()
-            && tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
         {
             server.abort();
         }
@@ -182,7 +214,10 @@ fn set_faults(state: &SimState, update: FaultUpdate) -> Result<FaultConfig, Stri
     let mut faults = lock(&state.faults);
     faults.config = config.clone();
     faults.set_at = tokio::time::Instant::now();
-    tracing::info!(preset = config.preset.as_deref().unwrap_or("custom"), "CRM simulator faults set");
+    tracing::info!(
+        preset = config.preset.as_deref().unwrap_or("custom"),
+        "CRM simulator faults set"
+    );
     Ok(config)
 }
 
@@ -204,7 +239,13 @@ async fn get_faults(State(sim): Sim) -> Response {
 async fn put_faults(State(sim): Sim, body: Bytes) -> Response {
     let update: FaultUpdate = match serde_json::from_slice(&body) {
         Ok(update) => update,
-        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": format!("invalid fault update: {e}")}))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": format!("invalid fault update: {e}")})),
+            )
+                .into_response();
+        }
     };
     match set_faults(&sim, update) {
         Ok(config) => axum::Json(config).into_response(),

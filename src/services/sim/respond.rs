@@ -31,13 +31,27 @@ pub(crate) struct Incoming<'a> {
 }
 
 /// Run one request through faults, auth and the handler.
-pub(crate) async fn serve<Fut>(state: &SimState, incoming: Incoming<'_>, handle: impl FnOnce() -> Fut) -> Response
+pub(crate) async fn serve<Fut>(
+    state: &SimState,
+    incoming: Incoming<'_>,
+    handle: impl FnOnce() -> Fut,
+) -> Response
 where
     Fut: Future<Output = Response>,
 {
-    let (latency, fault) = state.admit(incoming.endpoint, incoming.method, incoming.path, incoming.idempotency_key);
+    let (latency, fault) = state.admit(
+        incoming.endpoint,
+        incoming.method,
+        incoming.path,
+        incoming.idempotency_key,
+    );
     if !wait_unless_shutdown(state, latency).await {
-        return vendor_error(state, incoming.vendor, incoming.endpoint, StatusCode::SERVICE_UNAVAILABLE);
+        return vendor_error(
+            state,
+            incoming.vendor,
+            incoming.endpoint,
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
     }
     let vendor = incoming.vendor;
     match fault {
@@ -45,7 +59,10 @@ where
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return vendor_error(state, vendor, incoming.endpoint, status);
         }
-        Fault::RateLimited { retry_after_secs, format } => {
+        Fault::RateLimited {
+            retry_after_secs,
+            format,
+        } => {
             return rate_limited(state, vendor, incoming.endpoint, retry_after_secs, format);
         }
         _ => {}
@@ -58,7 +75,12 @@ where
     match fault {
         Fault::Hang => {
             wait_unless_shutdown(state, HANG_CAP).await;
-            vendor_error(state, vendor, incoming.endpoint, StatusCode::GATEWAY_TIMEOUT)
+            vendor_error(
+                state,
+                vendor,
+                incoming.endpoint,
+                StatusCode::GATEWAY_TIMEOUT,
+            )
         }
         Fault::Reset => reset_mid_response(),
         Fault::Malformed => truncate_body(response).await,
@@ -86,10 +108,22 @@ fn decorate(state: &SimState, vendor: Vendor, response: &mut Response) {
         Vendor::HubSpot => {
             let used = state.next("hubspot-window") % 190;
             headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("190"));
-            headers.insert("x-hubspot-ratelimit-remaining", HeaderValue::from(189 - used));
-            headers.insert("x-hubspot-ratelimit-interval-milliseconds", HeaderValue::from_static("10000"));
-            headers.insert("x-hubspot-ratelimit-daily", HeaderValue::from_static("500000"));
-            headers.insert("x-hubspot-ratelimit-daily-remaining", HeaderValue::from(499_000 - used));
+            headers.insert(
+                "x-hubspot-ratelimit-remaining",
+                HeaderValue::from(189 - used),
+            );
+            headers.insert(
+                "x-hubspot-ratelimit-interval-milliseconds",
+                HeaderValue::from_static("10000"),
+            );
+            headers.insert(
+                "x-hubspot-ratelimit-daily",
+                HeaderValue::from_static("500000"),
+            );
+            headers.insert(
+                "x-hubspot-ratelimit-daily-remaining",
+                HeaderValue::from(499_000 - used),
+            );
         }
         Vendor::Salesforce => {
             let used = state.next("salesforce-usage");
@@ -103,11 +137,21 @@ fn decorate(state: &SimState, vendor: Vendor, response: &mut Response) {
 
 /// A JSON response with the right content type.
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// The vendor's error body for `status`.
-pub(crate) fn vendor_error(state: &SimState, vendor: Vendor, endpoint: &str, status: StatusCode) -> Response {
+pub(crate) fn vendor_error(
+    state: &SimState,
+    vendor: Vendor,
+    endpoint: &str,
+    status: StatusCode,
+) -> Response {
     let code = status.as_u16();
     let body = match vendor {
         Vendor::Amplitude => {
@@ -180,19 +224,27 @@ pub(crate) fn vendor_error(state: &SimState, vendor: Vendor, endpoint: &str, sta
     };
     let mut response = json_response(status, body);
     if code == 401 && vendor != Vendor::Salesforce {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }
 
-fn rate_limited(state: &SimState, vendor: Vendor, endpoint: &str, seconds: u64, format: RetryAfterFormat) -> Response {
+fn rate_limited(
+    state: &SimState,
+    vendor: Vendor,
+    endpoint: &str,
+    seconds: u64,
+    format: RetryAfterFormat,
+) -> Response {
     let mut response = vendor_error(state, vendor, endpoint, StatusCode::TOO_MANY_REQUESTS);
     let headers = response.headers_mut();
     let retry_after = match format {
         RetryAfterFormat::Seconds => Some(seconds.to_string()),
-        RetryAfterFormat::HttpDate => {
-            Some(httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(seconds)))
-        }
+        RetryAfterFormat::HttpDate => Some(httpdate::fmt_http_date(
+            std::time::SystemTime::now() + Duration::from_secs(seconds),
+        )),
         RetryAfterFormat::Omit => None,
     };
     if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
@@ -200,10 +252,22 @@ fn rate_limited(state: &SimState, vendor: Vendor, endpoint: &str, seconds: u64, 
     }
     if vendor == Vendor::HubSpot {
         headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("190"));
-        headers.insert("x-hubspot-ratelimit-remaining", HeaderValue::from_static("0"));
-        headers.insert("x-hubspot-ratelimit-interval-milliseconds", HeaderValue::from_static("10000"));
-        headers.insert("x-hubspot-ratelimit-secondly", HeaderValue::from_static("19"));
-        headers.insert("x-hubspot-ratelimit-secondly-remaining", HeaderValue::from_static("0"));
+        headers.insert(
+            "x-hubspot-ratelimit-remaining",
+            HeaderValue::from_static("0"),
+        );
+        headers.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            HeaderValue::from_static("10000"),
+        );
+        headers.insert(
+            "x-hubspot-ratelimit-secondly",
+            HeaderValue::from_static("19"),
+        );
+        headers.insert(
+            "x-hubspot-ratelimit-secondly-remaining",
+            HeaderValue::from_static("0"),
+        );
     }
     response
 }
@@ -212,18 +276,30 @@ fn rate_limited(state: &SimState, vendor: Vendor, endpoint: &str, seconds: u64, 
 fn reset_mid_response() -> Response {
     let chunks: Vec<Result<Bytes, io::Error>> = vec![
         Ok(Bytes::from_static(b"{\"results\":[")),
-        Err(io::Error::new(io::ErrorKind::ConnectionReset, "simulated connection reset")),
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "simulated connection reset",
+        )),
     ];
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     response
 }
 
 /// The real answer with its body cut in half: valid head, undecodable JSON.
 async fn truncate_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 1024 * 1024).await.unwrap_or_default();
-    let cut = if bytes.len() > 2 { bytes.slice(..bytes.len() / 2) } else { Bytes::from_static(b"{\"") };
+    let bytes = axum::body::to_bytes(body, 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let cut = if bytes.len() > 2 {
+        bytes.slice(..bytes.len() / 2)
+    } else {
+        Bytes::from_static(b"{\"")
+    };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(cut))
 }
@@ -237,6 +313,9 @@ fn oversized() -> Response {
         .chain(std::iter::once(Bytes::from_static(b"\"\"]}")))
         .map(Ok::<_, io::Error>);
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     response
 }

@@ -87,7 +87,9 @@ pub(crate) struct SimState {
 
 /// Poisoning only follows a panic elsewhere; the data is still usable.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SimState {
@@ -104,7 +106,10 @@ impl SimState {
             fixtures: Fixtures::generate(seed),
             credentials,
             started: now,
-            faults: Mutex::new(Faults { config, set_at: now }),
+            faults: Mutex::new(Faults {
+                config,
+                set_at: now,
+            }),
             rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0x5eed_fa17)),
             log: Mutex::new(Vec::new()),
             bookings: Mutex::new(Vec::new()),
@@ -115,7 +120,13 @@ impl SimState {
     }
 
     /// Draw the fault for a request to `endpoint` and record the request.
-    pub fn admit(&self, endpoint: &'static str, method: &str, path: &str, idempotency_key: Option<String>) -> (Duration, Fault) {
+    pub fn admit(
+        &self,
+        endpoint: &'static str,
+        method: &str,
+        path: &str,
+        idempotency_key: Option<String>,
+    ) -> (Duration, Fault) {
         let (latency, fault) = {
             let faults = lock(&self.faults);
             let spec = faults.config.spec_for(endpoint);

@@ -27,15 +27,25 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route("/api/2/useractivity", get(amplitude_user_activity))
         .route("/services/oauth2/token", post(salesforce_token))
         .route("/services/data/{version}/query", get(salesforce_query))
-        .route("/crm/v3/objects/contacts/search", post(hubspot_contacts_search))
+        .route(
+            "/crm/v3/objects/contacts/search",
+            post(hubspot_contacts_search),
+        )
         .route("/crm/v3/owners/{owner_id}", get(hubspot_owner))
         .route("/crm/v3/objects/deals/search", post(hubspot_deals_search))
-        .route("/api/fire-edge/v1/org/availability/slots", post(chilipiper_slots))
+        .route(
+            "/api/fire-edge/v1/org/availability/slots",
+            post(chilipiper_slots),
+        )
         .route("/api/fire-edge/v1/org/meetings/book", post(chilipiper_book))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
 }
 
 fn bearer_is(headers: &HeaderMap, expected: &str) -> bool {
@@ -46,7 +56,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -65,12 +79,26 @@ fn amplitude_authorized(sim: &SimState, headers: &HeaderMap) -> bool {
     let c = &sim.credentials;
     let expected = format!(
         "Basic {}",
-        base64(format!("{}:{}", c.amplitude_api_key.expose(), c.amplitude_secret_key.expose()).as_bytes())
+        base64(
+            format!(
+                "{}:{}",
+                c.amplitude_api_key.expose(),
+                c.amplitude_secret_key.expose()
+            )
+            .as_bytes()
+        )
     );
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
 }
 
-async fn amplitude_user_search(State(sim): Sim, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn amplitude_user_search(
+    State(sim): Sim,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let incoming = Incoming {
         endpoint: "amplitude.usersearch",
         vendor: Vendor::Amplitude,
@@ -91,12 +119,19 @@ async fn amplitude_user_search(State(sim): Sim, headers: HeaderMap, Query(q): Qu
                     .then(|| json!({"user_id": p.email, "amplitude_id": activity.amplitude_id}))
             })
             .collect();
-        json_response(StatusCode::OK, json!({"matches": matches, "type": "match_user_or_device_id"}))
+        json_response(
+            StatusCode::OK,
+            json!({"matches": matches, "type": "match_user_or_device_id"}),
+        )
     })
     .await
 }
 
-async fn amplitude_user_activity(State(sim): Sim, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn amplitude_user_activity(
+    State(sim): Sim,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let incoming = Incoming {
         endpoint: "amplitude.useractivity",
         vendor: Vendor::Amplitude,
@@ -194,7 +229,10 @@ fn serde_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
             match bytes[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    ) {
                         Ok(b) => {
                             out.push(b);
                             i += 2;
@@ -337,13 +375,17 @@ async fn salesforce_query(
 
 /// The value of the first `EQ` filter on `property` in a CRM search body.
 fn search_filter(body: &Value, property: &str) -> Option<String> {
-    body.get("filterGroups")?.as_array()?.iter().find_map(|group| {
-        group.get("filters")?.as_array()?.iter().find_map(|f| {
-            (f.get("propertyName")?.as_str()? == property && f.get("operator")?.as_str()? == "EQ")
-                .then(|| f.get("value")?.as_str().map(str::to_string))
-                .flatten()
+    body.get("filterGroups")?
+        .as_array()?
+        .iter()
+        .find_map(|group| {
+            group.get("filters")?.as_array()?.iter().find_map(|f| {
+                (f.get("propertyName")?.as_str()? == property
+                    && f.get("operator")?.as_str()? == "EQ")
+                    .then(|| f.get("value")?.as_str().map(str::to_string))
+                    .flatten()
+            })
         })
-    })
 }
 
 async fn hubspot_contacts_search(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
@@ -356,8 +398,16 @@ async fn hubspot_contacts_search(State(sim): Sim, headers: HeaderMap, body: Byte
         authorized: bearer_is(&headers, sim.credentials.hubspot_token.expose()),
     };
     serve(&sim, incoming, || async {
-        let Some(email) = serde_json::from_slice::<Value>(&body).ok().and_then(|b| search_filter(&b, "email")) else {
-            return vendor_error(&sim, Vendor::HubSpot, "hubspot.contacts_search", StatusCode::BAD_REQUEST);
+        let Some(email) = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|b| search_filter(&b, "email"))
+        else {
+            return vendor_error(
+                &sim,
+                Vendor::HubSpot,
+                "hubspot.contacts_search",
+                StatusCode::BAD_REQUEST,
+            );
         };
         let fixtures = &sim.fixtures;
         let results: Vec<Value> = fixtures
@@ -385,12 +435,19 @@ async fn hubspot_contacts_search(State(sim): Sim, headers: HeaderMap, body: Byte
                 })
             })
             .collect();
-        json_response(StatusCode::OK, json!({"total": results.len(), "results": results}))
+        json_response(
+            StatusCode::OK,
+            json!({"total": results.len(), "results": results}),
+        )
     })
     .await
 }
 
-async fn hubspot_owner(State(sim): Sim, Path(owner_id): Path<String>, headers: HeaderMap) -> Response {
+async fn hubspot_owner(
+    State(sim): Sim,
+    Path(owner_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let incoming = Incoming {
         endpoint: "hubspot.owners",
         vendor: Vendor::HubSpot,
@@ -430,9 +487,16 @@ async fn hubspot_deals_search(State(sim): Sim, headers: HeaderMap, body: Bytes) 
         authorized: bearer_is(&headers, sim.credentials.hubspot_token.expose()),
     };
     serve(&sim, incoming, || async {
-        let Some(contact_id) = serde_json::from_slice::<Value>(&body).ok().and_then(|b| search_filter(&b, "associations.contact"))
+        let Some(contact_id) = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|b| search_filter(&b, "associations.contact"))
         else {
-            return vendor_error(&sim, Vendor::HubSpot, "hubspot.deals_search", StatusCode::BAD_REQUEST);
+            return vendor_error(
+                &sim,
+                Vendor::HubSpot,
+                "hubspot.deals_search",
+                StatusCode::BAD_REQUEST,
+            );
         };
         let fixtures = &sim.fixtures;
         let deal = fixtures
@@ -459,7 +523,10 @@ async fn hubspot_deals_search(State(sim): Sim, headers: HeaderMap, body: Bytes) 
             })
             .into_iter()
             .collect();
-        json_response(StatusCode::OK, json!({"total": results.len(), "results": results}))
+        json_response(
+            StatusCode::OK,
+            json!({"total": results.len(), "results": results}),
+        )
     })
     .await
 }
@@ -469,11 +536,15 @@ async fn hubspot_deals_search(State(sim): Sim, headers: HeaderMap, body: Bytes) 
 /// Whether a host has a given weekday slot free in the fixtures (before bookings).
 fn slot_open(seed_material: &str, day: i64, minute: u32) -> bool {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in seed_material.bytes().chain(day.to_le_bytes()).chain(minute.to_le_bytes()) {
+    for byte in seed_material
+        .bytes()
+        .chain(day.to_le_bytes())
+        .chain(minute.to_le_bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    hash % 3 != 0
+    !hash.is_multiple_of(3)
 }
 
 const MAX_SLOTS: usize = 24;
@@ -523,11 +594,19 @@ async fn chilipiper_slots(State(sim): Sim, headers: HeaderMap, body: Bytes) -> R
 }
 
 fn bad_request(message: &'static str) -> Response {
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], message).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+        message,
+    )
+        .into_response()
 }
 
 async fn chilipiper_book(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let incoming = Incoming {
         endpoint: "chilipiper.book",
         vendor: Vendor::ChiliPiper,
@@ -605,12 +684,17 @@ mod tests {
     fn soql_literals_are_read_back_unescaped() {
         let soql = r"SELECT Id FROM Contact WHERE Email = 'liam.o\'brien@x.example' LIMIT 1";
         assert_eq!(soql_object(soql), Some("Contact"));
-        assert_eq!(soql_literal(soql, "Email").as_deref(), Some("liam.o'brien@x.example"));
+        assert_eq!(
+            soql_literal(soql, "Email").as_deref(),
+            Some("liam.o'brien@x.example")
+        );
     }
 
     #[test]
     fn form_bodies_decode_percent_escapes() {
-        let form = serde_urlencoded_pairs(b"grant_type=client_credentials&client_id=a%2Bb&client_secret=c+d");
+        let form = serde_urlencoded_pairs(
+            b"grant_type=client_credentials&client_id=a%2Bb&client_secret=c+d",
+        );
         assert_eq!(form["client_id"], "a+b");
         assert_eq!(form["client_secret"], "c d");
     }
