@@ -30,6 +30,7 @@
 mod calendar;
 pub mod faults;
 pub mod fixtures;
+mod presets;
 mod respond;
 mod state;
 mod vendors;
