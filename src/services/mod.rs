@@ -1,1 +1,62 @@
-//! services (in progress).
+//! CRM service clients (Amplitude, Salesforce, HubSpot, ChiliPiper) over one
+//! shared HTTP layer that classifies every failure into the resilience
+//! taxonomy, plus the fault-injecting CRM simulator they are tested against.
+//!
+//! Every client method takes the Guard's [`AttemptCtx`](crate::resilience::AttemptCtx)
+//! so the Guard drives attempts; not-found is `Ok(None)`, never an error.
+//!
+//! ```no_run
+//! # use std::{sync::Arc, time::Duration};
+//! # async fn demo(guard: Arc<voxguard::resilience::Guard>) -> Result<(), Box<dyn std::error::Error>> {
+//! use voxguard::resilience::{AttemptCtx, Deadline, Retryability};
+//! use voxguard::services::{HttpLayer, HubSpotClient, Secret};
+//!
+//! let http = HttpLayer::new()?; // once per process; clones share the pool
+//! let hubspot = HubSpotClient::new(http.clone(), "https://api.hubapi.com", Secret::new("pat-..."));
+//! let deadline = Deadline::after(Duration::from_millis(3500));
+//! let outcome = guard
+//!     .call(deadline, Retryability::Transient, |ctx: AttemptCtx| {
+//!         let hubspot = &hubspot;
+//!         async move { hubspot.find_contact(&ctx, "ada@example.com").await }
+//!     })
+//!     .await;
+//! if let Ok(Some(record)) = outcome.result {
+//!     println!("owner: {:?}", record.owner);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod amplitude;
+pub mod chilipiper;
+pub mod http;
+pub mod hubspot;
+pub mod model;
+pub mod ratelimit;
+pub mod salesforce;
+mod secret;
+pub mod sim;
+
+pub use amplitude::AmplitudeClient;
+pub use chilipiper::ChiliPiperClient;
+pub use http::{AttemptBudget, Endpoint, HttpLayer, HttpSetupError};
+pub use hubspot::HubSpotClient;
+pub use model::{
+    ActivitySummary, BookingConfirmation, BookingRequest, CrmRecord, CrmSource, OpenOpportunity,
+    RecentEvent, Slot, SlotQuery, Slots,
+};
+pub use ratelimit::Vendor;
+pub use salesforce::SalesforceClient;
+pub use secret::Secret;
+
+/// What a call does to the world, so recovery knows whether a retry or an
+/// unanswered attempt is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SideEffect {
+    /// A pure read.
+    None,
+    /// A write that may be repeated without changing the result.
+    Idempotent,
+    /// A write that must not happen twice (made safe by an idempotency key).
+    NonIdempotent,
+}
