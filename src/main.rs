@@ -82,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Profile { action, config } => run_profile(action, config.as_deref()),
+        Command::CrmSim { addr } => run_crm_sim(&addr),
         Command::Dev { .. } => {
             println!(
                 "voxguard dev: the embedded default is being assembled; the resilience engine is available as a library."
@@ -138,5 +139,32 @@ fn run_profile(action: ProfileAction, config_path: Option<&Path>) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn run_crm_sim(addr: &str) -> ExitCode {
+    init_tracing("info");
+    match runtime().block_on(voxguard::services::sim::run_standalone(addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voxguard crm-sim: {err}");
+            ExitCode::from(1)
+        }
     }
 }
