@@ -1,5 +1,13 @@
 //! The conversational brain: decides what the agent says and which tools it
-//! calls on each turn. `signals` reads the caller's words; the scripted
-//! policy and the LLM client turn them into actions.
+//! calls on each turn. `signals` reads the caller's words; `ScriptedBrain`
+//! is the deterministic policy; `LlmBrain` asks an OpenAI-compatible model
+//! and `HybridBrain` falls back from it to the script when it fails.
 
+mod action;
+pub mod scripted;
 pub mod signals;
+
+pub use action::{
+    Action, BrainState, CrmChoice, FollowUp, Stage, StartContext, ToolName, ToolResultView,
+};
+pub use scripted::{ScriptedBrain, ScriptedConfig, ScriptedState, is_sales_qualified};

@@ -74,6 +74,8 @@ pub enum Question {
     Industry,
     Email,
     ConfirmEmail,
+    /// "Does that sound like what you need?"
+    ValueFit,
     MeetingInterest,
     SlotChoice,
     Callback,

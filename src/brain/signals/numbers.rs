@@ -129,7 +129,9 @@ fn parse_words(tokens: &Tokens, start: usize, mut i: usize) -> Option<NumberSpan
     while let Some(word) = tokens.get(i) {
         if let Some(n) = small_word(word).or_else(|| vague_word(word)) {
             // "twenty five" adds; "five six" is two numbers.
-            if seen_any && !last_was_scale && !(current % 100 >= 20 && current % 10 == 0 && n < 10)
+            if seen_any
+                && !last_was_scale
+                && !(current % 100 >= 20 && current.is_multiple_of(10) && n < 10)
             {
                 break;
             }
