@@ -23,7 +23,7 @@ use serde_json::json;
 use super::action::{Action, BrainState, Stage, StartContext, ToolName, ToolResultView};
 use super::signals::{Confirmation, Question, Tokens, extract_answering};
 pub use lines::Wording;
-pub use records::{Activity, CrmRecord, OfferedSlot};
+pub use records::{Activity, CrmRecord, OfferedSlot, match_slot, read_slots};
 use records::{says_goodbye, sounds_frustrated};
 use state::DISCOVERY_ORDER;
 pub use state::{Booking, Lookup, PendingCall, ScriptedConfig, ScriptedState, is_sales_qualified};
@@ -130,6 +130,32 @@ impl ScriptedBrain {
             }
             Some(Question::Callback) => self.after_callback_offer(&mut turn, heard.confirmation),
             _ => self.advance(&mut turn),
+        }
+        turn.finish()
+    }
+
+    /// Take the conversation over mid-call (e.g. after the LLM failed) and
+    /// say what comes next without waiting for the caller.
+    pub fn continue_turn(&mut self, session: &BrainState) -> Vec<Action> {
+        if self.state.ended {
+            return Vec::new();
+        }
+        self.state.stage = session.stage;
+        let mut turn = Turn::default();
+        match self.state.booking.clone() {
+            Booking::Booked { .. } | Booking::Unconfirmed { .. } => self.close(&mut turn, None),
+            Booking::ChoosingSlot { slots } => self.present_slots(&mut turn, slots),
+            Booking::Offered => self.offer_meeting(&mut turn),
+            Booking::CallbackOffered => self.offer_callback(&mut turn, "Sorry about that."),
+            _ => match self.state.awaiting {
+                Some(question)
+                    if DISCOVERY_ORDER.contains(&question) || question == Question::Email =>
+                {
+                    let again = lines::question(&mut self.state.wording, question);
+                    turn.say(again);
+                }
+                _ => self.advance(&mut turn),
+            },
         }
         turn.finish()
     }
