@@ -48,7 +48,10 @@ impl std::fmt::Debug for HybridBrain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HybridBrain")
             .field("mode", &self.mode())
-            .field("guarded_by", &self.guard.as_ref().map(|(guard, _)| guard.service()))
+            .field(
+                "guarded_by",
+                &self.guard.as_ref().map(|(guard, _)| guard.service()),
+            )
             .field("llm", &self.llm)
             .field("state", self.state())
             .finish()

@@ -331,16 +331,19 @@ fn classify_transport(error: reqwest::Error) -> CallError {
     }
 }
 
+/// A body that stops mid-way is a broken connection after the request was
+/// sent (reqwest reports it as a "decode" error; without content encodings
+/// enabled, the only real cause is the transport).
 fn classify_body(error: reqwest::Error) -> CallError {
-    if error.is_decode() {
-        CallError::Decode {
-            detail: error.to_string(),
-        }
-    } else {
-        CallError::Connect {
-            detail: format!("stream broken: {error}"),
-            sent: true,
-        }
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        source = cause.source();
+    }
+    CallError::Connect {
+        detail: format!("stream broken: {detail}"),
+        sent: true,
     }
 }
 
