@@ -135,7 +135,7 @@ fn parse_words(tokens: &Tokens, start: usize, mut i: usize) -> Option<NumberSpan
             {
                 break;
             }
-            current += n;
+            current = current.saturating_add(n);
             last_was_scale = false;
             // "a couple of hundred": skip the "of" before a scale word.
             if vague_word(word).is_some()
@@ -146,9 +146,9 @@ fn parse_words(tokens: &Tokens, start: usize, mut i: usize) -> Option<NumberSpan
             }
         } else if let Some(scale) = scale_word(word) {
             match scale {
-                100 | 12 => current = current.max(1) * scale,
+                100 | 12 => current = current.max(1).saturating_mul(scale),
                 _ => {
-                    total += current.max(1) * scale;
+                    total = total.saturating_add(current.max(1).saturating_mul(scale));
                     current = 0;
                 }
             }

@@ -82,8 +82,8 @@ impl Tokens {
     /// Whether one of the words in `words` occurs among the `window` tokens
     /// before position `i`.
     pub fn preceded_by(&self, i: usize, window: usize, words: &[&str]) -> bool {
-        let from = i.saturating_sub(window);
-        self.words[from..i.min(self.words.len())]
+        let end = i.min(self.words.len());
+        self.words[end.saturating_sub(window)..end]
             .iter()
             .any(|w| words.contains(&w.as_str()))
     }
