@@ -635,3 +635,99 @@ async fn an_unknown_llm_booking_is_followed_up_and_a_later_failure_closes_honest
     );
     assert_eq!(after.actions.last(), Some(&Action::EndCall));
 }
+
+#[tokio::test]
+async fn caller_words_during_a_tool_call_wait_until_its_result_is_in() {
+    let (fake, url) = serve().await;
+    fake.then(slots_call_stream())
+        .then(stream(vec![text("Tuesday or Wednesday?"), finish("stop")]));
+    let mut brain = LlmBrain::new(config(&url)).unwrap();
+    brain.push_user("book me");
+    brain.respond().await.unwrap();
+    brain.push_user("any afternoon is fine");
+    assert_eq!(
+        brain.respond().await.unwrap(),
+        [],
+        "nothing is sent while a tool result is outstanding"
+    );
+    assert_eq!(fake.request_count(), 1);
+
+    brain.push_tool_result("someone-else", &ToolResultView::NotFound);
+    brain.push_tool_result(
+        "call_a",
+        &ToolResultView::Ok {
+            value: json!({ "slots": [] }),
+        },
+    );
+    brain.respond().await.unwrap();
+    let messages = fake.request(1).1["messages"].as_array().unwrap().clone();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "user"],
+        "result first, then the held words"
+    );
+    assert_eq!(messages[4]["content"], "any afternoon is fine");
+}
+
+#[tokio::test]
+async fn a_saved_transcript_resumes_with_its_open_tool_calls() {
+    let (fake, url) = serve().await;
+    fake.then(slots_call_stream());
+    let mut brain = LlmBrain::new(config(&url)).unwrap();
+    brain.push_user("book me");
+    brain.respond().await.unwrap();
+    let saved = serde_json::to_string(brain.transcript()).unwrap();
+    let resumed = LlmBrain::resume(config(&url), serde_json::from_str(&saved).unwrap()).unwrap();
+    assert!(resumed.awaiting_tool_results());
+    assert_eq!(resumed.transcript(), brain.transcript());
+}
+
+#[tokio::test]
+async fn the_hybrid_brain_lets_a_healthy_model_lead_and_records_signals_alongside() {
+    let (fake, url) = serve().await;
+    fake.then(stream(vec![
+        text("Great, and how many documents a month?"),
+        finish("stop"),
+    ]));
+    let mut hybrid = HybridBrain::new(
+        LlmBrain::new(config(&url)).unwrap(),
+        ScriptedConfig::default(),
+    );
+    hybrid.on_start(&StartContext {
+        caller_email: Some("jane@acme.com".into()),
+        ..StartContext::default()
+    });
+    let turn = hybrid
+        .on_user("a team of 12", &session(Stage::Greeting))
+        .await;
+    assert_eq!(turn.fell_back, None);
+    assert_eq!(hybrid.mode(), BrainMode::Llm);
+    assert!(
+        matches!(&turn.actions[0], Action::RecordSignals { signals } if signals.team_size == Some(12))
+    );
+    assert_eq!(
+        turn.actions[1],
+        Action::SetStage {
+            stage: Stage::Discovery
+        }
+    );
+    assert_eq!(
+        turn.actions[2],
+        Action::say("Great, and how many documents a month?")
+    );
+    let messages = fake.request(0).1["messages"].as_array().unwrap().clone();
+    assert!(
+        messages.iter().any(
+            |m| m["role"] == "system" && m["content"] == "The caller's email is jane@acme.com."
+        )
+    );
+    assert_eq!(
+        messages[messages.len() - 2]["role"],
+        "assistant",
+        "the scripted greeting is in the transcript"
+    );
+}

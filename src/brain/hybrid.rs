@@ -181,20 +181,25 @@ impl HybridBrain {
         }
         self.facts.stage = session.stage;
         let mut prefix = Vec::new();
-        if let Some(index) = self.llm_calls.iter().position(|(id, _, _)| id == call_id) {
-            let (_, tool, args) = self.llm_calls.remove(index);
-            self.learn(tool, &args, &result);
-            // The model is told to promise an email confirmation; make it real.
-            if let (Booking::Unconfirmed { slot }, Some(email)) =
-                (&self.facts.booking, &self.facts.signals.email)
-                && tool == ToolName::ChilipiperBook
-            {
-                let follow_up = FollowUp::ConfirmBookingByEmail {
-                    email: email.clone(),
-                    slot_id: slot.id.clone(),
-                };
-                prefix.push(Action::FollowUp { follow_up });
-            }
+        let Some(index) = self.llm_calls.iter().position(|(id, _, _)| id == call_id) else {
+            // Not a call the model made (or already answered): nothing to do.
+            return HybridTurn {
+                actions: prefix,
+                fell_back: None,
+            };
+        };
+        let (_, tool, args) = self.llm_calls.remove(index);
+        self.learn(tool, &args, &result);
+        // The model is told to promise an email confirmation; make it real.
+        if let (Booking::Unconfirmed { slot }, Some(email)) =
+            (&self.facts.booking, &self.facts.signals.email)
+            && tool == ToolName::ChilipiperBook
+        {
+            let follow_up = FollowUp::ConfirmBookingByEmail {
+                email: email.clone(),
+                slot_id: slot.id.clone(),
+            };
+            prefix.push(Action::FollowUp { follow_up });
         }
         self.llm.push_tool_result(call_id, &result);
         if self.llm.awaiting_tool_results() {

@@ -115,6 +115,9 @@ pub struct LlmBrain {
     transcript: Vec<ChatMessage>,
     /// Tool calls the model made that still need a result message.
     awaiting_results: Vec<String>,
+    /// Caller words heard while tool results were outstanding: the API
+    /// requires tool results right after the call, so these wait.
+    held_user_messages: Vec<ChatMessage>,
 }
 
 impl LlmBrain {
@@ -128,7 +131,28 @@ impl LlmBrain {
             http,
             transcript,
             awaiting_results: Vec::new(),
+            held_user_messages: Vec::new(),
         })
+    }
+
+    /// Continue a conversation from a saved transcript; tool calls in it
+    /// that have no result yet are still awaited.
+    pub fn resume(
+        config: LlmConfig,
+        transcript: Vec<ChatMessage>,
+    ) -> Result<LlmBrain, LlmSetupError> {
+        let mut brain = LlmBrain::new(config)?;
+        let answered: Vec<&str> = transcript
+            .iter()
+            .filter_map(|m| m.tool_call_id.as_deref())
+            .collect();
+        brain.awaiting_results = transcript
+            .iter()
+            .flat_map(|m| m.tool_calls.iter().map(|c| c.id.clone()))
+            .filter(|id| !answered.contains(&id.as_str()))
+            .collect();
+        brain.transcript = transcript;
+        Ok(brain)
     }
 
     pub fn config(&self) -> &LlmConfig {
@@ -155,18 +179,33 @@ impl LlmBrain {
         });
     }
 
+    /// What the caller said. While tool results are outstanding it is held
+    /// back and added right after the last result.
     pub fn push_user(&mut self, text: &str) {
-        self.transcript.push(ChatMessage::user(text));
+        if self.awaiting_tool_results() {
+            self.held_user_messages.push(ChatMessage::user(text));
+        } else {
+            self.transcript.push(ChatMessage::user(text));
+        }
     }
 
     /// Answer one of the model's tool calls (errors are marked as errors).
+    /// Results for calls the model did not make (or already answered) are
+    /// dropped: the transcript pairs every call with exactly one result.
     pub fn push_tool_result(&mut self, call_id: &str, result: &ToolResultView) {
-        self.awaiting_results.retain(|id| id != call_id);
+        let Some(index) = self.awaiting_results.iter().position(|id| id == call_id) else {
+            return;
+        };
+        self.awaiting_results.remove(index);
         self.transcript.push(ChatMessage::tool(call_id, result));
+        if self.awaiting_results.is_empty() {
+            self.transcript.append(&mut self.held_user_messages);
+        }
     }
 
     /// Whether some tool call of the last answer has no result yet (the
-    /// model must not be asked again until all have one).
+    /// model must not be asked again until all have one; `respond` then
+    /// answers with no actions and sends nothing).
     pub fn awaiting_tool_results(&self) -> bool {
         !self.awaiting_results.is_empty()
     }
@@ -284,6 +323,9 @@ impl LlmBrain {
 
     /// Ask the model what to do next, with the configured attempt timeout.
     pub async fn respond(&mut self) -> Result<Vec<Action>, CallError> {
+        if self.awaiting_tool_results() {
+            return Ok(Vec::new());
+        }
         let completion = self.request(self.config.attempt_timeout).await?;
         Ok(self.accept(completion))
     }
