@@ -222,6 +222,7 @@ struct FleetInner {
     errors: AtomicU64,
     last_sync: Mutex<Option<Instant>>,
     task: Mutex<Option<AbortHandle>>,
+    round: tokio::sync::Mutex<()>,
 }
 
 impl Drop for FleetInner {
@@ -266,6 +267,7 @@ impl Fleet {
             errors: AtomicU64::new(0),
             last_sync: Mutex::new(None),
             task: Mutex::new(None),
+            round: tokio::sync::Mutex::new(()),
             backend,
             config,
         });

@@ -80,8 +80,11 @@ impl RedisStore {
         permit.record(verdict, start.elapsed());
         if result.is_err() {
             // A timed-out request may still be queued on the multiplexed
-            // connection; start afresh next time.
-            self.connection.lock().await.take();
+            // connection: start afresh next time. Never wait for the lock
+            // here; whoever holds it is reconnecting already.
+            if let Ok(mut slot) = self.connection.try_lock() {
+                slot.take();
+            }
         }
         result
     }

@@ -190,8 +190,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl FleetInner {
     /// One sync round over every shared breaker, budget and queued session
-    /// write. Stops at the first backend error (the next round retries).
+    /// write, each call bounded by `redis_timeout`. Stops at the first backend error (the next round retries).
     pub(super) async fn sync_round(&self) -> Result<(), FleetError> {
+        // One round at a time: two overlapping rounds would each take a grant.
+        let _round = self.round.lock().await;
         let hold = self.hold();
         let links = lock(&self.links).clone();
         for link in &links {
