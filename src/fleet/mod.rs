@@ -290,8 +290,15 @@ impl Fleet {
         &self.inner.instance
     }
 
-    /// Share this breaker's state and window with the fleet under its service name.
+    /// Share this breaker's state and window with the fleet under its service
+    /// name (sharing the same breaker twice is a no-op).
     pub fn share_breaker(&self, breaker: Arc<CircuitBreaker>) {
+        if lock(&self.inner.links)
+            .iter()
+            .any(|link| Arc::ptr_eq(&link.breaker, &breaker))
+        {
+            return;
+        }
         let rules = BreakerRules::new(
             breaker.config(),
             self.inner.config.window,

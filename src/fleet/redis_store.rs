@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use super::FleetError;
 use super::rules::{BreakerRules, BudgetRules, BudgetView, Intent, SharedView};
 use crate::resilience::{
-    BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, Clock,
+    BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, Clock, metrics_listener,
+    tracing_listener,
 };
 
 const BREAKER_SYNC: &str = include_str!("lua/breaker_sync.lua");
@@ -36,10 +37,13 @@ impl RedisStore {
     /// Checks the URL only; the connection is made on first use.
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, FleetError> {
         let client = Client::open(url).map_err(|e| FleetError::BadUrl(e.to_string()))?;
+        let breaker = CircuitBreaker::new("redis", redis_breaker_config(timeout), Clock::tokio());
+        breaker.subscribe(tracing_listener());
+        breaker.subscribe(metrics_listener());
         Ok(RedisStore {
             client,
             connection: Mutex::new(None),
-            breaker: CircuitBreaker::new("redis", redis_breaker_config(timeout), Clock::tokio()),
+            breaker,
             timeout,
             prefix: prefix.to_string(),
             breaker_script: Script::new(BREAKER_SYNC),

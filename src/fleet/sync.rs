@@ -244,3 +244,33 @@ pub(super) async fn run(fleet: Weak<FleetInner>, wake: Arc<Notify>, interval: Du
         fleet.note_round(result);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BreakerState::*;
+
+    #[test]
+    fn local_transitions_become_requests_to_the_fleet() {
+        assert_eq!(intent_of(Closed, Open, false), Intent::Trip);
+        assert_eq!(intent_of(HalfOpen, Open, true), Intent::ProbeFailed);
+        assert_eq!(intent_of(HalfOpen, Closed, true), Intent::ProbesSucceeded);
+        assert_eq!(
+            intent_of(Open, HalfOpen, false),
+            Intent::Claim,
+            "probe only with the lease"
+        );
+        assert_eq!(
+            intent_of(Open, Open, false),
+            Intent::Claim,
+            "ask again once the period ends"
+        );
+        assert_eq!(intent_of(Closed, Closed, false), Intent::None);
+    }
+
+    #[test]
+    fn a_worker_without_the_lease_cannot_close_or_reopen_the_fleet() {
+        assert_eq!(intent_of(HalfOpen, Closed, false), Intent::None);
+        assert_eq!(intent_of(HalfOpen, Open, false), Intent::Claim);
+    }
+}

@@ -155,6 +155,18 @@ mod tests {
     }
 
     #[test]
+    fn the_tally_counts_every_call_and_survives_clearing() {
+        let window = SlidingWindow::new(2);
+        window.push(FAILED);
+        window.push(SLOW);
+        window.push(0);
+        window.clear();
+        window.push(FAILED | SLOW);
+        window.tally_only(FAILED);
+        assert_eq!(window.tally(), (5, 3, 2));
+    }
+
+    #[test]
     fn counts_stay_exact_under_concurrent_writers() {
         let window = SlidingWindow::new(16);
         std::thread::scope(|s| {
