@@ -33,6 +33,7 @@
 //! ```
 
 mod budget;
+mod config;
 mod memory;
 mod redis_store;
 mod rules;
@@ -48,6 +49,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 pub use budget::SharedRetryBudget;
+pub use config::{BackendKind, FleetConfig, FleetError, FleetHealth};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 pub use session::SessionWrite;
@@ -58,87 +60,6 @@ use crate::resilience::{
 use rules::{BreakerRules, BudgetRules, BudgetView, Intent, SharedView};
 use session::SessionQueue;
 use sync::BreakerLink;
-
-/// Which store holds the fleet's shared state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// In this process only (dev, console, simulate).
-    #[default]
-    Memory,
-    Redis,
-}
-
-/// The fleet's settings (the `[fleet]` section of the config maps onto this).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetConfig {
-    pub backend: BackendKind,
-    /// Redis URL, e.g. `redis://127.0.0.1:6379`.
-    pub url: String,
-    /// Prefix of every Redis key, so fleets (and tests) can share a server.
-    pub key_prefix: String,
-    /// Shared breaker, window and budget keys expire after this long unused.
-    pub state_ttl: Duration,
-    /// How often the sync task runs; keep ≤ 50 ms for a < 100 ms open bound.
-    pub sync_interval: Duration,
-    /// Limit of any single Redis call, including those on a caller's turn.
-    pub redis_timeout: Duration,
-    /// The time window of the fleet's summed breaker counts.
-    pub window: Duration,
-    /// How long a worker holds the half-open probe lease.
-    pub probe_lease: Duration,
-    /// Session writes kept while Redis is out of reach.
-    pub session_queue: usize,
-}
-
-impl Default for FleetConfig {
-    fn default() -> Self {
-        FleetConfig {
-            backend: BackendKind::Memory,
-            url: "redis://127.0.0.1:6379".into(),
-            key_prefix: "voxguard".into(),
-            state_ttl: Duration::from_secs(600),
-            sync_interval: Duration::from_millis(50),
-            redis_timeout: Duration::from_millis(50),
-            window: Duration::from_secs(10),
-            probe_lease: Duration::from_secs(2),
-            session_queue: 256,
-        }
-    }
-}
-
-impl FleetConfig {
-    /// The defaults, backed by Redis at `url`.
-    pub fn redis(url: impl Into<String>) -> Self {
-        FleetConfig {
-            backend: BackendKind::Redis,
-            url: url.into(),
-            ..FleetConfig::default()
-        }
-    }
-}
-
-/// Why a backend call did not complete. The fleet handles these itself
-/// (falling back to local state); they surface only in health and logs.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FleetError {
-    #[error("invalid Redis URL: {0}")]
-    BadUrl(String),
-    #[error("Redis unavailable (its circuit breaker is open)")]
-    Unavailable,
-    #[error("Redis did not answer within {}", humantime::format_duration(*.0))]
-    Timeout(Duration),
-    #[error("Redis error: {0}")]
-    Redis(String),
-    #[error("unexpected Redis reply: {0}")]
-    Protocol(String),
-}
-
-impl From<redis::RedisError> for FleetError {
-    fn from(error: redis::RedisError) -> Self {
-        FleetError::Redis(error.to_string())
-    }
-}
 
 /// The store behind a fleet.
 #[derive(Debug, Clone)]
@@ -184,22 +105,6 @@ impl FleetBackend {
             FleetBackend::Redis(r) => r.sync_budget(service, deposits, returned, rules).await,
         }
     }
-}
-
-/// The fleet layer's health, for `/worker` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FleetHealth {
-    pub backend: BackendKind,
-    /// The last sync round reached the backend.
-    pub connected: bool,
-    /// The breaker guarding Redis (always closed for the memory backend).
-    pub redis_breaker: BreakerState,
-    /// Since the last successful sync round; `None` before the first.
-    pub last_sync_age_ms: Option<u64>,
-    /// Failed backend calls since start.
-    pub errors: u64,
-    /// Session writes waiting for Redis.
-    pub queued_sessions: usize,
 }
 
 /// A handle on the fleet's shared state; clones share it. Dropping the last
@@ -342,71 +247,6 @@ impl Fleet {
         result
     }
 
-    /// Save a room's conversation state after a committed turn. Takes at most
-    /// `redis_timeout`; when Redis is out of reach the write is queued.
-    pub async fn save_session(
-        &self,
-        room: &str,
-        state: &serde_json::Value,
-        ttl: Duration,
-    ) -> SessionWrite {
-        match &self.inner.backend {
-            FleetBackend::Memory(m) => {
-                m.save_session(room, state, ttl);
-                SessionWrite::Stored
-            }
-            FleetBackend::Redis(r) => {
-                let json = state.to_string();
-                match r.save_session(room, json.clone(), ttl).await {
-                    Ok(()) => {
-                        self.inner.sessions.forget(room);
-                        SessionWrite::Stored
-                    }
-                    Err(error) => {
-                        self.inner.note_error(&error);
-                        self.inner.sessions.push(room, Some(json), ttl);
-                        SessionWrite::Queued
-                    }
-                }
-            }
-        }
-    }
-
-    /// The room's saved state, if any. Takes at most `redis_timeout`; `None`
-    /// at once while Redis is out of reach (unless this worker queued it).
-    pub async fn load_session(&self, room: &str) -> Option<serde_json::Value> {
-        let json = match &self.inner.backend {
-            FleetBackend::Memory(m) => return m.load_session(room),
-            FleetBackend::Redis(r) => match self.inner.sessions.latest(room) {
-                Some(queued) => queued,
-                None => r.load_session(room).await.unwrap_or_else(|error| {
-                    self.inner.note_error(&error);
-                    None
-                }),
-            },
-        };
-        let json = json?;
-        serde_json::from_str(&json)
-            .inspect_err(|error| tracing::warn!(room, %error, "unreadable saved session"))
-            .ok()
-    }
-
-    /// Forget the room's saved state (the conversation ended).
-    pub async fn delete_session(&self, room: &str) {
-        match &self.inner.backend {
-            FleetBackend::Memory(m) => m.delete_session(room),
-            FleetBackend::Redis(r) => match r.delete_session(room).await {
-                Ok(()) => self.inner.sessions.forget(room),
-                Err(error) => {
-                    self.inner.note_error(&error);
-                    self.inner
-                        .sessions
-                        .push(room, None, self.inner.config.state_ttl);
-                }
-            },
-        }
-    }
-
     pub fn health(&self) -> FleetHealth {
         let inner = &self.inner;
         FleetHealth {
@@ -458,26 +298,5 @@ impl FleetInner {
             };
             metrics::gauge!("voxguard_fleet_redis_breaker_state").set(level);
         }
-    }
-
-    async fn flush_sessions(&self) -> Result<(), FleetError> {
-        let FleetBackend::Redis(redis) = &self.backend else {
-            return Ok(());
-        };
-        while let Some(write) = self.sessions.pop() {
-            let ttl = write.expires.saturating_duration_since(Instant::now());
-            if ttl.is_zero() {
-                continue;
-            }
-            let result = match &write.state {
-                Some(json) => redis.save_session(&write.room, json.clone(), ttl).await,
-                None => redis.delete_session(&write.room).await,
-            };
-            if let Err(error) = result {
-                self.sessions.requeue(write);
-                return Err(error);
-            }
-        }
-        Ok(())
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::{Fleet, FleetBackend, FleetError, FleetInner};
+
 /// Where a saved session went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionWrite {
@@ -93,5 +95,95 @@ impl SessionQueue {
         if !pending.iter().any(|w| w.room == write.room) && pending.len() < self.capacity {
             pending.push_front(write);
         }
+    }
+}
+
+impl Fleet {
+    /// Save a room's conversation state after a committed turn. Takes at most
+    /// `redis_timeout`; when Redis is out of reach the write is queued.
+    pub async fn save_session(
+        &self,
+        room: &str,
+        state: &serde_json::Value,
+        ttl: Duration,
+    ) -> SessionWrite {
+        match &self.inner.backend {
+            FleetBackend::Memory(m) => {
+                m.save_session(room, state, ttl);
+                SessionWrite::Stored
+            }
+            FleetBackend::Redis(r) => {
+                let json = state.to_string();
+                match r.save_session(room, json.clone(), ttl).await {
+                    Ok(()) => {
+                        self.inner.sessions.forget(room);
+                        SessionWrite::Stored
+                    }
+                    Err(error) => {
+                        self.inner.note_error(&error);
+                        self.inner.sessions.push(room, Some(json), ttl);
+                        SessionWrite::Queued
+                    }
+                }
+            }
+        }
+    }
+
+    /// The room's saved state, if any. Takes at most `redis_timeout`; `None`
+    /// at once while Redis is out of reach (unless this worker queued it).
+    pub async fn load_session(&self, room: &str) -> Option<serde_json::Value> {
+        let json = match &self.inner.backend {
+            FleetBackend::Memory(m) => return m.load_session(room),
+            FleetBackend::Redis(r) => match self.inner.sessions.latest(room) {
+                Some(queued) => queued,
+                None => r.load_session(room).await.unwrap_or_else(|error| {
+                    self.inner.note_error(&error);
+                    None
+                }),
+            },
+        };
+        let json = json?;
+        serde_json::from_str(&json)
+            .inspect_err(|error| tracing::warn!(room, %error, "unreadable saved session"))
+            .ok()
+    }
+
+    /// Forget the room's saved state (the conversation ended).
+    pub async fn delete_session(&self, room: &str) {
+        match &self.inner.backend {
+            FleetBackend::Memory(m) => m.delete_session(room),
+            FleetBackend::Redis(r) => match r.delete_session(room).await {
+                Ok(()) => self.inner.sessions.forget(room),
+                Err(error) => {
+                    self.inner.note_error(&error);
+                    self.inner
+                        .sessions
+                        .push(room, None, self.inner.config.state_ttl);
+                }
+            },
+        }
+    }
+}
+
+impl FleetInner {
+    pub(super) async fn flush_sessions(&self) -> Result<(), FleetError> {
+        let FleetBackend::Redis(redis) = &self.backend else {
+            return Ok(());
+        };
+        while let Some(write) = self.sessions.pop() {
+            let ttl = write.expires.saturating_duration_since(Instant::now());
+            if ttl.is_zero() {
+                continue;
+            }
+            let result = match &write.state {
+                Some(json) => redis.save_session(&write.room, json.clone(), ttl).await,
+                None => redis.delete_session(&write.room).await,
+            };
+            if let Err(error) = result {
+                self.sessions.requeue(write);
+                return Err(error);
+            }
+        }
+        Ok(())
     }
 }
