@@ -62,6 +62,55 @@ impl FleetConfig {
             ..FleetConfig::default()
         }
     }
+
+    /// Refuse settings that cannot keep the fleet's promises, naming the field.
+    pub fn validate(&self) -> Result<(), FleetConfigError> {
+        let refuse = |field: &'static str, problem: &str| {
+            Err(FleetConfigError {
+                field,
+                problem: problem.to_string(),
+            })
+        };
+        const MS: Duration = Duration::from_millis(1);
+        if self.sync_interval.is_zero() || self.sync_interval > 1000 * MS {
+            return refuse(
+                "sync_interval",
+                "must be between 1ms and 1s (≤ 50ms for a < 100 ms open bound)",
+            );
+        }
+        if self.redis_timeout.is_zero() || self.redis_timeout > 1000 * MS {
+            return refuse(
+                "redis_timeout",
+                "must be between 1ms and 1s: it bounds a caller's turn",
+            );
+        }
+        if self.key_prefix.is_empty() {
+            return refuse("key_prefix", "must not be empty");
+        }
+        if self.window < 100 * MS {
+            return refuse("window", "must be at least 100ms");
+        }
+        if self.probe_lease.is_zero() {
+            return refuse("probe_lease", "must be positive");
+        }
+        if self.state_ttl < self.window {
+            return refuse("state_ttl", "must be at least `window`");
+        }
+        if self.backend == BackendKind::Redis
+            && let Err(error) = redis::Client::open(self.url.as_str())
+        {
+            return refuse("url", &format!("is not a Redis URL ({error})"));
+        }
+        Ok(())
+    }
+}
+
+/// A `[fleet]` setting that cannot work, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fleet: `{field}` {problem}")]
+pub struct FleetConfigError {
+    pub field: &'static str,
+    pub problem: String,
 }
 
 /// Why a backend call did not complete. The fleet handles these itself
@@ -100,4 +149,30 @@ pub struct FleetHealth {
     pub errors: u64,
     /// Session writes waiting for Redis.
     pub queued_sessions: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_a_slow_sync_is_refused_by_name() {
+        assert_eq!(FleetConfig::default().validate(), Ok(()));
+        assert_eq!(
+            FleetConfig::redis("redis://10.0.0.5:6379").validate(),
+            Ok(())
+        );
+        let slow = FleetConfig {
+            sync_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        };
+        assert_eq!(slow.validate().unwrap_err().field, "sync_interval");
+        assert_eq!(
+            FleetConfig::redis("http://nope")
+                .validate()
+                .unwrap_err()
+                .field,
+            "url"
+        );
+    }
 }

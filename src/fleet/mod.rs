@@ -49,7 +49,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 pub use budget::SharedRetryBudget;
-pub use config::{BackendKind, FleetConfig, FleetError, FleetHealth};
+pub use config::{BackendKind, FleetConfig, FleetConfigError, FleetError, FleetHealth};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 pub use session::SessionWrite;
