@@ -233,3 +233,22 @@ async fn a_saved_conversation_expires_after_its_ttl(kind: BackendKind) {
     assert_eq!(b.load_session("room-t").await, None);
     finish(kind, &prefix).await;
 }
+
+on_both_backends!(a_breaker_already_open_when_shared_opens_the_fleet);
+async fn a_breaker_already_open_when_shared_opens_the_fleet(kind: BackendKind) {
+    let prefix = unique_prefix("join");
+    let (a, b) = pair(kind, &prefix).await;
+    let (crm_a, crm_b) = (breaker("crm", 5000 * MS), breaker("crm", 5000 * MS));
+    b.share_breaker(crm_b.clone());
+    b.sync_now().await.expect("B joins");
+    fail_three_times(&crm_a);
+
+    a.share_breaker(crm_a.clone());
+    let opened = within(1000 * MS, || crm_b.try_acquire().is_err()).await;
+    assert!(
+        opened.is_some(),
+        "A joined with an open breaker: the fleet opens"
+    );
+    assert!(crm_a.try_acquire().is_err(), "and A stays open");
+    finish(kind, &prefix).await;
+}

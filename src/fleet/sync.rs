@@ -45,9 +45,11 @@ struct LinkView {
 
 impl BreakerLink {
     pub fn new(breaker: Arc<CircuitBreaker>, rules: BreakerRules) -> Arc<Self> {
+        // Joining counts as coming from closed: a breaker already open
+        // publishes its trip instead of being closed by the fleet.
         let view = LinkView {
             generation: 0,
-            local: breaker.state(),
+            local: BreakerState::Closed,
             owner: false,
             tally: breaker.tally(),
         };
