@@ -119,6 +119,15 @@ pub(super) enum Target {
     Open { reopenings: u32, until_nanos: u64 },
 }
 
+/// Calls a breaker has recorded while closed since it was created (never
+/// reset): a fleet sync reads the difference between two tallies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerTally {
+    pub calls: u64,
+    pub failures: u64,
+    pub slow: u64,
+}
+
 /// Half-open bookkeeping for one half-open period (identified by its word).
 #[derive(Debug, Default)]
 struct ProbeBook {
@@ -230,6 +239,16 @@ impl CircuitBreaker {
         (state_of(word) == BreakerState::Open).then(|| Duration::from_micros(payload_of(word)))
     }
 
+    /// Cumulative closed-state call counts (see [`BreakerTally`]).
+    pub fn tally(&self) -> BreakerTally {
+        let (calls, failures, slow) = self.window.tally();
+        BreakerTally {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
     pub fn subscribe(&self, listener: BreakerListener) {
         self.listeners.subscribe(listener);
     }
@@ -299,6 +318,7 @@ impl CircuitBreaker {
         if failed {
             let in_a_row = self.consecutive.0.fetch_add(1, Relaxed) + 1;
             if in_a_row >= self.config.consecutive_failures {
+                self.window.tally_only(FAILED);
                 self.trip(word, TransitionReason::ConsecutiveFailures(in_a_row));
                 return;
             }

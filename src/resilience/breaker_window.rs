@@ -27,6 +27,10 @@ pub(crate) struct SlidingWindow {
     // count can dip below zero for an instant; readers clamp at zero.
     failures: AtomicI32,
     slow: AtomicI32,
+    // Cumulative since creation (never cleared), for the fleet's shared window.
+    cleared_calls: AtomicU64,
+    total_failures: AtomicU64,
+    total_slow: AtomicU64,
 }
 
 impl SlidingWindow {
@@ -37,6 +41,9 @@ impl SlidingWindow {
             next: AtomicU64::new(0),
             failures: AtomicI32::new(0),
             slow: AtomicI32::new(0),
+            cleared_calls: AtomicU64::new(0),
+            total_failures: AtomicU64::new(0),
+            total_slow: AtomicU64::new(0),
         }
     }
 
@@ -48,6 +55,7 @@ impl SlidingWindow {
         let len = self.slots.len() as u64;
         let slot = &self.slots[(index % len) as usize];
         if outcome != 0 || slot.load(Relaxed) != 0 {
+            self.tally_bad(outcome);
             let previous = slot.swap(outcome, Relaxed);
             self.apply_delta(previous, outcome);
         }
@@ -68,6 +76,31 @@ impl SlidingWindow {
         }
     }
 
+    fn tally_bad(&self, outcome: u8) {
+        if outcome & FAILED != 0 {
+            self.total_failures.fetch_add(1, Relaxed);
+        }
+        if outcome & SLOW != 0 {
+            self.total_slow.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Count a call in the cumulative tally only (not in the window): the
+    /// failure that trips the breaker on consecutive failures.
+    pub fn tally_only(&self, outcome: u8) {
+        self.cleared_calls.fetch_add(1, Relaxed);
+        self.tally_bad(outcome);
+    }
+
+    /// Calls, failures and slow calls recorded since creation.
+    pub fn tally(&self) -> (u64, u64, u64) {
+        (
+            self.cleared_calls.load(Relaxed) + self.next.load(Relaxed),
+            self.total_failures.load(Relaxed),
+            self.total_slow.load(Relaxed),
+        )
+    }
+
     pub fn counts(&self, calls: u32) -> WindowCounts {
         let read = |c: &AtomicI32| c.load(Relaxed).max(0) as u32;
         WindowCounts {
@@ -85,7 +118,8 @@ impl SlidingWindow {
         }
         self.failures.store(0, Relaxed);
         self.slow.store(0, Relaxed);
-        self.next.store(0, Relaxed);
+        self.cleared_calls
+            .fetch_add(self.next.swap(0, Relaxed), Relaxed);
     }
 }
 
@@ -118,6 +152,18 @@ mod tests {
                 slow: 1
             }
         );
+    }
+
+    #[test]
+    fn the_tally_counts_every_call_and_survives_clearing() {
+        let window = SlidingWindow::new(2);
+        window.push(FAILED);
+        window.push(SLOW);
+        window.push(0);
+        window.clear();
+        window.push(FAILED | SLOW);
+        window.tally_only(FAILED);
+        assert_eq!(window.tally(), (5, 3, 2));
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! The in-process backend: shared state for the workers of one process (dev,
+//! console, simulate) and for tests that run two fleets side by side.
+//!
+//! Breakers and budgets follow the same rules as Redis (`rules.rs`) under a
+//! lock; sessions live in a concurrent map and expire by TTL on read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::time::Instant;
+
+use super::rules::{
+    self, BreakerRules, BudgetRules, BudgetView, Intent, SharedBreaker, SharedBudget, SharedView,
+};
+use crate::resilience::BreakerTally;
+
+/// Shared state held in this process. Clone the `Arc` to share it between
+/// several [`Fleet`](super::Fleet)s.
+#[derive(Debug)]
+pub struct MemoryStore {
+    origin: Instant,
+    breakers: Mutex<HashMap<String, SharedBreaker>>,
+    budgets: Mutex<HashMap<String, SharedBudget>>,
+    sessions: DashMap<String, (serde_json::Value, Instant)>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemoryStore {
+            origin: Instant::now(),
+            breakers: Mutex::default(),
+            budgets: Mutex::default(),
+            sessions: DashMap::new(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        rules::millis(self.origin.elapsed())
+    }
+
+    pub(crate) fn sync_breaker(
+        &self,
+        service: &str,
+        instance: &str,
+        intent: Intent,
+        deltas: BreakerTally,
+        rules: &BreakerRules,
+    ) -> SharedView {
+        let now = self.now_ms();
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = breakers.entry(service.to_string()).or_default();
+        rules::sync_breaker(shared, instance, intent, deltas, rules, now)
+    }
+
+    pub(crate) fn sync_budget(
+        &self,
+        service: &str,
+        deposits: u64,
+        returned: u64,
+        rules: &BudgetRules,
+    ) -> BudgetView {
+        let now = self.now_ms();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let budget = budgets.entry(service.to_string()).or_default();
+        rules::sync_budget(budget, deposits, returned, rules, now)
+    }
+
+    pub(crate) fn save_session(&self, room: &str, state: &serde_json::Value, ttl: Duration) {
+        let expires = Instant::now() + ttl;
+        self.sessions
+            .insert(room.to_string(), (state.clone(), expires));
+    }
+
+    pub(crate) fn load_session(&self, room: &str) -> Option<serde_json::Value> {
+        let now = Instant::now();
+        let live = self
+            .sessions
+            .get(room)
+            .map(|entry| (entry.1 > now).then(|| entry.0.clone()));
+        match live {
+            Some(Some(state)) => Some(state),
+            Some(None) => {
+                self.sessions
+                    .remove_if(room, |_, (_, expires)| *expires <= now);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn delete_session(&self, room: &str) {
+        self.sessions.remove(room);
+    }
+}

@@ -1,0 +1,251 @@
+//! The Redis backend, guarded like any other risky dependency: every call
+//! goes through the `redis` circuit breaker and a short timeout, so a slow or
+//! dead Redis costs a caller at most `redis_timeout`, then nothing while the
+//! breaker is open. The breaker's growing open periods double as the
+//! reconnect backoff.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::FleetError;
+use super::rules::{BreakerRules, BudgetRules, BudgetView, Intent, SharedView};
+use crate::resilience::{
+    BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, Clock, metrics_listener,
+    tracing_listener,
+};
+
+const BREAKER_SYNC: &str = include_str!("lua/breaker_sync.lua");
+const BUDGET_SYNC: &str = include_str!("lua/budget_sync.lua");
+
+/// A guarded Redis connection and the fleet's scripts.
+#[derive(Debug)]
+pub struct RedisStore {
+    client: Client,
+    connection: Mutex<Option<MultiplexedConnection>>,
+    breaker: CircuitBreaker,
+    timeout: Duration,
+    prefix: String,
+    breaker_script: Script,
+    budget_script: Script,
+}
+
+impl RedisStore {
+    /// Checks the URL only; the connection is made on first use.
+    pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, FleetError> {
+        let client = Client::open(url).map_err(|e| FleetError::BadUrl(e.to_string()))?;
+        let breaker = CircuitBreaker::new("redis", redis_breaker_config(timeout), Clock::tokio());
+        breaker.subscribe(tracing_listener());
+        breaker.subscribe(metrics_listener());
+        Ok(RedisStore {
+            client,
+            connection: Mutex::new(None),
+            breaker,
+            timeout,
+            prefix: prefix.to_string(),
+            breaker_script: Script::new(BREAKER_SYNC),
+            budget_script: Script::new(BUDGET_SYNC),
+        })
+    }
+
+    /// The breaker guarding Redis itself.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    pub(crate) fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}:{kind}:{name}", self.prefix)
+    }
+
+    /// Run one Redis operation under the breaker and the timeout.
+    async fn guarded<T, F, Fut>(&self, op: F) -> Result<T, FleetError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|_| FleetError::Unavailable)?;
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let connection = self.connection().await?;
+            op(connection).await.map_err(FleetError::from)
+        })
+        .await
+        .unwrap_or(Err(FleetError::Timeout(self.timeout)));
+        let verdict = match &result {
+            Ok(_) => CallResult::Success,
+            Err(_) => CallResult::Failure,
+        };
+        permit.record(verdict, start.elapsed());
+        if result.is_err() {
+            // A timed-out request may still be queued on the multiplexed
+            // connection: start afresh next time. Never wait for the lock
+            // here; whoever holds it is reconnecting already.
+            if let Ok(mut slot) = self.connection.try_lock() {
+                slot.take();
+            }
+        }
+        result
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, FleetError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    pub(crate) async fn sync_breaker(
+        &self,
+        service: &str,
+        instance: &str,
+        intent: Intent,
+        deltas: BreakerTally,
+        rules: &BreakerRules,
+    ) -> Result<SharedView, FleetError> {
+        let invocation = {
+            let mut i = self.breaker_script.prepare_invoke();
+            i.key(self.key("breaker", service))
+                .key(self.key("window", service))
+                .arg(instance)
+                .arg(intent.as_str())
+                .arg(deltas.calls)
+                .arg(deltas.failures)
+                .arg(deltas.slow)
+                .arg(rules.min_calls)
+                .arg(rules.failure_rate)
+                .arg(rules.slow_rate)
+                .arg(rules.open_base_ms)
+                .arg(rules.open_cap_ms)
+                .arg(rules.window_ms)
+                .arg(rules.bucket_ms)
+                .arg(rules.lease_ms)
+                .arg(rules.ttl_ms)
+                .arg(intent.force_ms());
+            i
+        };
+        type Reply = (String, u64, u64, u8, u64, u64, u64);
+        let (state, generation, remaining_ms, owner, calls, failures, slow): Reply = self
+            .guarded(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        let state = match state.as_str() {
+            "closed" => BreakerState::Closed,
+            "open" => BreakerState::Open,
+            "half_open" => BreakerState::HalfOpen,
+            other => {
+                return Err(FleetError::Protocol(format!(
+                    "unknown breaker state {other:?}"
+                )));
+            }
+        };
+        Ok(SharedView {
+            state,
+            generation,
+            remaining: Duration::from_millis(remaining_ms),
+            owner_is_me: owner == 1,
+            window: BreakerTally {
+                calls,
+                failures,
+                slow,
+            },
+        })
+    }
+
+    pub(crate) async fn sync_budget(
+        &self,
+        service: &str,
+        deposits: u64,
+        returned: u64,
+        rules: &BudgetRules,
+    ) -> Result<BudgetView, FleetError> {
+        let invocation = {
+            let mut i = self.budget_script.prepare_invoke();
+            i.key(self.key("budget", service))
+                .arg(deposits)
+                .arg(returned)
+                .arg(rules.retry_ratio)
+                .arg(rules.floor_per_window)
+                .arg(rules.window_ms)
+                .arg(rules.bucket_ms)
+                .arg(rules.ttl_ms);
+            i
+        };
+        let (deposits, withdrawals, granted): (u64, u64, u64) = self
+            .guarded(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        Ok(BudgetView {
+            deposits,
+            withdrawals,
+            granted,
+        })
+    }
+
+    pub(crate) async fn save_session(
+        &self,
+        room: &str,
+        state: String,
+        ttl: Duration,
+    ) -> Result<(), FleetError> {
+        let key = self.key("session", room);
+        let ttl_ms = ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+        self.guarded(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(state)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    pub(crate) async fn load_session(&self, room: &str) -> Result<Option<String>, FleetError> {
+        let key = self.key("session", room);
+        self.guarded(|mut c| async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<String>>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_session(&self, room: &str) -> Result<(), FleetError> {
+        let key = self.key("session", room);
+        self.guarded(
+            |mut c| async move { redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await },
+        )
+        .await
+    }
+}
+
+/// Redis is judged quickly: three failures in a row (or most of a short
+/// window) open it for 250 ms, doubling up to 5 s between reconnect tries.
+fn redis_breaker_config(timeout: Duration) -> BreakerConfig {
+    BreakerConfig {
+        consecutive_failures: 3,
+        window_size: 20,
+        min_calls: 10,
+        failure_rate: 0.5,
+        slow_call_threshold: timeout,
+        slow_call_rate: 1.0,
+        open_base: Duration::from_millis(250),
+        open_cap: Duration::from_secs(5),
+        half_open_probes: 1,
+    }
+}

@@ -1,0 +1,201 @@
+//! Helpers shared by the fleet integration tests: a real Redis (required,
+//! never skipped), unique key prefixes, breakers that trip quickly, and a
+//! TCP proxy in front of Redis that a test can stall or cut.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::ConnectionAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use voxguard::fleet::{BackendKind, Fleet, FleetBackend, FleetConfig, MemoryStore};
+use voxguard::resilience::{CallResult, CircuitBreaker, Clock, GuardConfig};
+
+pub const START_REDIS: &str = "start one with `redis-server --daemonize yes --port 6379 --save \"\" --appendonly no` \
+     or point VOXGUARD_TEST_REDIS_URL at one";
+
+pub fn redis_url() -> String {
+    std::env::var("VOXGUARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A connection to the test Redis; fails the test (with how to start one)
+/// when it cannot be reached.
+pub async fn require_redis() -> redis::aio::MultiplexedConnection {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("VOXGUARD_TEST_REDIS_URL is a Redis URL");
+    let connect = async {
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok::<_, redis::RedisError>(connection)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => panic!("cannot reach Redis at {url} ({error}): {START_REDIS}"),
+        Err(_) => panic!("Redis at {url} did not answer within 2 s: {START_REDIS}"),
+    }
+}
+
+/// A key prefix no other test (or run) uses.
+pub fn unique_prefix(test: &str) -> String {
+    format!(
+        "voxguard-test:{test}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Delete every key under `prefix`.
+pub async fn cleanup(prefix: &str) {
+    let mut connection = require_redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut connection)
+            .await
+            .expect("DEL");
+    }
+}
+
+pub fn config(kind: BackendKind, prefix: &str) -> FleetConfig {
+    FleetConfig {
+        backend: kind,
+        url: redis_url(),
+        key_prefix: prefix.to_string(),
+        state_ttl: Duration::from_secs(60),
+        ..FleetConfig::default()
+    }
+}
+
+/// Two fleet instances sharing state: one in-process store, or two
+/// separate Redis connections.
+pub async fn pair(kind: BackendKind, prefix: &str) -> (Fleet, Fleet) {
+    match kind {
+        BackendKind::Memory => {
+            let store = MemoryStore::new();
+            let a = Fleet::with_backend(config(kind, prefix), FleetBackend::Memory(store.clone()));
+            let b = Fleet::with_backend(config(kind, prefix), FleetBackend::Memory(store));
+            (a, b)
+        }
+        BackendKind::Redis => {
+            require_redis().await;
+            let a = Fleet::new(config(kind, prefix)).expect("valid URL");
+            let b = Fleet::new(config(kind, prefix)).expect("valid URL");
+            (a, b)
+        }
+    }
+}
+
+/// A breaker that opens on 3 failures in a row for `open_base`, with 2 probes.
+pub fn breaker(service: &str, open_base: Duration) -> Arc<CircuitBreaker> {
+    let mut config = GuardConfig::for_service(service).breaker;
+    config.consecutive_failures = 3;
+    config.open_base = open_base;
+    config.open_cap = open_base * 8;
+    config.half_open_probes = 2;
+    Arc::new(CircuitBreaker::new(service, config, Clock::tokio()))
+}
+
+pub fn fail_three_times(breaker: &CircuitBreaker) {
+    for _ in 0..3 {
+        if let Ok(permit) = breaker.try_acquire() {
+            permit.record(CallResult::Failure, Duration::from_millis(5));
+        }
+    }
+}
+
+/// Wait (polling every millisecond, at most `limit`) until `done` holds;
+/// returns how long it took.
+pub async fn within(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    done().then(|| start.elapsed())
+}
+
+/// What a [`RedisProxy`] does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    Pass,
+    /// Hold every connection open but forward nothing (a hung Redis).
+    Stall,
+    /// Close every connection, refuse new ones (a dead Redis).
+    Down,
+}
+
+/// A TCP proxy in front of the test Redis, under the test's control.
+pub struct RedisProxy {
+    pub url: String,
+    mode: watch::Sender<ProxyMode>,
+}
+
+impl RedisProxy {
+    pub async fn start() -> RedisProxy {
+        let upstream = match redis::Client::open(redis_url().as_str())
+            .expect("Redis URL")
+            .get_connection_info()
+            .addr
+            .clone()
+        {
+            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            other => panic!("the proxy needs a TCP Redis URL, got {other:?}"),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("redis://{}", listener.local_addr().expect("proxy address"));
+        let (mode, watcher) = watch::channel(ProxyMode::Pass);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if *watcher.borrow() == ProxyMode::Down {
+                    continue;
+                }
+                tokio::spawn(relay(client, upstream.clone(), watcher.clone()));
+            }
+        });
+        RedisProxy { url, mode }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn relay(mut client: TcpStream, upstream: String, mut mode: watch::Receiver<ProxyMode>) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut to_server, mut to_client) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    loop {
+        let current = *mode.borrow_and_update();
+        match current {
+            ProxyMode::Down => return,
+            ProxyMode::Stall => {
+                if mode.changed().await.is_err() {
+                    return;
+                }
+            }
+            ProxyMode::Pass => tokio::select! {
+                read = client.read(&mut to_server) => match read {
+                    Ok(n) if n > 0 => if server.write_all(&to_server[..n]).await.is_err() { return },
+                    _ => return,
+                },
+                read = server.read(&mut to_client) => match read {
+                    Ok(n) if n > 0 => if client.write_all(&to_client[..n]).await.is_err() { return },
+                    _ => return,
+                },
+                changed = mode.changed() => if changed.is_err() { return },
+            },
+        }
+    }
+}
