@@ -5,3 +5,12 @@
 pub mod phrases;
 
 pub use phrases::{Category, Level, Phrase, PhraseBook, PhraseContext, PhraseSession, Promise, PromiseSet};
+pub mod speech;
+pub mod state;
+pub mod transcript;
+
+pub use speech::{Speech, SpeechKind, SpeechSink};
+pub use state::{ConversationState, Integration, Note, Signals, Snapshot, Stage, StageError, Urgency};
+pub use transcript::{
+    CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult, Transcript, check_pairing,
+};
