@@ -14,3 +14,13 @@ pub use state::{ConversationState, Integration, Note, Signals, Snapshot, Stage, 
 pub use transcript::{
     CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult, Transcript, check_pairing,
 };
+pub mod policy;
+pub mod runner;
+pub mod tool;
+
+pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
+pub use runner::{BreakerProbe, RunnerError, ServiceBinding, ToolCall, ToolRunner, breaker_probe, category_for};
+pub use tool::{
+    IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SideEffect, SpokenLine, ToolAnswer, ToolCallCtx,
+    ToolFailure, ToolOutcome, ToolSpec,
+};
