@@ -9,7 +9,11 @@ use rand::{Rng, SeedableRng};
 use voxguard::recovery::phrases::*;
 
 fn ctx(level: Level, allowed: PromiseSet) -> PhraseContext<'static> {
-    PhraseContext { service_display: "the calendar", level, allowed_promises: allowed }
+    PhraseContext {
+        service_display: "the calendar",
+        level,
+        allowed_promises: allowed,
+    }
 }
 
 #[test]
@@ -39,11 +43,21 @@ fn every_eligible_variant_is_heard_once_before_any_is_reused() {
     let book = PhraseBook::embedded();
     for category in Category::ALL {
         let c = ctx(Level::First, PromiseSet::NONE_ONLY);
-        let eligible = book.variants(category).iter().filter(|v| v.fits(Level::First, PromiseSet::NONE_ONLY)).count();
+        let eligible = book
+            .variants(category)
+            .iter()
+            .filter(|v| v.fits(Level::First, PromiseSet::NONE_ONLY))
+            .count();
         let mut session = PhraseSession::new(book.clone(), 7);
         for round in 0..50 {
-            let drawn: BTreeSet<usize> = (0..eligible).map(|_| session.draw(category, &c).unwrap().variant).collect();
-            assert_eq!(drawn.len(), eligible, "{category} round {round} reused a variant early");
+            let drawn: BTreeSet<usize> = (0..eligible)
+                .map(|_| session.draw(category, &c).unwrap().variant)
+                .collect();
+            assert_eq!(
+                drawn.len(),
+                eligible,
+                "{category} round {round} reused a variant early"
+            );
         }
     }
 }
@@ -53,13 +67,31 @@ fn only_phrases_with_an_allowed_promise_are_drawn() {
     let book = PhraseBook::embedded();
     let mut session = PhraseSession::new(book.clone(), 3);
     for _ in 0..500 {
-        let p = session.draw(Category::Filler, &ctx(Level::First, PromiseSet::NONE_ONLY)).unwrap();
+        let p = session
+            .draw(Category::Filler, &ctx(Level::First, PromiseSet::NONE_ONLY))
+            .unwrap();
         assert_eq!(p.promises, Promise::None);
-        let p = session.draw(Category::StillWorking, &ctx(Level::First, PromiseSet::EMPTY.with(Promise::Retry))).unwrap();
+        let p = session
+            .draw(
+                Category::StillWorking,
+                &ctx(Level::First, PromiseSet::EMPTY.with(Promise::Retry)),
+            )
+            .unwrap();
         assert_eq!(p.promises, Promise::Retry);
     }
-    let err = session.draw(Category::Handoff, &ctx(Level::First, PromiseSet::EMPTY.with(Promise::Retry))).unwrap_err();
-    assert!(matches!(err, DrawError::NoEligibleVariant { category: Category::Handoff, .. }));
+    let err = session
+        .draw(
+            Category::Handoff,
+            &ctx(Level::First, PromiseSet::EMPTY.with(Promise::Retry)),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DrawError::NoEligibleVariant {
+            category: Category::Handoff,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -70,12 +102,26 @@ fn each_escalation_level_sounds_different() {
         for level in Level::ALL {
             let mut session = PhraseSession::new(book.clone(), 11);
             for _ in 0..20 {
-                by_level.entry(level).or_default().insert(session.draw(category, &ctx(level, PromiseSet::NONE_ONLY)).unwrap().text);
+                by_level.entry(level).or_default().insert(
+                    session
+                        .draw(category, &ctx(level, PromiseSet::NONE_ONLY))
+                        .unwrap()
+                        .text,
+                );
             }
         }
-        assert!(by_level[&Level::First].is_disjoint(&by_level[&Level::Repeat]), "{category}");
-        assert!(by_level[&Level::Repeat].is_disjoint(&by_level[&Level::Open]), "{category}");
-        assert!(by_level[&Level::First].is_disjoint(&by_level[&Level::Open]), "{category}");
+        assert!(
+            by_level[&Level::First].is_disjoint(&by_level[&Level::Repeat]),
+            "{category}"
+        );
+        assert!(
+            by_level[&Level::Repeat].is_disjoint(&by_level[&Level::Open]),
+            "{category}"
+        );
+        assert!(
+            by_level[&Level::First].is_disjoint(&by_level[&Level::Open]),
+            "{category}"
+        );
     }
 }
 
@@ -84,7 +130,13 @@ fn the_same_seed_draws_the_same_sequence() {
     let book = PhraseBook::embedded();
     let draws = |seed| {
         let mut s = PhraseSession::new(book.clone(), seed);
-        (0..30).map(|_| s.draw(Category::Filler, &ctx(Level::First, PromiseSet::NONE_ONLY)).unwrap().text).collect::<Vec<_>>()
+        (0..30)
+            .map(|_| {
+                s.draw(Category::Filler, &ctx(Level::First, PromiseSet::NONE_ONLY))
+                    .unwrap()
+                    .text
+            })
+            .collect::<Vec<_>>()
     };
     assert_eq!(draws(5), draws(5));
     assert_ne!(draws(5), draws(6));
@@ -93,10 +145,17 @@ fn the_same_seed_draws_the_same_sequence() {
 #[test]
 fn the_service_display_name_is_filled_in() {
     let mut session = PhraseSession::new(PhraseBook::embedded(), 1);
-    let c = PhraseContext { service_display: "your account records", level: Level::First, allowed_promises: PromiseSet::NONE_ONLY };
+    let c = PhraseContext {
+        service_display: "your account records",
+        level: Level::First,
+        allowed_promises: PromiseSet::NONE_ONLY,
+    };
     for _ in 0..20 {
         let text = session.draw(Category::Recovered, &c).unwrap().text;
-        assert!(text.contains("your account records") || text.contains("Your account records"), "{text}");
+        assert!(
+            text.contains("your account records") || text.contains("Your account records"),
+            "{text}"
+        );
         assert!(!text.contains('{'));
     }
 }
@@ -113,7 +172,9 @@ fn book_with(category: &str, section: &str) -> String {
         }
         for (i, level) in levels_for(c).iter().enumerate() {
             for n in 0..2 {
-                let level_line = level.map(|l| format!("level = \"{}\"\n", l.as_str())).unwrap_or_default();
+                let level_line = level
+                    .map(|l| format!("level = \"{}\"\n", l.as_str()))
+                    .unwrap_or_default();
                 out.push_str(&format!("[[{}]]\n{level_line}text = \"{} {i} {n} at {{service}}\"\npromises = \"none\"\n\n", c.as_str(), c.as_str()));
             }
         }
@@ -122,7 +183,11 @@ fn book_with(category: &str, section: &str) -> String {
 }
 
 fn levels_for(c: Category) -> Vec<Option<Level>> {
-    if c.escalates() { Level::ALL.map(Some).to_vec() } else { vec![None, None, None] }
+    if c.escalates() {
+        Level::ALL.map(Some).to_vec()
+    } else {
+        vec![None, None, None]
+    }
 }
 
 fn error_for(text: &str) -> PhraseBookError {
@@ -140,20 +205,34 @@ fn the_generated_baseline_book_is_valid() {
 
 #[test]
 fn bad_toml_is_reported_with_its_line() {
-    let text = book_with("handoff", "[[handoff]]\ntext = \"unterminated\npromises = \"none\"\n");
+    let text = book_with(
+        "handoff",
+        "[[handoff]]\ntext = \"unterminated\npromises = \"none\"\n",
+    );
     let err = error_for(&text);
     assert!(matches!(err.problem, PhraseProblem::Syntax(_)));
     assert_eq!(err.line, Some(line_of(&text, "unterminated")));
-    assert!(err.to_string().starts_with(&format!("phrases.toml:{}:", line_of(&text, "unterminated"))));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("phrases.toml:{}:", line_of(&text, "unterminated")))
+    );
 }
 
 #[test]
 fn an_unknown_placeholder_is_reported_with_its_line_and_column() {
-    let section = "[[recovered]]\ntext = \"{servce} is back\"\npromises = \"none\"\n".repeat(1)
-        + &(0..5).map(|i| format!("[[recovered]]\ntext = \"back {i}\"\npromises = \"none\"\n")).collect::<String>();
+    let section = "[[recovered]]\ntext = \"{servce} is back\"\npromises = \"none\"\n".to_string()
+        + &(0..5)
+            .map(|i| format!("[[recovered]]\ntext = \"back {i}\"\npromises = \"none\"\n"))
+            .collect::<String>();
     let text = book_with("recovered", &section);
     let err = error_for(&text);
-    assert_eq!(err.problem, PhraseProblem::UnknownPlaceholder { category: Category::Recovered, name: "servce".into() });
+    assert_eq!(
+        err.problem,
+        PhraseProblem::UnknownPlaceholder {
+            category: Category::Recovered,
+            name: "servce".into()
+        }
+    );
     assert_eq!(err.line, Some(line_of(&text, "{servce}")));
     assert_eq!(err.column, Some(8));
     assert_eq!(
@@ -167,39 +246,77 @@ fn an_unknown_placeholder_is_reported_with_its_line_and_column() {
 
 #[test]
 fn an_unbalanced_brace_is_an_error() {
-    let section = (0..5).map(|i| format!("[[recovered]]\ntext = \"back {i} {{service\"\npromises = \"none\"\n")).collect::<String>();
-    assert_eq!(error_for(&book_with("recovered", &section)).problem, PhraseProblem::UnbalancedBrace(Category::Recovered));
+    let section = (0..5)
+        .map(|i| format!("[[recovered]]\ntext = \"back {i} {{service\"\npromises = \"none\"\n"))
+        .collect::<String>();
+    assert_eq!(
+        error_for(&book_with("recovered", &section)).problem,
+        PhraseProblem::UnbalancedBrace(Category::Recovered)
+    );
 }
 
 #[test]
 fn a_missing_category_is_named() {
     let err = error_for(&book_with("handoff", ""));
-    assert_eq!(err.problem, PhraseProblem::MissingCategory(Category::Handoff));
-    assert_eq!(err.to_string(), "phrases.toml: category `handoff` is missing");
+    assert_eq!(
+        err.problem,
+        PhraseProblem::MissingCategory(Category::Handoff)
+    );
+    assert_eq!(
+        err.to_string(),
+        "phrases.toml: category `handoff` is missing"
+    );
 }
 
 #[test]
 fn a_category_with_fewer_than_five_variants_is_too_small() {
-    let section = (0..4).map(|i| format!("[[handoff]]\ntext = \"bye {i}\"\npromises = \"none\"\n")).collect::<String>();
+    let section = (0..4)
+        .map(|i| format!("[[handoff]]\ntext = \"bye {i}\"\npromises = \"none\"\n"))
+        .collect::<String>();
     let text = book_with("handoff", &section);
     let err = error_for(&text);
-    assert_eq!(err.problem, PhraseProblem::TooFewVariants { category: Category::Handoff, found: 4 });
+    assert_eq!(
+        err.problem,
+        PhraseProblem::TooFewVariants {
+            category: Category::Handoff,
+            found: 4
+        }
+    );
     assert_eq!(err.line, Some(line_of(&text, "[[handoff]]")));
-    assert!(err.to_string().ends_with("category `handoff` has 4 variants; at least 5 are needed"));
+    assert!(
+        err.to_string()
+            .ends_with("category `handoff` has 4 variants; at least 5 are needed")
+    );
 }
 
 #[test]
 fn a_level_without_enough_promise_free_variants_is_reported() {
     // Five timeout variants, but the `open` level only has one that promises nothing.
-    let section = [("first", "none"), ("first", "none"), ("repeat", "none"), ("repeat", "none"), ("open", "none"), ("open", "alternative")]
-        .iter()
-        .enumerate()
-        .map(|(i, (level, promises))| format!("[[timeout]]\nlevel = \"{level}\"\ntext = \"slow {i}\"\npromises = \"{promises}\"\n"))
-        .collect::<String>();
+    let section = [
+        ("first", "none"),
+        ("first", "none"),
+        ("repeat", "none"),
+        ("repeat", "none"),
+        ("open", "none"),
+        ("open", "alternative"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (level, promises))| {
+        format!(
+            "[[timeout]]\nlevel = \"{level}\"\ntext = \"slow {i}\"\npromises = \"{promises}\"\n"
+        )
+    })
+    .collect::<String>();
     let err = error_for(&book_with("timeout", &section));
     assert_eq!(
         err.problem,
-        PhraseProblem::MissingCoverage { category: Category::Timeout, level: Some(Level::Open), promises: PromiseSet::NONE_ONLY, found: 1 }
+        PhraseProblem::MissingCoverage {
+            category: Category::Timeout,
+            level: Some(Level::Open),
+            promises: PromiseSet::NONE_ONLY,
+            found: 1
+        }
     );
     assert!(err.to_string().contains("category `timeout` needs at least 2 variants for level `open` with promises in {none}; it has 1"));
 }
@@ -208,46 +325,81 @@ fn a_level_without_enough_promise_free_variants_is_reported() {
 fn an_unknown_category_is_reported_at_its_header() {
     let text = book_with("none", "") + "[[apology]]\ntext = \"sorry\"\npromises = \"none\"\n";
     let err = error_for(&text);
-    assert_eq!(err.problem, PhraseProblem::UnknownCategory { name: "apology".into() });
+    assert_eq!(
+        err.problem,
+        PhraseProblem::UnknownCategory {
+            name: "apology".into()
+        }
+    );
     assert_eq!(err.line, Some(line_of(&text, "[[apology]]")));
 }
 
 #[test]
 fn a_misspelt_field_or_level_is_a_syntax_error_naming_the_line() {
-    let text = book_with("handoff", "[[handoff]]\ntext = \"bye\"\npromise = \"none\"\n");
+    let text = book_with(
+        "handoff",
+        "[[handoff]]\ntext = \"bye\"\npromise = \"none\"\n",
+    );
     let err = error_for(&text);
     assert_eq!(err.line, Some(line_of(&text, "promise = ")));
     assert!(err.to_string().contains("unknown field `promise`"), "{err}");
 
-    let text = book_with("timeout", "[[timeout]]\nlevel = \"frist\"\ntext = \"slow\"\npromises = \"none\"\n");
+    let text = book_with(
+        "timeout",
+        "[[timeout]]\nlevel = \"frist\"\ntext = \"slow\"\npromises = \"none\"\n",
+    );
     let err = error_for(&text);
     assert_eq!(err.line, Some(line_of(&text, "frist")));
 }
 
 #[test]
 fn a_level_on_a_category_that_does_not_escalate_is_refused() {
-    let section = (0..5).map(|i| format!("[[handoff]]\nlevel = \"open\"\ntext = \"bye {i}\"\npromises = \"none\"\n")).collect::<String>();
-    assert_eq!(error_for(&book_with("handoff", &section)).problem, PhraseProblem::LevelNotApplicable(Category::Handoff));
+    let section = (0..5)
+        .map(|i| {
+            format!("[[handoff]]\nlevel = \"open\"\ntext = \"bye {i}\"\npromises = \"none\"\n")
+        })
+        .collect::<String>();
+    assert_eq!(
+        error_for(&book_with("handoff", &section)).problem,
+        PhraseProblem::LevelNotApplicable(Category::Handoff)
+    );
 }
 
 #[test]
 fn empty_and_duplicate_texts_are_refused() {
-    let empty = (0..5).map(|i| format!("[[handoff]]\ntext = \"{}\"\npromises = \"none\"\n", if i == 2 { "  " } else { "bye" })).collect::<String>();
-    assert_eq!(error_for(&book_with("handoff", &empty)).problem, PhraseProblem::DuplicateVariant(Category::Handoff));
+    let empty = (0..5)
+        .map(|i| {
+            format!(
+                "[[handoff]]\ntext = \"{}\"\npromises = \"none\"\n",
+                if i == 2 { "  " } else { "bye" }
+            )
+        })
+        .collect::<String>();
+    assert_eq!(
+        error_for(&book_with("handoff", &empty)).problem,
+        PhraseProblem::DuplicateVariant(Category::Handoff)
+    );
     let blank = "[[handoff]]\ntext = \"   \"\npromises = \"none\"\n";
-    assert_eq!(error_for(&book_with("handoff", blank)).problem, PhraseProblem::EmptyText(Category::Handoff));
+    assert_eq!(
+        error_for(&book_with("handoff", blank)).problem,
+        PhraseProblem::EmptyText(Category::Handoff)
+    );
 }
 
 #[test]
 fn a_missing_file_names_the_path() {
     let err = PhraseBook::load("/nonexistent/phrases.toml").unwrap_err();
     assert!(matches!(err.problem, PhraseProblem::Unreadable(_)));
-    assert!(err.to_string().starts_with("/nonexistent/phrases.toml: cannot read the file"));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/phrases.toml: cannot read the file")
+    );
 }
 
 #[test]
 fn the_repository_file_loads_from_disk_and_matches_the_embedded_book() {
-    let from_disk = PhraseBook::load(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/phrases.toml")).unwrap();
+    let from_disk =
+        PhraseBook::load(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/phrases.toml")).unwrap();
     let embedded: Arc<PhraseBook> = PhraseBook::embedded();
     for c in Category::ALL {
         assert_eq!(from_disk.variants(c), embedded.variants(c));

@@ -62,7 +62,14 @@ fn apply(state: &mut ConversationState, m: &Mutation) {
         }
         Mutation::ClearIntegrations => state.signals.integrations.clear(),
         Mutation::Urgency(u) => {
-            state.signals.urgency = u.map(|u| [Urgency::Exploring, Urgency::ThisQuarter, Urgency::ThisMonth, Urgency::Now][u as usize])
+            state.signals.urgency = u.map(|u| {
+                [
+                    Urgency::Exploring,
+                    Urgency::ThisQuarter,
+                    Urgency::ThisMonth,
+                    Urgency::Now,
+                ][u as usize]
+            })
         }
         Mutation::Industry(v) => state.signals.industry = v.clone(),
         Mutation::Note(text) => state.note(text.clone()),
@@ -70,13 +77,20 @@ fn apply(state: &mut ConversationState, m: &Mutation) {
             let _ = state.move_to(Stage::ALL[*i as usize]);
         }
         Mutation::UserTurn(text) => state.transcript.push_user(text.clone()),
-        Mutation::AgentLine(text) => state.transcript.push_agent(text.clone(), SpeechKind::Answer),
+        Mutation::AgentLine(text) => state
+            .transcript
+            .push_agent(text.clone(), SpeechKind::Answer),
         Mutation::CallTool(name) => {
-            state.transcript.record_tool_call(name.clone(), "crm", serde_json::json!({}), None);
+            state
+                .transcript
+                .record_tool_call(name.clone(), "crm", serde_json::json!({}), None);
         }
         Mutation::AnswerOldestCall => {
             if let Some(id) = state.transcript.unpaired_tool_calls().first() {
-                state.transcript.record_result(*id, ToolResult::NotFound).unwrap();
+                state
+                    .transcript
+                    .record_result(*id, ToolResult::NotFound)
+                    .unwrap();
             }
         }
         Mutation::CancelOpenCalls => {
@@ -95,7 +109,11 @@ fn guard() -> Arc<Guard> {
         retry: RetryConfig {
             max_attempts: 3,
             attempt_timeout: ms(1500),
-            backoff: BackoffConfig { kind: BackoffKind::Full, base: ms(50), cap: ms(200) },
+            backoff: BackoffConfig {
+                kind: BackoffKind::Full,
+                base: ms(50),
+                cap: ms(200),
+            },
         },
         breaker: BreakerConfig {
             consecutive_failures: 5,
@@ -109,20 +127,40 @@ fn guard() -> Arc<Guard> {
             half_open_probes: 1,
         },
         bulkhead_size: 8,
-        budget: BudgetConfig { retry_ratio: 0.2, min_retries_per_sec: 5, window: ms(10_000) },
+        budget: BudgetConfig {
+            retry_ratio: 0.2,
+            min_retries_per_sec: 5,
+            window: ms(10_000),
+        },
     })
 }
 
 fn runner(seed: u64) -> (ToolRunner, mpsc::UnboundedReceiver<Speech>) {
     let (speech, heard) = mpsc::unbounded_channel();
-    let mut runner = ToolRunner::new(PhraseSession::new(PhraseBook::embedded(), seed), FailurePolicy::default(), speech);
-    let timing = LadderTiming { filler_after: ms(700), filler_repeat: ms(1200), filler_max: 3, budget: ms(3500) };
-    runner.add_service("crm", ServiceBinding::new(guard(), "your account records", timing));
+    let mut runner = ToolRunner::new(
+        PhraseSession::new(PhraseBook::embedded(), seed),
+        FailurePolicy::default(),
+        speech,
+    );
+    let timing = LadderTiming {
+        filler_after: ms(700),
+        filler_repeat: ms(1200),
+        filler_max: 3,
+        budget: ms(3500),
+    };
+    runner.add_service(
+        "crm",
+        ServiceBinding::new(guard(), "your account records", timing),
+    );
     (runner, heard)
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +174,10 @@ enum Behaviour {
 fn behaviour() -> impl Strategy<Value = Behaviour> {
     prop_oneof![
         (0u64..2000).prop_map(|after_ms| Behaviour::Answer { after_ms }),
-        (0u64..2000, prop_oneof![Just(404u16), Just(500), Just(503), Just(400)])
+        (
+            0u64..2000,
+            prop_oneof![Just(404u16), Just(500), Just(503), Just(400)]
+        )
             .prop_map(|(after_ms, status)| Behaviour::Fail { after_ms, status }),
         Just(Behaviour::Hang),
         (0u64..2000).prop_map(|after_ms| Behaviour::Panic { after_ms }),
@@ -172,14 +213,20 @@ struct PlannedCall {
 }
 
 fn planned_call() -> impl Strategy<Value = PlannedCall> {
-    (behaviour(), 0u8..3, proptest::option::of(0u64..4000), proptest::option::of(0u64..4000)).prop_map(
-        |(behaviour, side_effect, drop_after_ms, barge_in_after_ms)| PlannedCall {
-            behaviour,
-            side_effect,
-            drop_after_ms,
-            barge_in_after_ms,
-        },
+    (
+        behaviour(),
+        0u8..3,
+        proptest::option::of(0u64..4000),
+        proptest::option::of(0u64..4000),
     )
+        .prop_map(
+            |(behaviour, side_effect, drop_after_ms, barge_in_after_ms)| PlannedCall {
+                behaviour,
+                side_effect,
+                drop_after_ms,
+                barge_in_after_ms,
+            },
+        )
 }
 
 proptest! {

@@ -4,23 +4,30 @@
 
 pub mod phrases;
 
-pub use phrases::{Category, Level, Phrase, PhraseBook, PhraseContext, PhraseSession, Promise, PromiseSet};
+pub use phrases::{
+    Category, Level, Phrase, PhraseBook, PhraseContext, PhraseSession, Promise, PromiseSet,
+};
 pub mod speech;
 pub mod state;
 pub mod transcript;
 
 pub use speech::{Speech, SpeechKind, SpeechSink};
-pub use state::{ConversationState, Integration, Note, Signals, Snapshot, Stage, StageError, Urgency};
+pub use state::{
+    ConversationState, Integration, Note, Signals, Snapshot, Stage, StageError, Urgency,
+};
 pub use transcript::{
-    CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult, Transcript, check_pairing,
+    CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult,
+    Transcript, check_pairing,
 };
 pub mod policy;
 pub mod runner;
 pub mod tool;
 
 pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
-pub use runner::{BreakerProbe, RunnerError, ServiceBinding, ToolCall, ToolRunner, breaker_probe, category_for};
+pub use runner::{
+    BreakerProbe, RunnerError, ServiceBinding, ToolCall, ToolRunner, breaker_probe, category_for,
+};
 pub use tool::{
-    IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SideEffect, SpokenLine, ToolAnswer, ToolCallCtx,
-    ToolFailure, ToolOutcome, ToolSpec,
+    IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SideEffect, SpokenLine,
+    ToolAnswer, ToolCallCtx, ToolFailure, ToolOutcome, ToolSpec,
 };

@@ -44,7 +44,11 @@ impl FailurePolicy {
 
     /// Hand off after `handoff_after` unrecoverable failures in a row (at least 1).
     pub fn new(handoff_after: u32) -> FailurePolicy {
-        FailurePolicy { handoff_after: handoff_after.max(1), consecutive: 0, services: BTreeMap::new() }
+        FailurePolicy {
+            handoff_after: handoff_after.max(1),
+            consecutive: 0,
+            services: BTreeMap::new(),
+        }
     }
 
     pub fn handoff_after(&self) -> u32 {
@@ -78,7 +82,11 @@ impl FailurePolicy {
         record.consecutive_failures += 1;
         record.total_failures += 1;
         self.consecutive += 1;
-        if self.consecutive >= self.handoff_after { SessionAction::HandOff } else { SessionAction::Continue }
+        if self.consecutive >= self.handoff_after {
+            SessionAction::HandOff
+        } else {
+            SessionAction::Continue
+        }
     }
 
     /// Record a success; returns true when `service` had been failing (the
@@ -104,7 +112,10 @@ mod tests {
         let mut policy = FailurePolicy::default();
         assert_eq!(policy.level("calendar", BreakerState::Closed), Level::First);
         policy.record_failure("calendar");
-        assert_eq!(policy.level("calendar", BreakerState::Closed), Level::Repeat);
+        assert_eq!(
+            policy.level("calendar", BreakerState::Closed),
+            Level::Repeat
+        );
         assert_eq!(policy.level("calendar", BreakerState::Open), Level::Open);
         assert_eq!(policy.level("crm", BreakerState::Closed), Level::First);
     }

@@ -19,11 +19,13 @@ use super::policy::{FailurePolicy, SessionAction};
 use super::speech::{Speech, SpeechKind, SpeechSink};
 use super::state::{ConversationState, Snapshot};
 use super::tool::{
-    IdempotencyKey, Interrupt, LadderTiming, OutcomeKind, SpokenLine, ToolAnswer, ToolCallCtx, ToolFailure, ToolOutcome,
-    ToolSpec,
+    IdempotencyKey, Interrupt, LadderTiming, OutcomeKind, SpokenLine, ToolAnswer, ToolCallCtx,
+    ToolFailure, ToolOutcome, ToolSpec,
 };
 use super::transcript::{CancelReason, Entry, ToolCallId, ToolResult};
-use crate::resilience::{AttemptCtx, AttemptRecord, BreakerState, CallError, Deadline, ErrorKind, Guard, Rejection};
+use crate::resilience::{
+    AttemptCtx, AttemptRecord, BreakerState, CallError, Deadline, ErrorKind, Guard, Rejection,
+};
 
 /// Said if a phrase book cannot serve a draw. A validated book always can.
 const LAST_RESORT_LINE: &str = "Sorry, one moment.";
@@ -52,9 +54,18 @@ pub struct ServiceBinding {
 }
 
 impl ServiceBinding {
-    pub fn new(guard: Arc<Guard>, display_name: impl Into<String>, timing: LadderTiming) -> ServiceBinding {
+    pub fn new(
+        guard: Arc<Guard>,
+        display_name: impl Into<String>,
+        timing: LadderTiming,
+    ) -> ServiceBinding {
         let breaker_state = breaker_probe(&guard);
-        ServiceBinding { guard, display_name: display_name.into(), timing, breaker_state }
+        ServiceBinding {
+            guard,
+            display_name: display_name.into(),
+            timing,
+            breaker_state,
+        }
     }
 
     pub fn with_breaker_probe(mut self, probe: BreakerProbe) -> ServiceBinding {
@@ -87,7 +98,12 @@ pub struct ToolCall {
 
 impl ToolCall {
     pub fn new(spec: ToolSpec, arguments: serde_json::Value) -> ToolCall {
-        ToolCall { spec, arguments, alternative_available: false, interrupt: None }
+        ToolCall {
+            spec,
+            arguments,
+            alternative_available: false,
+            interrupt: None,
+        }
     }
 
     pub fn with_alternative(mut self) -> ToolCall {
@@ -184,8 +200,17 @@ struct Flight {
 }
 
 impl ToolRunner {
-    pub fn new(phrases: PhraseSession, policy: FailurePolicy, speech: impl SpeechSink + 'static) -> ToolRunner {
-        ToolRunner { services: HashMap::new(), phrases, policy, speech: Box::new(speech) }
+    pub fn new(
+        phrases: PhraseSession,
+        policy: FailurePolicy,
+        speech: impl SpeechSink + 'static,
+    ) -> ToolRunner {
+        ToolRunner {
+            services: HashMap::new(),
+            phrases,
+            policy,
+            speech: Box::new(speech),
+        }
     }
 
     pub fn add_service(&mut self, service: impl Into<String>, binding: ServiceBinding) {
@@ -201,7 +226,12 @@ impl ToolRunner {
     }
 
     /// Speak a line the brain composed (the answer), recording it in the transcript.
-    pub fn speak(&mut self, state: &mut ConversationState, text: impl Into<String>, kind: SpeechKind) {
+    pub fn speak(
+        &mut self,
+        state: &mut ConversationState,
+        text: impl Into<String>,
+        kind: SpeechKind,
+    ) {
         let text = text.into();
         state.transcript.push_agent(text.clone(), kind);
         self.speech.speak(Speech::new(text, kind));
@@ -239,24 +269,32 @@ impl ToolRunner {
         Fut: Future<Output = Result<ToolAnswer<T>, CallError>>,
         C: FnOnce(&mut ConversationState, &ToolAnswer<T>) -> Result<(), CallError>,
     {
-        let binding = self.services.get(&call.spec.service).cloned().ok_or_else(|| RunnerError::UnknownService {
-            tool: call.spec.name.clone(),
-            service: call.spec.service.clone(),
-        })?;
+        let binding = self
+            .services
+            .get(&call.spec.service)
+            .cloned()
+            .ok_or_else(|| RunnerError::UnknownService {
+                tool: call.spec.name.clone(),
+                service: call.spec.service.clone(),
+            })?;
         let tool_name = call.spec.name.clone();
         let started = Instant::now();
         let timing = binding.timing;
         let deadline = Deadline::after(timing.budget);
         let snapshot = state.snapshot();
         let side_effect = call.spec.side_effect;
-        let key = side_effect.writes().then(|| IdempotencyKey(format!("vg-{:016x}", self.phrases.next_random())));
+        let key = side_effect
+            .writes()
+            .then(|| IdempotencyKey(format!("vg-{:016x}", self.phrases.next_random())));
         let call_id = state.transcript.record_tool_call(
             &call.spec.name,
             &call.spec.service,
             call.arguments.clone(),
             key.as_ref().map(|k| k.0.clone()),
         );
-        let during = state.transcript.entries_since(snapshot.state().transcript.len());
+        let during = state
+            .transcript
+            .entries_since(snapshot.state().transcript.len());
         let mut flight = Flight {
             spec: call.spec.clone(),
             binding: binding.clone(),
@@ -272,12 +310,19 @@ impl ToolRunner {
 
         let (progress_tx, progress_rx) = watch::channel(0u32);
         let ending = {
-            let tool_ctx = ToolCallCtx { call_id, idempotency_key: key };
+            let tool_ctx = ToolCallCtx {
+                call_id,
+                idempotency_key: key,
+            };
             let mut op = op;
-            let guarded = binding.guard.call(deadline, side_effect.retryability(), move |attempt: AttemptCtx| {
-                progress_tx.send_replace(attempt.attempt);
-                op(attempt, tool_ctx.clone())
-            });
+            let guarded = binding.guard.call(
+                deadline,
+                side_effect.retryability(),
+                move |attempt: AttemptCtx| {
+                    progress_tx.send_replace(attempt.attempt);
+                    op(attempt, tool_ctx.clone())
+                },
+            );
             let guarded = AssertUnwindSafe(guarded).catch_unwind();
             let interrupt = call.interrupt.clone();
             let interrupted = async move {
@@ -322,8 +367,12 @@ impl ToolRunner {
                 flight.attempts = outcome.attempts;
                 outcome.result.map_err(ToolFailure::Call)
             }
-            Ending::Finished(Err(panic)) => Err(ToolFailure::Panicked(panic_message(panic.as_ref()))),
-            Ending::Overran => Err(ToolFailure::Call(CallError::Timeout { after: timing.budget })),
+            Ending::Finished(Err(panic)) => {
+                Err(ToolFailure::Panicked(panic_message(panic.as_ref())))
+            }
+            Ending::Overran => Err(ToolFailure::Call(CallError::Timeout {
+                after: timing.budget,
+            })),
             Ending::Interrupted => return Ok(self.cancel(state, flight)),
         };
         let outcome = match resolution {
@@ -332,7 +381,13 @@ impl ToolRunner {
                     Ok(()) => self.succeed(state, flight, answer, value),
                     Err(err) => self.fail(state, flight, ToolFailure::Call(err)),
                 },
-                Err(err) => self.fail(state, flight, ToolFailure::Call(CallError::Decode { detail: err.to_string() })),
+                Err(err) => self.fail(
+                    state,
+                    flight,
+                    ToolFailure::Call(CallError::Decode {
+                        detail: err.to_string(),
+                    }),
+                ),
             },
             Err(failure) => self.fail(state, flight, failure),
         };
@@ -343,7 +398,8 @@ impl ToolRunner {
             attempts = outcome.attempts_started,
             "tool call resolved"
         );
-        metrics::counter!("voxguard_tool_calls_total", "outcome" => outcome_label(outcome.kind)).increment(1);
+        metrics::counter!("voxguard_tool_calls_total", "outcome" => outcome_label(outcome.kind))
+            .increment(1);
         Ok(outcome)
     }
 
@@ -360,16 +416,41 @@ impl ToolRunner {
         };
         self.record_result(state, flight.call_id, result);
         if self.policy.record_success(&flight.spec.service) {
-            self.say(state, &mut flight, Category::Recovered, SpeechKind::Recovered, Level::First, PromiseSet::NONE_ONLY);
+            self.say(
+                state,
+                &mut flight,
+                Category::Recovered,
+                SpeechKind::Recovered,
+                Level::First,
+                PromiseSet::NONE_ONLY,
+            );
         }
         if matches!(answer, ToolAnswer::NotFound) {
             let allowed = failure_promises(&flight);
-            self.say(state, &mut flight, Category::DataNotFound, SpeechKind::NotFound, Level::First, allowed);
+            self.say(
+                state,
+                &mut flight,
+                Category::DataNotFound,
+                SpeechKind::NotFound,
+                Level::First,
+                allowed,
+            );
         }
-        finish(flight, OutcomeKind::Ok, Some(answer), None, SessionAction::Continue)
+        finish(
+            flight,
+            OutcomeKind::Ok,
+            Some(answer),
+            None,
+            SessionAction::Continue,
+        )
     }
 
-    fn fail<T>(&mut self, state: &mut ConversationState, mut flight: Flight, failure: ToolFailure) -> ToolOutcome<T> {
+    fn fail<T>(
+        &mut self,
+        state: &mut ConversationState,
+        mut flight: Flight,
+        failure: ToolFailure,
+    ) -> ToolOutcome<T> {
         self.roll_back(state, &mut flight);
         let ambiguous = match &failure {
             ToolFailure::Call(err) => err.is_ambiguous(),
@@ -377,7 +458,11 @@ impl ToolRunner {
         };
         let unknown = flight.spec.side_effect.writes() && flight.attempts_started > 0 && ambiguous;
         let elapsed = flight.started.elapsed();
-        self.record_result(state, flight.call_id, failure_result(&failure, unknown, elapsed));
+        self.record_result(
+            state,
+            flight.call_id,
+            failure_result(&failure, unknown, elapsed),
+        );
 
         let category = match &failure {
             ToolFailure::Call(err) => category_for(err),
@@ -391,27 +476,72 @@ impl ToolRunner {
         let allowed = failure_promises(&flight);
         let not_found = category == Category::DataNotFound;
         if unknown {
-            self.say(state, &mut flight, Category::UnknownOutcome, SpeechKind::UnknownOutcome, level, allowed);
+            self.say(
+                state,
+                &mut flight,
+                Category::UnknownOutcome,
+                SpeechKind::UnknownOutcome,
+                level,
+                allowed,
+            );
         } else if not_found {
-            self.say(state, &mut flight, category, SpeechKind::NotFound, level, allowed);
+            self.say(
+                state,
+                &mut flight,
+                category,
+                SpeechKind::NotFound,
+                level,
+                allowed,
+            );
         } else {
-            self.say(state, &mut flight, category, SpeechKind::Failure, level, allowed);
+            self.say(
+                state,
+                &mut flight,
+                category,
+                SpeechKind::Failure,
+                level,
+                allowed,
+            );
         }
         // A 404 says the service works and the thing is absent: not a failure to escalate.
-        let action = if not_found { SessionAction::Continue } else { self.policy.record_failure(&flight.spec.service) };
+        let action = if not_found {
+            SessionAction::Continue
+        } else {
+            self.policy.record_failure(&flight.spec.service)
+        };
         if action == SessionAction::HandOff {
-            self.say(state, &mut flight, Category::Handoff, SpeechKind::Handoff, level, PromiseSet::NONE_ONLY);
+            self.say(
+                state,
+                &mut flight,
+                Category::Handoff,
+                SpeechKind::Handoff,
+                level,
+                PromiseSet::NONE_ONLY,
+            );
         }
-        let kind = if unknown { OutcomeKind::UnknownOutcome } else { OutcomeKind::Fallback };
+        let kind = if unknown {
+            OutcomeKind::UnknownOutcome
+        } else {
+            OutcomeKind::Fallback
+        };
         finish(flight, kind, None, Some(failure), action)
     }
 
     fn cancel<T>(&mut self, state: &mut ConversationState, mut flight: Flight) -> ToolOutcome<T> {
         self.roll_back(state, &mut flight);
         let maybe_applied = flight.spec.side_effect.writes() && flight.attempts_started > 0;
-        let result = ToolResult::Cancelled { reason: CancelReason::BargeIn, maybe_applied };
+        let result = ToolResult::Cancelled {
+            reason: CancelReason::BargeIn,
+            maybe_applied,
+        };
         self.record_result(state, flight.call_id, result);
-        finish(flight, OutcomeKind::Cancelled, None, None, SessionAction::Continue)
+        finish(
+            flight,
+            OutcomeKind::Cancelled,
+            None,
+            None,
+            SessionAction::Continue,
+        )
     }
 
     /// Restore the pre-call state exactly, then replay what the runner itself
@@ -426,7 +556,12 @@ impl ToolRunner {
         }
     }
 
-    fn record_result(&mut self, state: &mut ConversationState, call_id: ToolCallId, result: ToolResult) {
+    fn record_result(
+        &mut self,
+        state: &mut ConversationState,
+        call_id: ToolCallId,
+        result: ToolResult,
+    ) {
         if let Err(err) = state.transcript.record_result(call_id, result) {
             tracing::error!(error = %err, "tool result could not be paired");
         }
@@ -441,15 +576,31 @@ impl ToolRunner {
         level: Level,
         allowed_promises: PromiseSet,
     ) {
-        let ctx = PhraseContext { service_display: &flight.binding.display_name, level, allowed_promises };
+        let ctx = PhraseContext {
+            service_display: &flight.binding.display_name,
+            level,
+            allowed_promises,
+        };
         let phrase = self.phrases.draw(category, &ctx).unwrap_or_else(|err| {
             tracing::warn!(error = %err, "phrase draw failed; using the last-resort line");
-            Phrase { text: LAST_RESORT_LINE.to_string(), category, promises: Promise::None, variant: usize::MAX }
+            Phrase {
+                text: LAST_RESORT_LINE.to_string(),
+                category,
+                promises: Promise::None,
+                variant: usize::MAX,
+            }
         });
-        let entry = Entry::Agent { text: phrase.text.clone(), kind };
+        let entry = Entry::Agent {
+            text: phrase.text.clone(),
+            kind,
+        };
         state.transcript.push_agent(phrase.text.clone(), kind);
         flight.during.push(entry);
-        flight.spoken.push(SpokenLine { kind, promises: phrase.promises, at: flight.started.elapsed() });
+        flight.spoken.push(SpokenLine {
+            kind,
+            promises: phrase.promises,
+            at: flight.started.elapsed(),
+        });
         self.speech.speak(Speech::new(phrase.text, kind));
     }
 }
@@ -460,7 +611,9 @@ pub fn category_for(error: &CallError) -> Category {
         CallError::Timeout { .. } | CallError::Rejected(Rejection::Deadline) => Category::Timeout,
         CallError::Connect { .. } => Category::ConnectionIssue,
         CallError::Rejected(_) => Category::ServiceUnavailable,
-        CallError::Status { code: 404 | 410, .. } => Category::DataNotFound,
+        CallError::Status {
+            code: 404 | 410, ..
+        } => Category::DataNotFound,
         CallError::Status { code: 503, .. } => Category::ServiceUnavailable,
         CallError::RateLimited { .. } => Category::RateLimited,
         CallError::Status { .. } | CallError::Decode { .. } => Category::ToolFailure,
@@ -479,13 +632,28 @@ fn failure_promises(flight: &Flight) -> PromiseSet {
 
 fn failure_result(failure: &ToolFailure, unknown: bool, elapsed: Duration) -> ToolResult {
     match failure {
-        ToolFailure::Call(err) if unknown => ToolResult::UnknownOutcome { error: Some(err.kind()), message: err.to_string() },
-        ToolFailure::Panicked(message) if unknown => ToolResult::UnknownOutcome { error: None, message: message.clone() },
-        ToolFailure::Panicked(message) => ToolResult::Panicked { message: message.clone() },
-        ToolFailure::Call(err) if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Deadline) => {
-            ToolResult::TimedOut { after_ms: elapsed.as_millis() as u64 }
+        ToolFailure::Call(err) if unknown => ToolResult::UnknownOutcome {
+            error: Some(err.kind()),
+            message: err.to_string(),
+        },
+        ToolFailure::Panicked(message) if unknown => ToolResult::UnknownOutcome {
+            error: None,
+            message: message.clone(),
+        },
+        ToolFailure::Panicked(message) => ToolResult::Panicked {
+            message: message.clone(),
+        },
+        ToolFailure::Call(err)
+            if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Deadline) =>
+        {
+            ToolResult::TimedOut {
+                after_ms: elapsed.as_millis() as u64,
+            }
         }
-        ToolFailure::Call(err) => ToolResult::Error { error: err.kind(), message: err.to_string() },
+        ToolFailure::Call(err) => ToolResult::Error {
+            error: err.kind(),
+            message: err.to_string(),
+        },
     }
 }
 

@@ -42,7 +42,12 @@ impl Speech {
     pub fn new(text: impl Into<String>, kind: SpeechKind) -> Speech {
         // Lines that carry news the caller must hear in full are not interruptible.
         let interruptible = !matches!(kind, SpeechKind::UnknownOutcome | SpeechKind::Handoff);
-        Speech { text: text.into(), kind, interruptible, at: Instant::now() }
+        Speech {
+            text: text.into(),
+            kind,
+            interruptible,
+            at: Instant::now(),
+        }
     }
 }
 

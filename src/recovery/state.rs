@@ -143,14 +143,20 @@ impl ConversationState {
     /// Move to `next` if the stage machine allows it.
     pub fn move_to(&mut self, next: Stage) -> Result<(), StageError> {
         if !self.stage.can_move_to(next) {
-            return Err(StageError { from: self.stage, to: next });
+            return Err(StageError {
+                from: self.stage,
+                to: next,
+            });
         }
         self.stage = next;
         Ok(())
     }
 
     pub fn note(&mut self, text: impl Into<String>) {
-        self.notes.push(Note { stage: self.stage, text: text.into() });
+        self.notes.push(Note {
+            stage: self.stage,
+            text: text.into(),
+        });
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -168,7 +174,10 @@ impl ConversationState {
     /// the call and its error on record).
     pub fn rolled_back_to(&self, snapshot: &Snapshot) -> bool {
         let s = &snapshot.0;
-        self.stage == s.stage && self.signals == s.signals && self.notes == s.notes && self.transcript.extends(&s.transcript)
+        self.stage == s.stage
+            && self.signals == s.signals
+            && self.notes == s.notes
+            && self.transcript.extends(&s.transcript)
     }
 }
 
@@ -189,7 +198,13 @@ mod tests {
     #[test]
     fn an_invalid_move_is_an_error_and_changes_nothing() {
         let mut state = ConversationState::new();
-        assert_eq!(state.move_to(Stage::NextSteps), Err(StageError { from: Stage::Greeting, to: Stage::NextSteps }));
+        assert_eq!(
+            state.move_to(Stage::NextSteps),
+            Err(StageError {
+                from: Stage::Greeting,
+                to: Stage::NextSteps
+            })
+        );
         assert_eq!(state.stage(), Stage::Greeting);
         state.move_to(Stage::Discovery).unwrap();
         assert_eq!(state.stage(), Stage::Discovery);
@@ -212,7 +227,10 @@ mod tests {
     #[test]
     fn state_round_trips_through_json() {
         let mut state = ConversationState::new();
-        state.signals.integrations.insert(Integration::Other("pipedrive".into()));
+        state
+            .signals
+            .integrations
+            .insert(Integration::Other("pipedrive".into()));
         state.signals.urgency = Some(Urgency::ThisQuarter);
         state.transcript.push_user("hi");
         let json = serde_json::to_string(&state).unwrap();

@@ -51,8 +51,16 @@ pub struct ToolSpec {
 }
 
 impl ToolSpec {
-    pub fn new(name: impl Into<String>, service: impl Into<String>, side_effect: SideEffect) -> ToolSpec {
-        ToolSpec { name: name.into(), service: service.into(), side_effect }
+    pub fn new(
+        name: impl Into<String>,
+        service: impl Into<String>,
+        side_effect: SideEffect,
+    ) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            service: service.into(),
+            side_effect,
+        }
     }
 }
 
@@ -99,7 +107,10 @@ pub struct LadderTiming {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LadderError {
     #[error("filler_after ({filler_after:?}) must be shorter than the budget ({budget:?})")]
-    FillerAfterBudget { filler_after: Duration, budget: Duration },
+    FillerAfterBudget {
+        filler_after: Duration,
+        budget: Duration,
+    },
     #[error("filler_repeat must be greater than zero")]
     ZeroRepeat,
     #[error("filler_max must be at least 1")]
@@ -109,7 +120,10 @@ pub enum LadderError {
 impl LadderTiming {
     pub fn validate(&self) -> Result<(), LadderError> {
         if self.filler_after >= self.budget {
-            return Err(LadderError::FillerAfterBudget { filler_after: self.filler_after, budget: self.budget });
+            return Err(LadderError::FillerAfterBudget {
+                filler_after: self.filler_after,
+                budget: self.budget,
+            });
         }
         if self.filler_repeat.is_zero() {
             return Err(LadderError::ZeroRepeat);
@@ -205,7 +219,9 @@ impl Default for Interrupt {
 
 impl Interrupt {
     pub fn new() -> Interrupt {
-        Interrupt { flag: Arc::new(watch::Sender::new(false)) }
+        Interrupt {
+            flag: Arc::new(watch::Sender::new(false)),
+        }
     }
 
     pub fn trigger(&self) {

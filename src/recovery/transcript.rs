@@ -55,17 +55,32 @@ pub enum CancelReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ToolResult {
-    Ok { value: serde_json::Value },
+    Ok {
+        value: serde_json::Value,
+    },
     /// The lookup worked and found nothing.
     NotFound,
-    Error { error: ErrorKind, message: String },
+    Error {
+        error: ErrorKind,
+        message: String,
+    },
     /// The tool's code panicked; the message is the panic payload if it was text.
-    Panicked { message: String },
-    TimedOut { after_ms: u64 },
+    Panicked {
+        message: String,
+    },
+    TimedOut {
+        after_ms: u64,
+    },
     /// A write failed ambiguously: it may have taken effect.
-    UnknownOutcome { error: Option<ErrorKind>, message: String },
+    UnknownOutcome {
+        error: Option<ErrorKind>,
+        message: String,
+    },
     /// `maybe_applied` is true for a write whose request may already have been sent.
-    Cancelled { reason: CancelReason, maybe_applied: bool },
+    Cancelled {
+        reason: CancelReason,
+        maybe_applied: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +126,10 @@ impl Transcript {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.sealed.iter().flat_map(|c| c.iter()).chain(self.tail.iter())
+        self.sealed
+            .iter()
+            .flat_map(|c| c.iter())
+            .chain(self.tail.iter())
     }
 
     /// Entries from position `from` on.
@@ -124,7 +142,10 @@ impl Transcript {
     }
 
     pub fn push_agent(&mut self, text: impl Into<String>, kind: SpeechKind) {
-        self.push_unchecked(Entry::Agent { text: text.into(), kind });
+        self.push_unchecked(Entry::Agent {
+            text: text.into(),
+            kind,
+        });
     }
 
     /// Record a new tool call; it stays unpaired until [`Transcript::record_result`].
@@ -136,12 +157,22 @@ impl Transcript {
         idempotency_key: Option<String>,
     ) -> ToolCallId {
         let id = ToolCallId(self.next_call_id);
-        let record = ToolCallRecord { id, tool: tool.into(), service: service.into(), arguments, idempotency_key };
+        let record = ToolCallRecord {
+            id,
+            tool: tool.into(),
+            service: service.into(),
+            arguments,
+            idempotency_key,
+        };
         self.push_unchecked(Entry::ToolCall(record));
         id
     }
 
-    pub fn record_result(&mut self, id: ToolCallId, result: ToolResult) -> Result<(), PairingError> {
+    pub fn record_result(
+        &mut self,
+        id: ToolCallId,
+        result: ToolResult,
+    ) -> Result<(), PairingError> {
         self.append(Entry::ToolResult { id, result })
     }
 
@@ -192,7 +223,13 @@ impl Transcript {
         let open = self.unpaired_tool_calls();
         for id in &open {
             let maybe_applied = self.call(*id).is_some_and(|c| c.idempotency_key.is_some());
-            self.push_unchecked(Entry::ToolResult { id: *id, result: ToolResult::Cancelled { reason, maybe_applied } });
+            self.push_unchecked(Entry::ToolResult {
+                id: *id,
+                result: ToolResult::Cancelled {
+                    reason,
+                    maybe_applied,
+                },
+            });
         }
         open.len()
     }
@@ -222,13 +259,20 @@ impl Transcript {
             .iter()
             .zip(&earlier.sealed)
             .all(|(a, b)| Arc::ptr_eq(a, b) || a[..] == b[..]);
-        sealed_match && self.iter().skip(shared * CHUNK).zip(earlier.tail.iter()).all(|(a, b)| a == b)
+        sealed_match
+            && self
+                .iter()
+                .skip(shared * CHUNK)
+                .zip(earlier.tail.iter())
+                .all(|(a, b)| a == b)
     }
 }
 
 impl PartialEq for Transcript {
     fn eq(&self, other: &Transcript) -> bool {
-        self.next_call_id == other.next_call_id && self.len() == other.len() && self.iter().eq(other.iter())
+        self.next_call_id == other.next_call_id
+            && self.len() == other.len()
+            && self.iter().eq(other.iter())
     }
 }
 
@@ -320,7 +364,10 @@ mod tests {
         assert_eq!(t.unpaired_tool_calls(), vec![id]);
         t.record_result(id, ToolResult::NotFound).unwrap();
         assert!(t.unpaired_tool_calls().is_empty());
-        assert_eq!(t.record_result(id, ToolResult::NotFound), Err(PairingError::AlreadyAnswered(id)));
+        assert_eq!(
+            t.record_result(id, ToolResult::NotFound),
+            Err(PairingError::AlreadyAnswered(id))
+        );
         assert_eq!(check_pairing(&t), Ok(()));
     }
 
@@ -332,7 +379,13 @@ mod tests {
         assert_eq!(check_pairing(&t), Err(PairingViolation::Unanswered(a)));
         assert_eq!(t.cancel_unpaired(CancelReason::Shutdown), 2);
         assert_eq!(check_pairing(&t), Ok(()));
-        assert_eq!(t.result(b), Some(&ToolResult::Cancelled { reason: CancelReason::Shutdown, maybe_applied: true }));
+        assert_eq!(
+            t.result(b),
+            Some(&ToolResult::Cancelled {
+                reason: CancelReason::Shutdown,
+                maybe_applied: true
+            })
+        );
     }
 
     #[test]
@@ -341,7 +394,13 @@ mod tests {
         for i in 0..100 {
             t.push_user(format!("turn {i}"));
             let id = t.record_tool_call("t", "s", serde_json::json!({ "i": i }), None);
-            t.record_result(id, ToolResult::Ok { value: serde_json::json!(i) }).unwrap();
+            t.record_result(
+                id,
+                ToolResult::Ok {
+                    value: serde_json::json!(i),
+                },
+            )
+            .unwrap();
         }
         let json = serde_json::to_string(&t).unwrap();
         let back: Transcript = serde_json::from_str(&json).unwrap();
@@ -361,7 +420,9 @@ mod tests {
         assert!(t.extends(&snapshot));
         assert!(!snapshot.extends(&t));
         let mut other = snapshot.clone();
-        other.tail[0] = Entry::User { text: "changed".into() };
+        other.tail[0] = Entry::User {
+            text: "changed".into(),
+        };
         assert!(!t.extends(&other));
     }
 }

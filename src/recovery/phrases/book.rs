@@ -27,7 +27,10 @@ const EMBEDDED_NAME: &str = "prompts/phrases.toml (embedded)";
 
 static EMBEDDED: LazyLock<Arc<PhraseBook>> = LazyLock::new(|| {
     // The embedded file is validated by a unit test; failing here is a build defect.
-    Arc::new(PhraseBook::from_str(EMBEDDED_TEXT, EMBEDDED_NAME).expect("embedded prompts/phrases.toml is valid"))
+    Arc::new(
+        PhraseBook::from_str(EMBEDDED_TEXT, EMBEDDED_NAME)
+            .expect("embedded prompts/phrases.toml is valid"),
+    )
 });
 
 /// One phrase variant as written in the book.
@@ -105,7 +108,9 @@ pub enum PhraseProblem {
     TooFewVariants { category: Category, found: usize },
     #[error("a `{0}` variant has empty text")]
     EmptyText(Category),
-    #[error("unknown placeholder `{{{name}}}` in a `{category}` variant (the only placeholder is {{service}})")]
+    #[error(
+        "unknown placeholder `{{{name}}}` in a `{category}` variant (the only placeholder is {{service}})"
+    )]
     UnknownPlaceholder { category: Category, name: String },
     #[error("unbalanced `{{` or `}}` in a `{0}` variant")]
     UnbalancedBrace(Category),
@@ -117,7 +122,12 @@ pub enum PhraseProblem {
         "category `{category}` needs at least {MIN_ELIGIBLE} variants{} with promises in {promises}; it has {found}",
         level.map(|l| format!(" for level `{}`", l.as_str())).unwrap_or_default()
     )]
-    MissingCoverage { category: Category, level: Option<Level>, promises: PromiseSet, found: usize },
+    MissingCoverage {
+        category: Category,
+        level: Option<Level>,
+        promises: PromiseSet,
+        found: usize,
+    },
 }
 
 fn known_categories() -> String {
@@ -159,16 +169,27 @@ impl PhraseBook {
                 }
                 None => (None, None),
             };
-            PhraseBookError { source_name: source_name.to_string(), line, column, problem }
+            PhraseBookError {
+                source_name: source_name.to_string(),
+                line,
+                column,
+                problem,
+            }
         };
-        let raw: RawBook =
-            toml::from_str(text).map_err(|e| at(e.span(), PhraseProblem::Syntax(e.message().to_string())))?;
+        let raw: RawBook = toml::from_str(text)
+            .map_err(|e| at(e.span(), PhraseProblem::Syntax(e.message().to_string())))?;
 
         let mut by_category: Vec<Vec<Variant>> = vec![Vec::new(); Category::ALL.len()];
         let mut seen: Vec<Option<Range<usize>>> = vec![None; Category::ALL.len()];
         for (name, variants) in &raw {
-            let category = Category::from_name(name.get_ref())
-                .ok_or_else(|| at(Some(name.span()), PhraseProblem::UnknownCategory { name: name.get_ref().clone() }))?;
+            let category = Category::from_name(name.get_ref()).ok_or_else(|| {
+                at(
+                    Some(name.span()),
+                    PhraseProblem::UnknownCategory {
+                        name: name.get_ref().clone(),
+                    },
+                )
+            })?;
             seen[category.index()] = Some(name.span());
             let mut texts = BTreeSet::new();
             for raw_variant in variants.get_ref() {
@@ -182,7 +203,10 @@ impl PhraseBook {
                 if let Some(level) = &v.level
                     && !category.escalates()
                 {
-                    return Err(at(Some(level.span()), PhraseProblem::LevelNotApplicable(category)));
+                    return Err(at(
+                        Some(level.span()),
+                        PhraseProblem::LevelNotApplicable(category),
+                    ));
                 }
                 if !texts.insert(body.to_string()) {
                     return Err(at(text_span, PhraseProblem::DuplicateVariant(category)));
@@ -202,17 +226,34 @@ impl PhraseBook {
             };
             let variants = &by_category[category.index()];
             if variants.len() < MIN_VARIANTS {
-                return Err(at(Some(key_span), PhraseProblem::TooFewVariants { category, found: variants.len() }));
+                return Err(at(
+                    Some(key_span),
+                    PhraseProblem::TooFewVariants {
+                        category,
+                        found: variants.len(),
+                    },
+                ));
             }
             for (level, promises) in required_coverage(category) {
-                let found = variants.iter().filter(|v| v.fits(level.unwrap_or(Level::First), promises)).count();
+                let found = variants
+                    .iter()
+                    .filter(|v| v.fits(level.unwrap_or(Level::First), promises))
+                    .count();
                 if found < MIN_ELIGIBLE {
-                    let problem = PhraseProblem::MissingCoverage { category, level, promises, found };
+                    let problem = PhraseProblem::MissingCoverage {
+                        category,
+                        level,
+                        promises,
+                        found,
+                    };
                     return Err(at(Some(key_span), problem));
                 }
             }
         }
-        Ok(PhraseBook { source_name: source_name.to_string(), by_category })
+        Ok(PhraseBook {
+            source_name: source_name.to_string(),
+            by_category,
+        })
     }
 
     /// The book compiled into the binary from `prompts/phrases.toml`.
@@ -234,7 +275,10 @@ impl PhraseBook {
 /// always with only promise-free phrases allowed.
 pub(crate) fn required_coverage(category: Category) -> Vec<(Option<Level>, PromiseSet)> {
     if category.escalates() {
-        Level::ALL.iter().map(|l| (Some(*l), PromiseSet::NONE_ONLY)).collect()
+        Level::ALL
+            .iter()
+            .map(|l| (Some(*l), PromiseSet::NONE_ONLY))
+            .collect()
     } else {
         vec![(None, PromiseSet::NONE_ONLY)]
     }
@@ -247,13 +291,18 @@ fn check_placeholders(text: &str, category: Category) -> Result<(), PhraseProble
             return Err(PhraseProblem::UnbalancedBrace(category));
         }
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or(PhraseProblem::UnbalancedBrace(category))?;
+        let close = after
+            .find('}')
+            .ok_or(PhraseProblem::UnbalancedBrace(category))?;
         let name = &after[..close];
         if name.contains('{') {
             return Err(PhraseProblem::UnbalancedBrace(category));
         }
         if name != SERVICE_PLACEHOLDER {
-            return Err(PhraseProblem::UnknownPlaceholder { category, name: name.to_string() });
+            return Err(PhraseProblem::UnknownPlaceholder {
+                category,
+                name: name.to_string(),
+            });
         }
         rest = &after[close + 1..];
     }
@@ -292,8 +341,14 @@ mod tests {
 
     #[test]
     fn rendering_fills_the_service_and_capitalises_a_leading_placeholder() {
-        assert_eq!(render("{service} is slow.", "the calendar"), "The calendar is slow.");
-        assert_eq!(render("I'm checking {service}.", "the calendar"), "I'm checking the calendar.");
+        assert_eq!(
+            render("{service} is slow.", "the calendar"),
+            "The calendar is slow."
+        );
+        assert_eq!(
+            render("I'm checking {service}.", "the calendar"),
+            "I'm checking the calendar."
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 mod book;
 mod session;
 
-pub use book::{PhraseBook, PhraseBookError, PhraseProblem, Variant, MIN_ELIGIBLE, MIN_VARIANTS};
+pub use book::{MIN_ELIGIBLE, MIN_VARIANTS, PhraseBook, PhraseBookError, PhraseProblem, Variant};
 pub use session::{DrawError, Phrase, PhraseContext, PhraseSession};
 
 use serde::{Deserialize, Serialize};

@@ -34,7 +34,11 @@ pub struct Phrase {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DrawError {
     #[error("no `{category}` variant fits level `{}` with promises in {promises}", level.as_str())]
-    NoEligibleVariant { category: Category, level: Level, promises: PromiseSet },
+    NoEligibleVariant {
+        category: Category,
+        level: Level,
+        promises: PromiseSet,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -65,8 +69,18 @@ pub struct PhraseSession {
 
 impl PhraseSession {
     pub fn new(book: Arc<PhraseBook>, seed: u64) -> PhraseSession {
-        let bags = Category::ALL.iter().map(|c| Bag { used: vec![false; book.variants(*c).len()], last: None }).collect();
-        PhraseSession { book, rng: SmallRng::seed_from_u64(seed), bags }
+        let bags = Category::ALL
+            .iter()
+            .map(|c| Bag {
+                used: vec![false; book.variants(*c).len()],
+                last: None,
+            })
+            .collect();
+        PhraseSession {
+            book,
+            rng: SmallRng::seed_from_u64(seed),
+            bags,
+        }
     }
 
     pub fn book(&self) -> &Arc<PhraseBook> {
@@ -74,27 +88,43 @@ impl PhraseSession {
     }
 
     /// Draw the next phrase of `category` that fits `ctx`.
-    pub fn draw(&mut self, category: Category, ctx: &PhraseContext<'_>) -> Result<Phrase, DrawError> {
+    pub fn draw(
+        &mut self,
+        category: Category,
+        ctx: &PhraseContext<'_>,
+    ) -> Result<Phrase, DrawError> {
         let variants = self.book.variants(category);
         let eligible: Vec<usize> = (0..variants.len())
             .filter(|&i| {
                 let v = &variants[i];
-                allowed_level(category, v.level, ctx.level) && ctx.allowed_promises.contains(v.promises)
+                allowed_level(category, v.level, ctx.level)
+                    && ctx.allowed_promises.contains(v.promises)
             })
             .collect();
         if eligible.is_empty() {
-            return Err(DrawError::NoEligibleVariant { category, level: ctx.level, promises: ctx.allowed_promises });
+            return Err(DrawError::NoEligibleVariant {
+                category,
+                level: ctx.level,
+                promises: ctx.allowed_promises,
+            });
         }
         let bag = &mut self.bags[category.index()];
-        let mut candidates: Vec<usize> =
-            eligible.iter().copied().filter(|&i| !bag.used[i] && Some(i) != bag.last).collect();
+        let mut candidates: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|&i| !bag.used[i] && Some(i) != bag.last)
+            .collect();
         if candidates.is_empty() {
             // Everything eligible has been heard: refill, but never open the new
             // round with the phrase that closed the old one.
             for &i in &eligible {
                 bag.used[i] = false;
             }
-            candidates = eligible.iter().copied().filter(|&i| Some(i) != bag.last).collect();
+            candidates = eligible
+                .iter()
+                .copied()
+                .filter(|&i| Some(i) != bag.last)
+                .collect();
             if candidates.is_empty() {
                 candidates = eligible;
             }
@@ -103,7 +133,12 @@ impl PhraseSession {
         bag.used[pick] = true;
         bag.last = Some(pick);
         let variant = &variants[pick];
-        Ok(Phrase { text: render(&variant.text, ctx.service_display), category, promises: variant.promises, variant: pick })
+        Ok(Phrase {
+            text: render(&variant.text, ctx.service_display),
+            category,
+            promises: variant.promises,
+            variant: pick,
+        })
     }
 
     /// A fresh value from the session's RNG (used for idempotency keys).
