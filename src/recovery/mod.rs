@@ -19,14 +19,17 @@ pub use transcript::{
     CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult,
     Transcript, check_pairing,
 };
+pub mod binding;
+pub mod classify;
 pub mod policy;
+mod resolve;
 pub mod runner;
 pub mod tool;
 
+pub use binding::{BreakerProbe, RunnerError, ServiceBinding, ToolCall, breaker_probe};
+pub use classify::category_for;
 pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
-pub use runner::{
-    BreakerProbe, RunnerError, ServiceBinding, ToolCall, ToolRunner, breaker_probe, category_for,
-};
+pub use runner::ToolRunner;
 pub use tool::{
     IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SideEffect, SpokenLine,
     ToolAnswer, ToolCallCtx, ToolFailure, ToolOutcome, ToolSpec,

@@ -6,122 +6,26 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::binding::{RunnerError, ServiceBinding, ToolCall};
 use super::phrases::{Category, Level, Phrase, PhraseContext, PhraseSession, Promise, PromiseSet};
-use super::policy::{FailurePolicy, SessionAction};
+use super::policy::FailurePolicy;
+use super::resolve::Flight;
 use super::speech::{Speech, SpeechKind, SpeechSink};
-use super::state::{ConversationState, Snapshot};
+use super::state::ConversationState;
 use super::tool::{
-    IdempotencyKey, Interrupt, LadderTiming, OutcomeKind, SpokenLine, ToolAnswer, ToolCallCtx,
-    ToolFailure, ToolOutcome, ToolSpec,
+    IdempotencyKey, OutcomeKind, SpokenLine, ToolAnswer, ToolCallCtx, ToolFailure, ToolOutcome,
 };
-use super::transcript::{CancelReason, Entry, ToolCallId, ToolResult};
-use crate::resilience::{
-    AttemptCtx, AttemptRecord, BreakerState, CallError, Deadline, ErrorKind, Guard, Rejection,
-};
+use super::transcript::Entry;
+use crate::resilience::{AttemptCtx, CallError, Deadline};
 
 /// Said if a phrase book cannot serve a draw. A validated book always can.
 const LAST_RESORT_LINE: &str = "Sorry, one moment.";
-
-/// Reports a service's circuit-breaker state.
-pub type BreakerProbe = Arc<dyn Fn() -> BreakerState + Send + Sync>;
-
-/// The one place that learns a service's breaker state from its guard.
-///
-/// The provisional `Guard` has no breaker to ask, so this reports `Closed`
-/// and the runner infers `Open` from a `Rejected(BreakerOpen)` error. When the
-/// guard exposes `guard.breaker().state()`, re-point this function to it.
-pub fn breaker_probe(guard: &Arc<Guard>) -> BreakerProbe {
-    let _guard = Arc::clone(guard);
-    Arc::new(|| BreakerState::Closed)
-}
-
-/// How the runner reaches one service.
-#[derive(Clone)]
-pub struct ServiceBinding {
-    pub guard: Arc<Guard>,
-    /// Fills `{service}` in phrases: "the calendar", "your account records".
-    pub display_name: String,
-    pub timing: LadderTiming,
-    pub breaker_state: BreakerProbe,
-}
-
-impl ServiceBinding {
-    pub fn new(
-        guard: Arc<Guard>,
-        display_name: impl Into<String>,
-        timing: LadderTiming,
-    ) -> ServiceBinding {
-        let breaker_state = breaker_probe(&guard);
-        ServiceBinding {
-            guard,
-            display_name: display_name.into(),
-            timing,
-            breaker_state,
-        }
-    }
-
-    pub fn with_breaker_probe(mut self, probe: BreakerProbe) -> ServiceBinding {
-        self.breaker_state = probe;
-        self
-    }
-}
-
-impl std::fmt::Debug for ServiceBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceBinding")
-            .field("service", &self.guard.service())
-            .field("display_name", &self.display_name)
-            .field("timing", &self.timing)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One request to run a tool.
-#[derive(Debug, Clone)]
-pub struct ToolCall {
-    pub spec: ToolSpec,
-    /// Recorded in the transcript with the call.
-    pub arguments: serde_json::Value,
-    /// The caller can offer another way forward, so failure phrases may say so.
-    pub alternative_available: bool,
-    /// Barge-in for this call.
-    pub interrupt: Option<Interrupt>,
-}
-
-impl ToolCall {
-    pub fn new(spec: ToolSpec, arguments: serde_json::Value) -> ToolCall {
-        ToolCall {
-            spec,
-            arguments,
-            alternative_available: false,
-            interrupt: None,
-        }
-    }
-
-    pub fn with_alternative(mut self) -> ToolCall {
-        self.alternative_available = true;
-        self
-    }
-
-    pub fn with_interrupt(mut self, interrupt: Interrupt) -> ToolCall {
-        self.interrupt = Some(interrupt);
-        self
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RunnerError {
-    #[error("tool `{tool}` uses service `{service}`, which has no binding")]
-    UnknownService { tool: String, service: String },
-}
 
 /// Runs risky tool calls for one conversation.
 ///
@@ -171,10 +75,10 @@ pub enum RunnerError {
 /// # }
 /// ```
 pub struct ToolRunner {
-    services: HashMap<String, ServiceBinding>,
-    phrases: PhraseSession,
-    policy: FailurePolicy,
-    speech: Box<dyn SpeechSink>,
+    pub(super) services: HashMap<String, ServiceBinding>,
+    pub(super) phrases: PhraseSession,
+    pub(super) policy: FailurePolicy,
+    pub(super) speech: Box<dyn SpeechSink>,
 }
 
 /// How the wait for a call ended.
@@ -182,21 +86,6 @@ enum Ending<T> {
     Finished(std::thread::Result<crate::resilience::Outcome<ToolAnswer<T>>>),
     Interrupted,
     Overran,
-}
-
-/// What the runner tracks while one call is in flight.
-struct Flight {
-    spec: ToolSpec,
-    binding: ServiceBinding,
-    call_id: ToolCallId,
-    started: Instant,
-    snapshot: Snapshot,
-    /// Entries the runner itself appended since the snapshot, replayed after a rollback.
-    during: Vec<Entry>,
-    spoken: Vec<SpokenLine>,
-    alternative_available: bool,
-    attempts: Vec<AttemptRecord>,
-    attempts_started: u32,
 }
 
 impl ToolRunner {
@@ -403,171 +292,7 @@ impl ToolRunner {
         Ok(outcome)
     }
 
-    fn succeed<T>(
-        &mut self,
-        state: &mut ConversationState,
-        mut flight: Flight,
-        answer: ToolAnswer<T>,
-        value: serde_json::Value,
-    ) -> ToolOutcome<T> {
-        let result = match answer {
-            ToolAnswer::Found(_) => ToolResult::Ok { value },
-            ToolAnswer::NotFound => ToolResult::NotFound,
-        };
-        self.record_result(state, flight.call_id, result);
-        if self.policy.record_success(&flight.spec.service) {
-            self.say(
-                state,
-                &mut flight,
-                Category::Recovered,
-                SpeechKind::Recovered,
-                Level::First,
-                PromiseSet::NONE_ONLY,
-            );
-        }
-        if matches!(answer, ToolAnswer::NotFound) {
-            let allowed = failure_promises(&flight);
-            self.say(
-                state,
-                &mut flight,
-                Category::DataNotFound,
-                SpeechKind::NotFound,
-                Level::First,
-                allowed,
-            );
-        }
-        finish(
-            flight,
-            OutcomeKind::Ok,
-            Some(answer),
-            None,
-            SessionAction::Continue,
-        )
-    }
-
-    fn fail<T>(
-        &mut self,
-        state: &mut ConversationState,
-        mut flight: Flight,
-        failure: ToolFailure,
-    ) -> ToolOutcome<T> {
-        self.roll_back(state, &mut flight);
-        let ambiguous = match &failure {
-            ToolFailure::Call(err) => err.is_ambiguous(),
-            ToolFailure::Panicked(_) => true,
-        };
-        let unknown = flight.spec.side_effect.writes() && flight.attempts_started > 0 && ambiguous;
-        let elapsed = flight.started.elapsed();
-        self.record_result(
-            state,
-            flight.call_id,
-            failure_result(&failure, unknown, elapsed),
-        );
-
-        let category = match &failure {
-            ToolFailure::Call(err) => category_for(err),
-            ToolFailure::Panicked(_) => Category::Generic,
-        };
-        let breaker = match &failure {
-            ToolFailure::Call(CallError::Rejected(Rejection::BreakerOpen)) => BreakerState::Open,
-            _ => (flight.binding.breaker_state)(),
-        };
-        let level = self.policy.level(&flight.spec.service, breaker);
-        let allowed = failure_promises(&flight);
-        let not_found = category == Category::DataNotFound;
-        if unknown {
-            self.say(
-                state,
-                &mut flight,
-                Category::UnknownOutcome,
-                SpeechKind::UnknownOutcome,
-                level,
-                allowed,
-            );
-        } else if not_found {
-            self.say(
-                state,
-                &mut flight,
-                category,
-                SpeechKind::NotFound,
-                level,
-                allowed,
-            );
-        } else {
-            self.say(
-                state,
-                &mut flight,
-                category,
-                SpeechKind::Failure,
-                level,
-                allowed,
-            );
-        }
-        // A 404 says the service works and the thing is absent: not a failure to escalate.
-        let action = if not_found {
-            SessionAction::Continue
-        } else {
-            self.policy.record_failure(&flight.spec.service)
-        };
-        if action == SessionAction::HandOff {
-            self.say(
-                state,
-                &mut flight,
-                Category::Handoff,
-                SpeechKind::Handoff,
-                level,
-                PromiseSet::NONE_ONLY,
-            );
-        }
-        let kind = if unknown {
-            OutcomeKind::UnknownOutcome
-        } else {
-            OutcomeKind::Fallback
-        };
-        finish(flight, kind, None, Some(failure), action)
-    }
-
-    fn cancel<T>(&mut self, state: &mut ConversationState, mut flight: Flight) -> ToolOutcome<T> {
-        self.roll_back(state, &mut flight);
-        let maybe_applied = flight.spec.side_effect.writes() && flight.attempts_started > 0;
-        let result = ToolResult::Cancelled {
-            reason: CancelReason::BargeIn,
-            maybe_applied,
-        };
-        self.record_result(state, flight.call_id, result);
-        finish(
-            flight,
-            OutcomeKind::Cancelled,
-            None,
-            None,
-            SessionAction::Continue,
-        )
-    }
-
-    /// Restore the pre-call state exactly, then replay what the runner itself
-    /// recorded during the call (the call and any ladder lines) so the
-    /// transcript stays truthful about what the caller heard.
-    fn roll_back(&mut self, state: &mut ConversationState, flight: &mut Flight) {
-        state.restore(&flight.snapshot);
-        for entry in std::mem::take(&mut flight.during) {
-            if let Err(err) = state.transcript.append(entry) {
-                tracing::error!(error = %err, "replaying a tool call after rollback broke pairing");
-            }
-        }
-    }
-
-    fn record_result(
-        &mut self,
-        state: &mut ConversationState,
-        call_id: ToolCallId,
-        result: ToolResult,
-    ) {
-        if let Err(err) = state.transcript.record_result(call_id, result) {
-            tracing::error!(error = %err, "tool result could not be paired");
-        }
-    }
-
-    fn say(
+    pub(super) fn say(
         &mut self,
         state: &mut ConversationState,
         flight: &mut Flight,
@@ -602,79 +327,6 @@ impl ToolRunner {
             at: flight.started.elapsed(),
         });
         self.speech.speak(Speech::new(phrase.text, kind));
-    }
-}
-
-/// Which phrase category a failure is spoken with.
-pub fn category_for(error: &CallError) -> Category {
-    match error {
-        CallError::Timeout { .. } | CallError::Rejected(Rejection::Deadline) => Category::Timeout,
-        CallError::Connect { .. } => Category::ConnectionIssue,
-        CallError::Rejected(_) => Category::ServiceUnavailable,
-        CallError::Status {
-            code: 404 | 410, ..
-        } => Category::DataNotFound,
-        CallError::Status { code: 503, .. } => Category::ServiceUnavailable,
-        CallError::RateLimited { .. } => Category::RateLimited,
-        CallError::Status { .. } | CallError::Decode { .. } => Category::ToolFailure,
-    }
-}
-
-/// After the final failure nothing will retry, so no retry promises; an
-/// alternative only when the caller said one exists.
-fn failure_promises(flight: &Flight) -> PromiseSet {
-    if flight.alternative_available {
-        PromiseSet::NONE_ONLY.with(Promise::Alternative)
-    } else {
-        PromiseSet::NONE_ONLY
-    }
-}
-
-fn failure_result(failure: &ToolFailure, unknown: bool, elapsed: Duration) -> ToolResult {
-    match failure {
-        ToolFailure::Call(err) if unknown => ToolResult::UnknownOutcome {
-            error: Some(err.kind()),
-            message: err.to_string(),
-        },
-        ToolFailure::Panicked(message) if unknown => ToolResult::UnknownOutcome {
-            error: None,
-            message: message.clone(),
-        },
-        ToolFailure::Panicked(message) => ToolResult::Panicked {
-            message: message.clone(),
-        },
-        ToolFailure::Call(err)
-            if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Deadline) =>
-        {
-            ToolResult::TimedOut {
-                after_ms: elapsed.as_millis() as u64,
-            }
-        }
-        ToolFailure::Call(err) => ToolResult::Error {
-            error: err.kind(),
-            message: err.to_string(),
-        },
-    }
-}
-
-fn finish<T>(
-    flight: Flight,
-    kind: OutcomeKind,
-    value: Option<ToolAnswer<T>>,
-    error: Option<ToolFailure>,
-    action: SessionAction,
-) -> ToolOutcome<T> {
-    ToolOutcome {
-        call_id: flight.call_id,
-        kind,
-        value,
-        error,
-        first_speech_at: flight.spoken.first().map(|line| line.at),
-        resolved_at: flight.started.elapsed(),
-        attempts: flight.attempts,
-        attempts_started: flight.attempts_started,
-        spoken: flight.spoken,
-        action,
     }
 }
 
