@@ -119,15 +119,29 @@ fn texts_of(
     book.variants(category)
         .iter()
         .filter(|v| level.is_none() || v.level.is_none() || v.level == level)
-        .map(|v| {
-            let filled = v.text.replace("{service}", display);
-            let mut c = filled.chars();
-            match c.next() {
-                Some(f) if v.text.starts_with('{') => f.to_uppercase().chain(c).collect(),
-                _ => filled,
-            }
-        })
+        .map(|v| capitalise_sentences(&v.text.replace("{service}", display)))
         .collect()
+}
+
+/// Sentence starts are capitalised after the display name is filled in.
+fn capitalise_sentences(text: &str) -> String {
+    let mut out = String::new();
+    let mut start = true;
+    for c in text.chars() {
+        if start && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+            start = false;
+        } else {
+            out.push(c);
+            if c.is_alphabetic() {
+                start = false;
+            }
+        }
+        if matches!(c, '.' | '!' | '?') {
+            start = true;
+        }
+    }
+    out
 }
 
 #[tokio::test(start_paused = true)]

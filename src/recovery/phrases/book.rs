@@ -317,14 +317,27 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Fill `{service}` and capitalise a sentence that starts with it.
+/// Fill `{service}`, capitalising it where it starts a sentence.
 pub(crate) fn render(template: &str, service_display: &str) -> String {
-    let filled = template.replace("{service}", service_display);
-    let mut chars = filled.chars();
-    match chars.next() {
-        Some(first) if template.starts_with('{') => first.to_uppercase().chain(chars).collect(),
-        _ => filled,
+    let placeholder = "{service}";
+    let mut out = String::with_capacity(template.len() + service_display.len());
+    let mut rest = template;
+    while let Some(at) = rest.find(placeholder) {
+        out.push_str(&rest[..at]);
+        let starts_sentence = out
+            .trim_end()
+            .chars()
+            .last()
+            .is_none_or(|c| matches!(c, '.' | '!' | '?'));
+        let mut chars = service_display.chars();
+        match chars.next() {
+            Some(first) if starts_sentence => out.extend(first.to_uppercase().chain(chars)),
+            _ => out.push_str(service_display),
+        }
+        rest = &rest[at + placeholder.len()..];
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
