@@ -9,14 +9,10 @@ use crate::resilience::{BreakerState, Guard};
 /// Reports a service's circuit-breaker state.
 pub type BreakerProbe = Arc<dyn Fn() -> BreakerState + Send + Sync>;
 
-/// The one place that learns a service's breaker state from its guard.
-///
-/// The provisional `Guard` has no breaker to ask, so this reports `Closed`
-/// and the runner infers `Open` from a `Rejected(BreakerOpen)` error. When the
-/// guard exposes `guard.breaker().state()`, re-point this function to it.
+/// The one place that learns a service's breaker state: from its guard's breaker.
 pub fn breaker_probe(guard: &Arc<Guard>) -> BreakerProbe {
-    let _guard = Arc::clone(guard);
-    Arc::new(|| BreakerState::Closed)
+    let guard = Arc::clone(guard);
+    Arc::new(move || guard.breaker().state())
 }
 
 /// How the runner reaches one service.
