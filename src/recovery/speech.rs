@@ -53,7 +53,7 @@ impl Speech {
 
 /// Where speech goes. Never blocks: a speaker that cannot keep up loses lines
 /// rather than stalling the tool call.
-pub trait SpeechSink: Send {
+pub trait SpeechSink: Send + Sync {
     /// Returns false when the line could not be queued.
     fn speak(&self, speech: Speech) -> bool;
 }

@@ -65,7 +65,8 @@ pub fn merge_signals(into: &mut recovery::Signals, heard: &brain::signals::Signa
         into.monthly_volume = Some(n);
     }
     if let Some(list) = &heard.integrations {
-        into.integrations.extend(list.iter().copied().map(integration));
+        into.integrations
+            .extend(list.iter().copied().map(integration));
     }
     if let Some(u) = heard.urgency {
         into.urgency = Some(urgency(u));
@@ -86,11 +87,17 @@ fn failure_kind(failure: &Option<ToolFailure>) -> ErrorKind {
 pub fn result_view(outcome: &ToolOutcome<serde_json::Value>) -> ToolResultView {
     match outcome.kind {
         OutcomeKind::Ok => match &outcome.value {
-            Some(ToolAnswer::Found(value)) => ToolResultView::Ok { value: value.clone() },
+            Some(ToolAnswer::Found(value)) => ToolResultView::Ok {
+                value: value.clone(),
+            },
             _ => ToolResultView::NotFound,
         },
-        OutcomeKind::Fallback | OutcomeKind::Cancelled => ToolResultView::Failed { kind: failure_kind(&outcome.error) },
-        OutcomeKind::UnknownOutcome => ToolResultView::UnknownOutcome { kind: failure_kind(&outcome.error) },
+        OutcomeKind::Fallback | OutcomeKind::Cancelled => ToolResultView::Failed {
+            kind: failure_kind(&outcome.error),
+        },
+        OutcomeKind::UnknownOutcome => ToolResultView::UnknownOutcome {
+            kind: failure_kind(&outcome.error),
+        },
     }
 }
 

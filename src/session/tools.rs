@@ -4,6 +4,7 @@
 //! Answers are turned into the JSON shapes the brain reads: CRM records and
 //! activity as the services return them, slots with a spoken label.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -27,10 +28,10 @@ pub struct CalendarSettings {
 /// The four CRM clients and the calendar settings.
 #[derive(Clone)]
 pub struct Toolbox {
-    pub amplitude: AmplitudeClient,
-    pub salesforce: SalesforceClient,
-    pub hubspot: HubSpotClient,
-    pub chilipiper: ChiliPiperClient,
+    pub amplitude: Arc<AmplitudeClient>,
+    pub salesforce: Arc<SalesforceClient>,
+    pub hubspot: Arc<HubSpotClient>,
+    pub chilipiper: Arc<ChiliPiperClient>,
     pub calendar: CalendarSettings,
 }
 
@@ -47,10 +48,13 @@ pub fn spec(tool: ToolName) -> ToolSpec {
 }
 
 fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, CallError> {
-    args.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| CallError::Status {
-        code: 400,
-        detail: Some(format!("tool argument `{name}` is missing")),
-    })
+    args.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CallError::Status {
+            code: 400,
+            detail: Some(format!("tool argument `{name}` is missing")),
+        })
 }
 
 fn found<T: serde::Serialize>(value: Option<T>) -> ToolAnswer<Value> {
@@ -62,10 +66,18 @@ fn found<T: serde::Serialize>(value: Option<T>) -> ToolAnswer<Value> {
 
 impl Toolbox {
     /// One attempt of `tool` with `args`; the Guard around it decides retries.
-    pub async fn invoke(&self, tool: ToolName, args: &Value, ctx: AttemptCtx) -> Result<ToolAnswer<Value>, CallError> {
+    pub async fn invoke(
+        &self,
+        tool: ToolName,
+        args: &Value,
+        ctx: AttemptCtx,
+    ) -> Result<ToolAnswer<Value>, CallError> {
         match tool {
             ToolName::AmplitudeActivity => {
-                let activity = self.amplitude.user_activity(&ctx, arg(args, "email")?).await?;
+                let activity = self
+                    .amplitude
+                    .user_activity(&ctx, arg(args, "email")?)
+                    .await?;
                 Ok(match activity {
                     Some(summary) => {
                         let mut value = serde_json::to_value(&summary).unwrap_or(Value::Null);
@@ -75,8 +87,14 @@ impl Toolbox {
                     None => ToolAnswer::NotFound,
                 })
             }
-            ToolName::SalesforceLookup => Ok(found(self.salesforce.find_contact(&ctx, arg(args, "email")?).await?)),
-            ToolName::HubspotLookup => Ok(found(self.hubspot.find_contact(&ctx, arg(args, "email")?).await?)),
+            ToolName::SalesforceLookup => Ok(found(
+                self.salesforce
+                    .find_contact(&ctx, arg(args, "email")?)
+                    .await?,
+            )),
+            ToolName::HubspotLookup => Ok(found(
+                self.hubspot.find_contact(&ctx, arg(args, "email")?).await?,
+            )),
             ToolName::ChilipiperSlots => {
                 let query = SlotQuery {
                     host_user_id: self.calendar.host_user_id.clone(),
@@ -102,7 +120,9 @@ impl Toolbox {
                     email.split('@').next().unwrap_or(email),
                 );
                 let confirmation = self.chilipiper.book_meeting(&ctx, &request).await?;
-                Ok(ToolAnswer::Found(serde_json::to_value(confirmation).unwrap_or(Value::Null)))
+                Ok(ToolAnswer::Found(
+                    serde_json::to_value(confirmation).unwrap_or(Value::Null),
+                ))
             }
         }
     }
@@ -115,7 +135,12 @@ fn now_rfc3339() -> String {
         .unwrap_or(0);
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a civil date (proleptic Gregorian).
@@ -143,7 +168,15 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// "2026-11-24T15:30:00Z" → "Tuesday at 3:30 PM UTC"; the input unchanged if it is not RFC 3339.
 pub fn spoken_time(rfc3339: &str) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
+    const WEEKDAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
     let parse = || -> Option<String> {
         let y: i64 = rfc3339.get(0..4)?.parse().ok()?;
         let m: u32 = rfc3339.get(5..7)?.parse().ok()?;
@@ -175,7 +208,10 @@ mod tests {
 
     #[test]
     fn slot_times_are_spoken_with_their_weekday() {
-        assert_eq!(spoken_time("2026-11-24T15:30:00Z"), "Tuesday at 3:30 PM UTC");
+        assert_eq!(
+            spoken_time("2026-11-24T15:30:00Z"),
+            "Tuesday at 3:30 PM UTC"
+        );
         assert_eq!(spoken_time("2026-11-23T09:00:00Z"), "Monday at 9 AM UTC");
         assert_eq!(spoken_time("2000-01-01T00:00:00Z"), "Saturday at 12 AM UTC");
         assert_eq!(spoken_time("soon"), "soon");
@@ -192,7 +228,11 @@ mod tests {
     #[test]
     fn only_the_booking_is_a_side_effecting_tool() {
         for tool in ToolName::ALL {
-            let expected = if tool == ToolName::ChilipiperBook { SideEffect::NonIdempotent } else { SideEffect::None };
+            let expected = if tool == ToolName::ChilipiperBook {
+                SideEffect::NonIdempotent
+            } else {
+                SideEffect::None
+            };
             assert_eq!(spec(tool).side_effect, expected, "{tool:?}");
         }
     }
