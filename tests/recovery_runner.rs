@@ -688,3 +688,20 @@ async fn a_tool_on_an_unbound_service_is_refused_before_anything_is_recorded() {
     );
     assert_eq!(rig.state, before);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_and_its_calls_can_live_on_a_spawned_session_task() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut rig = rig(19);
+    assert_send(&rig.runner);
+    let handle = tokio::spawn(async move {
+        rig.runner
+            .run(&mut rig.state, read("lookup"), |_, _| async {
+                Ok(ToolAnswer::Found(1u8))
+            })
+            .await
+            .unwrap()
+            .kind
+    });
+    assert_eq!(handle.await.unwrap(), OutcomeKind::Ok);
+}
