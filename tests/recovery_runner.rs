@@ -688,3 +688,59 @@ async fn a_tool_on_an_unbound_service_is_refused_before_anything_is_recorded() {
     );
     assert_eq!(rig.state, before);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_and_its_calls_can_live_on_a_spawned_session_task() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut rig = rig(19);
+    assert_send(&rig.runner);
+    let handle = tokio::spawn(async move {
+        rig.runner
+            .run(&mut rig.state, read("lookup"), |_, _| async {
+                Ok(ToolAnswer::Found(1u8))
+            })
+            .await
+            .unwrap()
+            .kind
+    });
+    assert_eq!(handle.await.unwrap(), OutcomeKind::Ok);
+}
+
+/// Needs the retrying Guard (the provisional one makes a single attempt):
+/// once attempt 2 has started, a ladder line may promise the retry, and
+/// whatever was promised was kept.
+#[tokio::test(start_paused = true)]
+#[ignore = "needs the retrying Guard from the resilience helper"]
+async fn a_retry_may_be_promised_only_once_it_has_started() {
+    let mut promised = false;
+    for seed in 0..40 {
+        let mut rig = rig(seed);
+        let outcome = rig
+            .runner
+            .run(
+                &mut rig.state,
+                read("lookup"),
+                |attempt: AttemptCtx, _| async move {
+                    if attempt.attempt == 1 {
+                        sleep(MS(800)).await;
+                        return Err(CallError::Connect {
+                            detail: "reset".into(),
+                            sent: false,
+                        });
+                    }
+                    std::future::pending::<Result<ToolAnswer<()>, CallError>>().await
+                },
+            )
+            .await
+            .unwrap();
+        assert!(outcome.attempts_started >= 2, "the guard did not retry");
+        assert!(!outcome.broke_a_promise());
+        for line in &outcome.spoken {
+            if line.promises == Promise::Retry {
+                assert!(line.at > MS(800), "retry promised before it started");
+                promised = true;
+            }
+        }
+    }
+    assert!(promised, "no seed ever used a retry line");
+}

@@ -167,6 +167,7 @@ impl ToolRunner {
                 service: call.spec.service.clone(),
             })?;
         let tool_name = call.spec.name.clone();
+        let service = call.spec.service.clone();
         let started = Instant::now();
         let timing = binding.timing;
         let deadline = Deadline::after(timing.budget);
@@ -282,13 +283,18 @@ impl ToolRunner {
         };
         tracing::info!(
             tool = %tool_name,
+            service = %service,
             kind = ?outcome.kind,
             resolved_ms = outcome.resolved_at.as_millis() as u64,
             attempts = outcome.attempts_started,
             "tool call resolved"
         );
-        metrics::counter!("voxguard_tool_calls_total", "outcome" => outcome_label(outcome.kind))
-            .increment(1);
+        metrics::counter!(
+            "voxguard_tool_calls_total",
+            "service" => service,
+            "outcome" => outcome_label(outcome.kind)
+        )
+        .increment(1);
         Ok(outcome)
     }
 

@@ -409,6 +409,13 @@ mod tests {
     }
 
     #[test]
+    fn a_persisted_transcript_that_breaks_pairing_is_refused() {
+        let json = r#"{"entries":[{"type":"tool_result","id":3,"result":{"status":"not_found"}}]}"#;
+        let err = serde_json::from_str::<Transcript>(json).unwrap_err();
+        assert!(err.to_string().contains("call-3 was never called"), "{err}");
+    }
+
+    #[test]
     fn a_snapshot_clone_shares_sealed_chunks_and_extends_detects_divergence() {
         let mut t = Transcript::new();
         for i in 0..70 {

@@ -116,7 +116,7 @@ pub enum PhraseProblem {
     UnbalancedBrace(Category),
     #[error("`level` only applies to failure categories, not to `{0}`")]
     LevelNotApplicable(Category),
-    #[error("the same text appears twice in `{0}`")]
+    #[error("this `{0}` text already appears in the book")]
     DuplicateVariant(Category),
     #[error(
         "category `{category}` needs at least {MIN_ELIGIBLE} variants{} with promises in {promises}; it has {found}",
@@ -181,6 +181,8 @@ impl PhraseBook {
 
         let mut by_category: Vec<Vec<Variant>> = vec![Vec::new(); Category::ALL.len()];
         let mut seen: Vec<Option<Range<usize>>> = vec![None; Category::ALL.len()];
+        // Book-wide, so two categories never make the same line sound twice in a row.
+        let mut texts = BTreeSet::new();
         for (name, variants) in &raw {
             let category = Category::from_name(name.get_ref()).ok_or_else(|| {
                 at(
@@ -191,7 +193,6 @@ impl PhraseBook {
                 )
             })?;
             seen[category.index()] = Some(name.span());
-            let mut texts = BTreeSet::new();
             for raw_variant in variants.get_ref() {
                 let v = raw_variant.get_ref();
                 let text_span = Some(v.text.span());
