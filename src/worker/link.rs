@@ -142,11 +142,14 @@ impl Link<'_> {
         let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
 
         loop {
+            // Registered before the idle check so an ending session cannot slip between them.
+            let session_ended = self.state.session_ended.notified();
+            tokio::pin!(session_ended);
+            session_ended.as_mut().enable();
             if let Some(end) = self.check_exit(socket).await? {
                 return Ok(end);
             }
             let drain_deadline = self.drain_deadline.unwrap_or(far_future);
-            let session_ended = self.state.session_ended.notified();
             tokio::select! {
                 biased;
                 frame = socket.next() => {

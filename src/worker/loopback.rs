@@ -1,1 +1,490 @@
-//! placeholder
+//! A LiveKit stand-in that runs in-process: the `/agent` worker endpoint and a
+//! minimal `/rtc` signal endpoint, with the real server's rules (JWT check,
+//! register deadline, availability deadline, pongs, WS pings). `voxguard dev`
+//! uses it as its loopback dispatcher; integration tests use it as the server,
+//! with extra levers to misbehave (garbage, oversized frames, drops, silence).
+
+mod agent_socket;
+mod rtc_socket;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::Message as WsMessage;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use livekit_api::access_token::{AccessToken, Claims, TokenVerifier, VideoGrants};
+use livekit_protocol as proto;
+use proto::server_message::Message as ServerMessage;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How the stand-in behaves; the defaults match a LiveKit server in dev mode.
+#[derive(Debug, Clone)]
+pub struct LoopbackConfig {
+    pub api_key: String,
+    pub api_secret: String,
+    /// A worker that has not registered within this closes.
+    pub register_timeout: Duration,
+    /// An availability answer later than this loses the job.
+    pub availability_timeout: Duration,
+    /// Interval of WebSocket-level pings to each worker.
+    pub ws_ping_interval: Duration,
+    /// The URL sent in job assignments; `None` uses this server's own URL.
+    pub public_url: Option<String>,
+}
+
+impl Default for LoopbackConfig {
+    fn default() -> Self {
+        Self {
+            api_key: "devkey".into(),
+            api_secret: "secret".into(),
+            register_timeout: Duration::from_secs(10),
+            availability_timeout: Duration::from_secs(3),
+            ws_ping_interval: Duration::from_secs(10),
+            public_url: None,
+        }
+    }
+}
+
+/// One worker registration as the server saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRegistration {
+    pub worker_id: String,
+    pub request: proto::RegisterWorkerRequest,
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchedJob {
+    pub job_id: String,
+    pub worker_id: String,
+    pub participant_identity: String,
+    /// From the availability request leaving the server to the answer arriving.
+    pub availability_latency: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    #[error("no registered worker")]
+    NoWorker,
+    #[error("the worker declined the job")]
+    Declined,
+    #[error("the worker did not answer availability within {0:?}; the job is lost")]
+    AvailabilityTimeout(Duration),
+    #[error("the worker connection closed")]
+    WorkerGone,
+    #[error("could not mint the room token: {0}")]
+    Token(String),
+}
+
+/// Everything observable about what workers did, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    pub registrations: Vec<WorkerRegistration>,
+    /// (worker id, update)
+    pub job_updates: Vec<(String, proto::UpdateJobStatus)>,
+    pub worker_statuses: Vec<(String, proto::UpdateWorkerStatus)>,
+    pub migrations: Vec<(String, proto::MigrateJobRequest)>,
+    pub pings: usize,
+    pub auth_failures: usize,
+    pub register_timeouts: usize,
+    pub late_availability: usize,
+    pub lost_jobs: usize,
+    pub availability_latencies: Vec<Duration>,
+    /// (room, identity) of room joins over `/rtc`.
+    pub room_joins: Vec<(String, String)>,
+    /// (room, identity) of clean leaves (LeaveRequest) over `/rtc`.
+    pub room_leaves: Vec<(String, String)>,
+    /// (room, identity, key, value) for every attribute update.
+    pub attribute_updates: Vec<(String, String, String, String)>,
+}
+
+/// Orders for one worker connection's task.
+#[derive(Debug)]
+enum AgentCommand {
+    Send(ServerMessage),
+    /// An availability request; the task stamps when it went out.
+    Availability(proto::AvailabilityRequest),
+    Raw(WsMessage),
+    Close,
+    Drop,
+}
+
+#[derive(Debug)]
+enum RtcCommand {
+    Send(proto::signal_response::Message),
+}
+
+struct AgentConnection {
+    worker_id: Option<String>,
+    agent_name: String,
+    commands: mpsc::UnboundedSender<AgentCommand>,
+}
+
+struct PendingAvailability {
+    sent_at: Option<Instant>,
+    answer: oneshot::Sender<(proto::AvailabilityResponse, Duration)>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    sid: String,
+    /// Remote participants by identity (callers and agents).
+    participants: HashMap<String, proto::ParticipantInfo>,
+    signal_links: HashMap<String, mpsc::UnboundedSender<RtcCommand>>,
+}
+
+#[derive(Default)]
+struct HubState {
+    agents: HashMap<u64, AgentConnection>,
+    pending: HashMap<String, PendingAvailability>,
+    /// job id → connection id currently owning it
+    assignments: HashMap<String, u64>,
+    rooms: HashMap<String, RoomState>,
+    records: Records,
+}
+
+struct Hub {
+    config: LoopbackConfig,
+    url: String,
+    state: Mutex<HubState>,
+    changed: Notify,
+    ids: AtomicU64,
+    silent: AtomicBool,
+    answer_register: AtomicBool,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn record(&self, update: impl FnOnce(&mut Records)) {
+        update(&mut self.lock().records);
+        self.changed.notify_waiters();
+    }
+
+    fn verify(&self, headers: &HeaderMap, query_token: Option<&str>) -> Option<Claims> {
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or(query_token)?;
+        TokenVerifier::with_api_key(&self.config.api_key, &self.config.api_secret).verify(bearer).ok()
+    }
+}
+
+/// Starts the stand-in server.
+pub struct LoopbackServer;
+
+impl LoopbackServer {
+    /// Binds `addr` with the default config (`devkey` / `secret`).
+    pub async fn start(addr: SocketAddr) -> std::io::Result<LoopbackHandle> {
+        Self::start_with(addr, LoopbackConfig::default()).await
+    }
+
+    pub async fn start_with(addr: SocketAddr, config: LoopbackConfig) -> std::io::Result<LoopbackHandle> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let url = format!("http://{local_addr}");
+        let hub = Arc::new(Hub {
+            config,
+            url,
+            state: Mutex::default(),
+            changed: Notify::new(),
+            ids: AtomicU64::new(0),
+            silent: AtomicBool::new(false),
+            answer_register: AtomicBool::new(true),
+        });
+        let app = Router::new()
+            .route("/agent", get(agent_socket::upgrade))
+            .route("/rtc", get(rtc_socket::upgrade))
+            .with_state(Arc::clone(&hub));
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "loopback server stopped");
+            }
+        });
+        Ok(LoopbackHandle { hub, local_addr, _task: Arc::new(ServerTask(task)) })
+    }
+}
+
+struct ServerTask(JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Drives and observes a running stand-in; the server stops with the last clone.
+#[derive(Clone)]
+pub struct LoopbackHandle {
+    hub: Arc<Hub>,
+    local_addr: SocketAddr,
+    _task: Arc<ServerTask>,
+}
+
+impl LoopbackHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://127.0.0.1:<port>`: what a worker uses as LIVEKIT_URL.
+    pub fn url(&self) -> String {
+        self.hub.url.clone()
+    }
+
+    pub fn config(&self) -> &LoopbackConfig {
+        &self.hub.config
+    }
+
+    pub fn records(&self) -> Records {
+        self.hub.lock().records.clone()
+    }
+
+    /// Waits until `check` holds for the records, up to `timeout`.
+    pub async fn wait_until(&self, timeout: Duration, mut check: impl FnMut(&Records) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = self.hub.changed.notified();
+            if check(&self.hub.lock().records) {
+                return true;
+            }
+            let wake = (Instant::now() + Duration::from_millis(50)).min(deadline);
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if Instant::now() >= deadline {
+                return check(&self.hub.lock().records);
+            }
+        }
+    }
+
+    /// The ids of connected, registered workers.
+    pub fn connected_workers(&self) -> Vec<String> {
+        self.hub.lock().agents.values().filter_map(|a| a.worker_id.clone()).collect()
+    }
+
+    /// Final or latest status the server saw for `job_id`.
+    pub fn job_statuses(&self, job_id: &str) -> Vec<proto::JobStatus> {
+        self.hub
+            .lock()
+            .records
+            .job_updates
+            .iter()
+            .filter(|(_, u)| u.job_id == job_id)
+            .filter_map(|(_, u)| proto::JobStatus::try_from(u.status).ok())
+            .collect()
+    }
+
+    /// Dispatches a job for `room_name`, where `participant` (a caller) is
+    /// present, to a registered worker — the way LiveKit does on a room join.
+    pub async fn dispatch_job(&self, room_name: &str, participant: &str) -> Result<DispatchedJob, DispatchError> {
+        let hub = &self.hub;
+        let job_id = format!("AJ_{}", hub.next_id());
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let (connection, worker_id, agent_name, room_sid) = {
+            let mut state = hub.lock();
+            let (connection, worker_id, agent_name) = state
+                .agents
+                .iter()
+                .filter_map(|(id, a)| a.worker_id.clone().map(|w| (*id, w, a.agent_name.clone())))
+                .min_by_key(|(id, _, _)| *id)
+                .ok_or(DispatchError::NoWorker)?;
+            let room_sid = add_caller(&mut state, room_name, participant, hub.next_id());
+            state.pending.insert(job_id.clone(), PendingAvailability { sent_at: None, answer: answer_tx });
+            (connection, worker_id, agent_name, room_sid)
+        };
+        let job = proto::Job {
+            id: job_id.clone(),
+            dispatch_id: format!("AD_{}", hub.next_id()),
+            r#type: proto::JobType::JtRoom as i32,
+            room: Some(proto::Room { sid: room_sid, name: room_name.into(), ..Default::default() }),
+            agent_name: agent_name.clone(),
+            state: Some(proto::JobState { status: proto::JobStatus::JsPending as i32, ..Default::default() }),
+            ..Default::default()
+        };
+        let request = proto::AvailabilityRequest { job: Some(job.clone()), resuming: false };
+        self.command(connection, AgentCommand::Availability(request)).ok_or(DispatchError::WorkerGone)?;
+
+        let timeout = hub.config.availability_timeout;
+        let (response, latency) = match tokio::time::timeout(timeout, answer_rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => return Err(DispatchError::WorkerGone),
+            Err(_) => {
+                hub.lock().pending.remove(&job_id);
+                hub.record(|r| r.lost_jobs += 1);
+                return Err(DispatchError::AvailabilityTimeout(timeout));
+            }
+        };
+        hub.record(|r| r.availability_latencies.push(latency));
+        if !response.available || response.terminate {
+            return Err(DispatchError::Declined);
+        }
+        let token = self.room_token(room_name, &agent_name, &response)?;
+        let url = hub.config.public_url.clone().unwrap_or_else(|| hub.url.clone());
+        hub.lock().assignments.insert(job_id.clone(), connection);
+        let assignment = proto::JobAssignment { job: Some(job), url: Some(url), token };
+        self.command(connection, AgentCommand::Send(ServerMessage::Assignment(assignment)))
+            .ok_or(DispatchError::WorkerGone)?;
+        Ok(DispatchedJob {
+            job_id,
+            worker_id,
+            participant_identity: response.participant_identity,
+            availability_latency: latency,
+        })
+    }
+
+    fn room_token(
+        &self,
+        room_name: &str,
+        agent_name: &str,
+        response: &proto::AvailabilityResponse,
+    ) -> Result<String, DispatchError> {
+        let mut attributes = response.participant_attributes.clone();
+        attributes.insert("lk.agent_name".into(), agent_name.into());
+        let grants = VideoGrants {
+            room_join: true,
+            room: room_name.into(),
+            can_publish: Some(true),
+            can_subscribe: Some(true),
+            can_publish_data: Some(true),
+            can_update_own_metadata: Some(true),
+            agent: true,
+            ..Default::default()
+        };
+        AccessToken::with_api_key(&self.hub.config.api_key, &self.hub.config.api_secret)
+            .with_identity(&response.participant_identity)
+            .with_name(&response.participant_name)
+            .with_kind("agent")
+            .with_attributes(attributes)
+            .with_grants(grants)
+            .with_ttl(Duration::from_secs(3600))
+            .to_jwt()
+            .map_err(|e| DispatchError::Token(e.to_string()))
+    }
+
+    fn command(&self, connection: u64, command: AgentCommand) -> Option<()> {
+        self.hub.lock().agents.get(&connection)?.commands.send(command).ok()
+    }
+
+    fn broadcast(&self, make: impl Fn() -> AgentCommand) -> usize {
+        let state = self.hub.lock();
+        state.agents.values().filter(|a| a.commands.send(make()).is_ok()).count()
+    }
+
+    /// Sends a JobTermination to the worker running `job_id`.
+    pub fn terminate_job(&self, job_id: &str) -> bool {
+        let Some(connection) = self.hub.lock().assignments.get(job_id).copied() else {
+            return false;
+        };
+        let termination = proto::JobTermination { job_id: job_id.into() };
+        self.command(connection, AgentCommand::Send(ServerMessage::Termination(termination))).is_some()
+    }
+
+    /// Closes every worker connection with a close frame.
+    pub fn close_connections(&self) -> usize {
+        self.broadcast(|| AgentCommand::Close)
+    }
+
+    /// Drops every worker connection without a close handshake.
+    pub fn drop_connections(&self) -> usize {
+        self.broadcast(|| AgentCommand::Drop)
+    }
+
+    /// Sends bytes that are not a ServerMessage to every worker.
+    pub fn send_garbage(&self) -> usize {
+        self.broadcast(|| AgentCommand::Raw(WsMessage::Binary(vec![0xff, 0xfe, 0x07, 0x00, 0x13, 0x37].into())))
+    }
+
+    /// Sends a binary frame of `bytes` bytes to every worker.
+    pub fn send_oversized(&self, bytes: usize) -> usize {
+        self.broadcast(|| AgentCommand::Raw(WsMessage::Binary(vec![0x0a; bytes].into())))
+    }
+
+    /// While silent, the server reads but never answers nor pings: a half-open link.
+    pub fn set_silent(&self, silent: bool) {
+        self.hub.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// When off, registrations go unanswered (to exercise the register deadline).
+    pub fn set_answer_register(&self, answer: bool) {
+        self.hub.answer_register.store(answer, Ordering::SeqCst);
+    }
+
+    /// A caller joins `room_name` (announced to agents in the room).
+    pub fn participant_joins(&self, room_name: &str, identity: &str) {
+        let mut state = self.hub.lock();
+        let sid = self.hub.next_id();
+        add_caller(&mut state, room_name, identity, sid);
+        if let Some(room) = state.rooms.get(room_name) {
+            let info = room.participants[identity].clone();
+            announce(room, info);
+        }
+    }
+
+    /// A participant leaves `room_name`: agents see it DISCONNECTED.
+    pub fn participant_leaves(&self, room_name: &str, identity: &str) -> bool {
+        let mut state = self.hub.lock();
+        let Some(room) = state.rooms.get_mut(room_name) else {
+            return false;
+        };
+        let Some(mut info) = room.participants.remove(identity) else {
+            return false;
+        };
+        info.state = proto::participant_info::State::Disconnected as i32;
+        info.disconnect_reason = proto::DisconnectReason::ClientInitiated as i32;
+        announce(room, info);
+        true
+    }
+
+    /// The attributes the server holds for `identity` in `room_name`.
+    pub fn participant_attributes(&self, room_name: &str, identity: &str) -> HashMap<String, String> {
+        let state = self.hub.lock();
+        state
+            .rooms
+            .get(room_name)
+            .and_then(|room| room.participants.get(identity))
+            .map(|p| p.attributes.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn ensure_room<'a>(state: &'a mut HubState, room_name: &str, sid: u64) -> &'a mut RoomState {
+    state.rooms.entry(room_name.to_string()).or_insert_with(|| RoomState {
+        sid: format!("RM_{sid}"),
+        ..Default::default()
+    })
+}
+
+fn add_caller(state: &mut HubState, room_name: &str, identity: &str, sid: u64) -> String {
+    let room = ensure_room(state, room_name, sid);
+    room.participants.entry(identity.to_string()).or_insert_with(|| proto::ParticipantInfo {
+        sid: format!("PA_{sid}"),
+        identity: identity.into(),
+        name: identity.into(),
+        state: proto::participant_info::State::Active as i32,
+        kind: proto::participant_info::Kind::Standard as i32,
+        ..Default::default()
+    });
+    room.sid.clone()
+}
+
+fn announce(room: &RoomState, info: proto::ParticipantInfo) {
+    let update = proto::ParticipantUpdate { participants: vec![info] };
+    for link in room.signal_links.values() {
+        let _ = link.send(RtcCommand::Send(proto::signal_response::Message::Update(update.clone())));
+    }
+}
