@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::ws::Message as WsMessage;
 use axum::http::HeaderMap;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use livekit_api::access_token::{AccessToken, Claims, TokenVerifier, VideoGrants};
 use livekit_protocol as proto;
 use proto::server_message::Message as ServerMessage;
@@ -193,6 +194,33 @@ impl LoopbackServer {
         Self::start_with(addr, LoopbackConfig::default()).await
     }
 
+    /// Runs the server on a thread and runtime of its own, the way a real
+    /// LiveKit server is a separate process: its timing is not disturbed by
+    /// whatever the caller's runtime is busy with.
+    pub async fn start_isolated(addr: SocketAddr, config: LoopbackConfig) -> std::io::Result<LoopbackHandle> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new().name("voxguard-loopback".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let started = Self::start_with(addr, config).await;
+                let keep_alive = started.as_ref().ok().cloned();
+                let _ = ready_tx.send(started);
+                let _ = stop_rx.await;
+                drop(keep_alive);
+            });
+        })?;
+        let mut handle = ready_rx.await.map_err(|_| std::io::Error::other("loopback thread ended"))??;
+        handle._task = Arc::new(ServerTask::Thread(Some(stop_tx)));
+        Ok(handle)
+    }
+
     pub async fn start_with(addr: SocketAddr, config: LoopbackConfig) -> std::io::Result<LoopbackHandle> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -210,20 +238,32 @@ impl LoopbackServer {
             .route("/agent", get(agent_socket::upgrade))
             .route("/rtc", get(rtc_socket::upgrade))
             .with_state(Arc::clone(&hub));
+        // Like LiveKit's server, write small frames at once (no Nagle delay).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "loopback server stopped");
             }
         });
-        Ok(LoopbackHandle { hub, local_addr, _task: Arc::new(ServerTask(task)) })
+        Ok(LoopbackHandle { hub, local_addr, _task: Arc::new(ServerTask::Task(task)) })
     }
 }
 
-struct ServerTask(JoinHandle<()>);
+enum ServerTask {
+    /// Served by a task on the caller's runtime.
+    Task(JoinHandle<()>),
+    /// Served on a thread of its own; dropping the sender stops it.
+    Thread(Option<oneshot::Sender<()>>),
+}
 
 impl Drop for ServerTask {
     fn drop(&mut self) {
-        self.0.abort();
+        match self {
+            ServerTask::Task(task) => task.abort(),
+            ServerTask::Thread(stop) => drop(stop.take()),
+        }
     }
 }
 

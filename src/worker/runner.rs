@@ -27,6 +27,17 @@ pub enum WorkerError {
     Health { addr: std::net::SocketAddr, detail: String },
     #[error("interrupted by a second signal; sessions were cut off")]
     Interrupted,
+    #[error("could not start the connection thread: {0}")]
+    Runtime(String),
+}
+
+struct StopOnDrop(WorkerHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // The connection thread never outlives the future that owns it.
+        self.0.control.send_replace(Control::Shutdown);
+    }
 }
 
 /// The LiveKit agent worker run by `voxguard start`.
@@ -116,7 +127,11 @@ impl Worker {
     }
 
     /// Runs until drained or shut down (Ok) or reconnect retries run out (Err).
-    pub async fn run(mut self) -> Result<(), WorkerError> {
+    ///
+    /// The LiveKit connection runs on a thread of its own so availability is
+    /// answered within milliseconds whatever the sessions do; sessions and the
+    /// health server run on the caller's runtime.
+    pub async fn run(self) -> Result<(), WorkerError> {
         let _health = match self.state.config.health_addr {
             Some(addr) => Some(
                 HealthServer::start(addr, self.handle())
@@ -125,6 +140,25 @@ impl Worker {
             ),
             None => None,
         };
+        self.state.set_sessions_runtime(tokio::runtime::Handle::current());
+        let handle = self.handle();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name("voxguard-livekit".into()).spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(self.serve_connections()),
+                Err(error) => Err(WorkerError::Runtime(error.to_string())),
+            };
+            let _ = done_tx.send(result);
+        });
+        if let Err(error) = spawned {
+            return Err(WorkerError::Runtime(error.to_string()));
+        }
+        // If this future is dropped, the connection thread is told to stop.
+        let _stop_on_drop = StopOnDrop(handle);
+        done_rx.await.unwrap_or_else(|_| Err(WorkerError::Runtime("connection thread ended abruptly".into())))
+    }
+
+    async fn serve_connections(mut self) -> Result<(), WorkerError> {
         let seed = self.state.config.reconnect.seed.unwrap_or_else(rand::random);
         let mut backoff = ReconnectBackoff::new(self.state.config.reconnect, seed);
         let mut drain_deadline = None;

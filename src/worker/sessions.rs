@@ -3,13 +3,15 @@
 //! here in one short lock, and each accepted job runs as its own session task.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use livekit_protocol as proto;
 use proto::worker_message::Message as WorkerMessage;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -64,13 +66,33 @@ pub struct WorkerState {
     outbound: mpsc::UnboundedSender<WorkerMessage>,
     /// Woken whenever a session ends.
     pub session_ended: Notify,
+    /// Where sessions run: the caller's runtime, never the connection's thread.
+    sessions_runtime: OnceLock<Handle>,
 }
 
 impl WorkerState {
     pub fn new(config: WorkerConfig) -> (Arc<Self>, mpsc::UnboundedReceiver<WorkerMessage>) {
         let (outbound, outbound_rx) = mpsc::unbounded_channel();
-        let state = Arc::new(Self { config, ledger: Mutex::default(), outbound, session_ended: Notify::new() });
+        let state = Arc::new(Self {
+            config,
+            ledger: Mutex::default(),
+            outbound,
+            session_ended: Notify::new(),
+            sessions_runtime: OnceLock::new(),
+        });
         (state, outbound_rx)
+    }
+
+    /// Sessions spawned from now on run on `runtime`.
+    pub fn set_sessions_runtime(&self, runtime: Handle) {
+        let _ = self.sessions_runtime.set(runtime);
+    }
+
+    fn spawn_session(&self, session: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+        match self.sessions_runtime.get() {
+            Some(runtime) => runtime.spawn(session),
+            None => tokio::spawn(session),
+        }
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -247,7 +269,7 @@ pub fn start_session(state: &Arc<WorkerState>, handler: SharedHandler, assignmen
     let url = assignment.url.filter(|u| !u.is_empty()).unwrap_or_else(|| state.config.url.clone());
     let job_id = job.id.clone();
     let task_state = Arc::clone(state);
-    let task = tokio::spawn(async move {
+    let task = state.spawn_session(async move {
         let job_id = job.id.clone();
         task_state.send_job_status(&job_id, proto::JobStatus::JsRunning, String::new());
         let result = run_session(&task_state, handler, job, assignment.token, url, signal).await;
