@@ -166,7 +166,7 @@ async fn a_late_availability_answer_loses_the_job() {
     let server = loopback_with(LoopbackConfig { availability_timeout: Duration::from_millis(300), ..LoopbackConfig::default() }).await;
     let worker = registered_worker(&server, worker_config(&server), HoldUntilCallerLeaves).await;
     // A silent server never reads the answer: to it, the worker answered too late.
-    server.set_silent(true);
+    server.silence_connections();
     let outcome = server.dispatch_job("room-late", "caller").await;
     assert_eq!(outcome, Err(DispatchError::AvailabilityTimeout(Duration::from_millis(300))));
     assert_eq!(server.records().lost_jobs, 1);

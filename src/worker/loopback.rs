@@ -115,6 +115,8 @@ enum AgentCommand {
     Raw(WsMessage),
     Close,
     Drop,
+    /// From now on read but never answer nor ping: a half-open link.
+    GoSilent,
 }
 
 #[derive(Debug)]
@@ -157,7 +159,6 @@ struct Hub {
     state: Mutex<HubState>,
     changed: Notify,
     ids: AtomicU64,
-    silent: AtomicBool,
     answer_register: AtomicBool,
 }
 
@@ -231,7 +232,6 @@ impl LoopbackServer {
             state: Mutex::default(),
             changed: Notify::new(),
             ids: AtomicU64::new(0),
-            silent: AtomicBool::new(false),
             answer_register: AtomicBool::new(true),
         });
         let app = Router::new()
@@ -454,9 +454,10 @@ impl LoopbackHandle {
         self.broadcast(|| AgentCommand::Raw(WsMessage::Binary(vec![0x0a; bytes].into())))
     }
 
-    /// While silent, the server reads but never answers nor pings: a half-open link.
-    pub fn set_silent(&self, silent: bool) {
-        self.hub.silent.store(silent, Ordering::SeqCst);
+    /// Turns every current worker connection half-open: the server keeps the
+    /// socket but never answers nor pings on it again. New connections are normal.
+    pub fn silence_connections(&self) -> usize {
+        self.broadcast(|| AgentCommand::GoSilent)
     }
 
     /// When off, registrations go unanswered (to exercise the register deadline).

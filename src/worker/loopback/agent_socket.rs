@@ -49,6 +49,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket) {
     let mut ws_pings = interval_at(Instant::now() + ping_every, ping_every);
     ws_pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut worker_id: Option<String> = None;
+    let mut silent = false;
 
     loop {
         let register_wait = async {
@@ -60,7 +61,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket) {
         tokio::select! {
             frame = stream.next() => {
                 let Some(Ok(frame)) = frame else { break };
-                if hub.silent.load(Ordering::SeqCst) {
+                if silent {
                     continue;
                 }
                 let WsMessage::Binary(bytes) = frame else {
@@ -97,13 +98,20 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket) {
                         break;
                     }
                     AgentCommand::Drop => break,
+                    AgentCommand::GoSilent => {
+                        silent = true;
+                        continue;
+                    }
                 };
+                if silent {
+                    continue;
+                }
                 if sink.send(outgoing).await.is_err() {
                     break;
                 }
             }
             _ = ws_pings.tick() => {
-                if !hub.silent.load(Ordering::SeqCst) && sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                if !silent && sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }
             }
