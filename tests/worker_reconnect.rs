@@ -17,24 +17,50 @@ async fn worker_with_a_running_session(
     server: &voxguard::worker::loopback::LoopbackHandle,
 ) -> (RunningWorker, String) {
     let worker = registered_worker(server, worker_config(server), HoldUntilCallerLeaves).await;
-    let job = server.dispatch_job("room-keep", "caller").await.expect("job accepted");
+    let job = server
+        .dispatch_job("room-keep", "caller")
+        .await
+        .expect("job accepted");
     let agent = job.participant_identity.clone();
-    assert!(server.wait_until(WAIT, |r| r.attribute_updates.iter().any(|(_, who, _, v)| *who == agent && v == "listening")).await);
+    assert!(
+        server
+            .wait_until(WAIT, |r| r
+                .attribute_updates
+                .iter()
+                .any(|(_, who, _, v)| *who == agent && v == "listening"))
+            .await
+    );
     (worker, job.job_id)
 }
 
-async fn assert_reconnected_keeping(server: &voxguard::worker::loopback::LoopbackHandle, worker: &RunningWorker, job_id: &str) {
-    assert!(worker.handle.wait_registrations(2, WAIT).await, "worker registers again");
+async fn assert_reconnected_keeping(
+    server: &voxguard::worker::loopback::LoopbackHandle,
+    worker: &RunningWorker,
+    job_id: &str,
+) {
+    assert!(
+        worker.handle.wait_registrations(2, WAIT).await,
+        "worker registers again"
+    );
     let records = server.records();
     assert_eq!(records.registrations.len(), 2);
-    assert_ne!(records.registrations[0].worker_id, records.registrations[1].worker_id, "a new worker id per connection");
+    assert_ne!(
+        records.registrations[0].worker_id, records.registrations[1].worker_id,
+        "a new worker id per connection"
+    );
     assert!(
         server
-            .wait_until(WAIT, |r| r.migrations.iter().any(|(id, m)| *id == r.registrations[1].worker_id && m.job_ids == [job_id]))
+            .wait_until(WAIT, |r| r.migrations.iter().any(|(id, m)| *id
+                == r.registrations[1].worker_id
+                && m.job_ids == [job_id]))
             .await,
         "MigrateJobRequest names the running job on the new connection"
     );
-    assert_eq!(worker.handle.snapshot().running_job_ids, vec![job_id.to_string()], "the session survived");
+    assert_eq!(
+        worker.handle.snapshot().running_job_ids,
+        vec![job_id.to_string()],
+        "the session survived"
+    );
     assert!(!server.job_statuses(job_id).contains(&JobStatus::JsFailed));
 }
 
@@ -50,7 +76,11 @@ async fn a_dropped_connection_is_re_established_without_losing_the_running_sessi
     server.participant_leaves("room-keep", "caller");
     assert!(wait_for_status(&server, &job_id, JobStatus::JsSuccess).await);
     let records = server.records();
-    let (reporter, _) = records.job_updates.iter().find(|(_, u)| u.status == JobStatus::JsSuccess as i32).unwrap();
+    let (reporter, _) = records
+        .job_updates
+        .iter()
+        .find(|(_, u)| u.status == JobStatus::JsSuccess as i32)
+        .unwrap();
     assert_eq!(*reporter, records.registrations[1].worker_id);
     worker.handle.shutdown_now();
 }
@@ -93,15 +123,25 @@ async fn a_silent_server_is_detected_as_a_dead_link_within_the_ping_timeout() {
     // Nothing closes the socket: only the worker's own timeout can notice.
     assert!(worker.handle.wait_registrations(2, WAIT).await);
     let noticed = went_silent.elapsed();
-    assert!(noticed >= Duration::from_millis(1400), "not before ping_timeout (1.5 s): {noticed:?}");
-    assert!(noticed < Duration::from_secs(4), "soon after ping_timeout: {noticed:?}");
+    assert!(
+        noticed >= Duration::from_millis(1400),
+        "not before ping_timeout (1.5 s): {noticed:?}"
+    );
+    assert!(
+        noticed < Duration::from_secs(4),
+        "soon after ping_timeout: {noticed:?}"
+    );
     assert_reconnected_keeping(&server, &worker, &job_id).await;
     worker.handle.shutdown_now();
 }
 
 #[tokio::test]
 async fn a_worker_that_gets_no_registration_answer_is_closed_by_the_server_and_retries() {
-    let server = loopback_with(LoopbackConfig { register_timeout: Duration::from_millis(300), ..LoopbackConfig::default() }).await;
+    let server = loopback_with(LoopbackConfig {
+        register_timeout: Duration::from_millis(300),
+        ..LoopbackConfig::default()
+    })
+    .await;
     server.set_answer_register(false);
     let worker = spawn_worker(worker_config(&server), HoldUntilCallerLeaves);
     assert!(server.wait_until(WAIT, |r| r.register_timeouts >= 1).await);
@@ -122,21 +162,38 @@ async fn rejected_credentials_are_retried_with_backoff_and_reported_clearly() {
 
     let outcome = worker.finish(WAIT).await;
     let elapsed = started.elapsed();
-    let Err(WorkerError::GaveUp { attempts, last }) = outcome else { panic!("expected GaveUp, got {outcome:?}") };
+    let Err(WorkerError::GaveUp { attempts, last }) = outcome else {
+        panic!("expected GaveUp, got {outcome:?}")
+    };
     assert_eq!(attempts, 4);
     assert_eq!(last, ConnectError::Unauthorized { status: 401 });
     let message = last.to_string();
-    assert!(message.contains("LIVEKIT_API_KEY") && message.contains("LIVEKIT_API_SECRET"), "{message}");
-    assert_eq!(server.records().auth_failures, 5, "one first attempt plus four retries");
+    assert!(
+        message.contains("LIVEKIT_API_KEY") && message.contains("LIVEKIT_API_SECRET"),
+        "{message}"
+    );
+    assert_eq!(
+        server.records().auth_failures,
+        5,
+        "one first attempt plus four retries"
+    );
     // Backoff 50 ms, then 50–100, 100–200, 200–400 ms: never a tight loop.
-    assert!(elapsed >= Duration::from_millis(400), "retries were spaced out: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(400),
+        "retries were spaced out: {elapsed:?}"
+    );
     assert!(server.records().registrations.is_empty());
 }
 
 #[tokio::test]
 async fn tokens_are_minted_fresh_for_every_connection() {
     let server = loopback().await;
-    let worker = registered_worker(&server, worker_config(&server), ScriptedJob::succeeding_after(Duration::ZERO)).await;
+    let worker = registered_worker(
+        &server,
+        worker_config(&server),
+        ScriptedJob::succeeding_after(Duration::ZERO),
+    )
+    .await;
     // A second connection authenticates again (the first token is not reused after expiry windows).
     server.drop_connections();
     assert!(worker.handle.wait_registrations(2, WAIT).await);

@@ -100,7 +100,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn new(url: impl Into<String>, api_key: impl Into<String>, api_secret: impl Into<String>) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        api_key: impl Into<String>,
+        api_secret: impl Into<String>,
+    ) -> Self {
         Self {
             url: url.into(),
             api_key: api_key.into(),
@@ -124,8 +128,13 @@ impl WorkerConfig {
     /// Reads `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET` and the
     /// optional `LIVEKIT_AGENT_NAME`; names the first missing variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let var = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::MissingEnv(name));
-        let mut config = Self::new(var("LIVEKIT_URL")?, var("LIVEKIT_API_KEY")?, var("LIVEKIT_API_SECRET")?);
+        let var =
+            |name: &'static str| std::env::var(name).map_err(|_| ConfigError::MissingEnv(name));
+        let mut config = Self::new(
+            var("LIVEKIT_URL")?,
+            var("LIVEKIT_API_KEY")?,
+            var("LIVEKIT_API_SECRET")?,
+        );
         if let Ok(name) = std::env::var("LIVEKIT_AGENT_NAME") {
             config.agent_name = name;
         }
@@ -139,14 +148,23 @@ impl WorkerConfig {
             return Err(ConfigError::Invalid("api_key", "must not be empty".into()));
         }
         if self.api_secret.is_empty() {
-            return Err(ConfigError::Invalid("api_secret", "must not be empty".into()));
+            return Err(ConfigError::Invalid(
+                "api_secret",
+                "must not be empty".into(),
+            ));
         }
         agent_endpoint(&self.url).map_err(|e| ConfigError::Invalid("url", e))?;
         if self.max_sessions == 0 {
-            return Err(ConfigError::Invalid("max_sessions", "must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max_sessions",
+                "must be at least 1".into(),
+            ));
         }
         if !(self.load_full_threshold > 0.0 && self.load_full_threshold <= 1.0) {
-            return Err(ConfigError::Invalid("load_full_threshold", "must be in (0, 1]".into()));
+            return Err(ConfigError::Invalid(
+                "load_full_threshold",
+                "must be in (0, 1]".into(),
+            ));
         }
         for (field, value) in [
             ("ping_interval", self.ping_interval),
@@ -154,11 +172,17 @@ impl WorkerConfig {
             ("status_interval", self.status_interval),
         ] {
             if value.is_zero() {
-                return Err(ConfigError::Invalid(field, "must be greater than zero".into()));
+                return Err(ConfigError::Invalid(
+                    field,
+                    "must be greater than zero".into(),
+                ));
             }
         }
         if self.ping_timeout <= self.ping_interval {
-            return Err(ConfigError::Invalid("ping_timeout", "must be longer than ping_interval".into()));
+            return Err(ConfigError::Invalid(
+                "ping_timeout",
+                "must be longer than ping_interval".into(),
+            ));
         }
         Ok(())
     }
@@ -175,11 +199,17 @@ pub fn agent_endpoint(url: &str) -> Result<String, String> {
 
 /// The URL with its scheme turned into a WebSocket scheme and no trailing slash.
 pub fn websocket_base(url: &str) -> Result<String, String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("{url:?} has no scheme"))?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} has no scheme"))?;
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => return Err(format!("unsupported scheme {other:?} (use http, https, ws or wss)")),
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} (use http, https, ws or wss)"
+            ));
+        }
     };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() {
@@ -202,8 +232,14 @@ mod tests {
 
     #[test]
     fn agent_endpoint_maps_http_schemes_to_websocket_schemes() {
-        assert_eq!(agent_endpoint("http://lk:7880").unwrap(), "ws://lk:7880/agent");
-        assert_eq!(agent_endpoint("https://x.livekit.cloud/").unwrap(), "wss://x.livekit.cloud/agent");
+        assert_eq!(
+            agent_endpoint("http://lk:7880").unwrap(),
+            "ws://lk:7880/agent"
+        );
+        assert_eq!(
+            agent_endpoint("https://x.livekit.cloud/").unwrap(),
+            "wss://x.livekit.cloud/agent"
+        );
         assert_eq!(agent_endpoint("wss://x").unwrap(), "wss://x/agent");
         assert!(agent_endpoint("ftp://x").is_err());
         assert!(agent_endpoint("no-scheme").is_err());
@@ -221,9 +257,18 @@ mod tests {
     fn validate_names_the_offending_field() {
         let mut config = WorkerConfig::new("ws://lk", "key", "secret");
         config.max_sessions = 0;
-        assert_eq!(config.validate(), Err(ConfigError::Invalid("max_sessions", "must be at least 1".into())));
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::Invalid(
+                "max_sessions",
+                "must be at least 1".into()
+            ))
+        );
         config.max_sessions = 1;
         config.ping_timeout = config.ping_interval;
-        assert!(matches!(config.validate(), Err(ConfigError::Invalid("ping_timeout", _))));
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid("ping_timeout", _))
+        ));
     }
 }

@@ -65,7 +65,10 @@ async fn live() -> &'static str {
 async fn ready(State(worker): State<WorkerHandle>) -> impl IntoResponse {
     let snapshot = worker.snapshot();
     if !snapshot.connected {
-        (StatusCode::SERVICE_UNAVAILABLE, "not registered with LiveKit")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not registered with LiveKit",
+        )
     } else if snapshot.draining {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else {
@@ -80,5 +83,8 @@ async fn worker_view(State(worker): State<WorkerHandle>) -> impl IntoResponse {
 async fn prometheus_text() -> impl IntoResponse {
     let handle = metrics::prometheus();
     handle.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
 }

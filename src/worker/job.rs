@@ -37,7 +37,11 @@ impl JobContext {
     }
 
     pub fn room_name(&self) -> &str {
-        self.job.room.as_ref().map(|r| r.name.as_str()).unwrap_or_default()
+        self.job
+            .room
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or_default()
     }
 }
 
@@ -129,11 +133,19 @@ pub struct ScriptedJob {
 
 impl ScriptedJob {
     pub fn succeeding_after(duration: Duration) -> Self {
-        Self { duration, result: Ok(()), honours_cancel: true }
+        Self {
+            duration,
+            result: Ok(()),
+            honours_cancel: true,
+        }
     }
 
     pub fn failing_after(duration: Duration, error: impl Into<String>) -> Self {
-        Self { duration, result: Err(error.into()), honours_cancel: true }
+        Self {
+            duration,
+            result: Err(error.into()),
+            honours_cancel: true,
+        }
     }
 }
 

@@ -57,18 +57,29 @@ pub async fn open(state: &WorkerState) -> Result<Socket, ConnectError> {
     let config = &state.config;
     let endpoint = config.agent_endpoint().map_err(ConnectError::Connect)?;
     let token = protocol::worker_token(&config.api_key, config.api_secret.expose())?;
-    let mut request = endpoint.as_str().into_client_request().map_err(|e| ConnectError::Connect(e.to_string()))?;
-    let bearer = format!("Bearer {token}").parse().map_err(|_| ConnectError::Token("token is not a valid header".into()))?;
+    let mut request = endpoint
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ConnectError::Connect(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| ConnectError::Token("token is not a valid header".into()))?;
     request.headers_mut().insert("Authorization", bearer);
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => Err(ConnectError::Connect(format!("no answer from {endpoint} within {CONNECT_TIMEOUT:?}"))),
+        Err(_) => Err(ConnectError::Connect(format!(
+            "no answer from {endpoint} within {CONNECT_TIMEOUT:?}"
+        ))),
         Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(tungstenite::Error::Http(response))) if matches!(response.status().as_u16(), 401 | 403) => {
-            Err(ConnectError::Unauthorized { status: response.status().as_u16() })
+        Ok(Err(tungstenite::Error::Http(response)))
+            if matches!(response.status().as_u16(), 401 | 403) =>
+        {
+            Err(ConnectError::Unauthorized {
+                status: response.status().as_u16(),
+            })
         }
         Ok(Err(error)) => Err(ConnectError::Connect(error.to_string())),
     }
@@ -77,7 +88,11 @@ pub async fn open(state: &WorkerState) -> Result<Socket, ConnectError> {
 impl Link<'_> {
     /// Registers on `socket` and serves it until it fails or the worker stops.
     /// `on_registered` runs once the server acknowledged, with the new worker id.
-    pub async fn serve(mut self, mut socket: Socket, on_registered: impl FnOnce(&str)) -> Result<LinkEnd, ConnectError> {
+    pub async fn serve(
+        mut self,
+        mut socket: Socket,
+        on_registered: impl FnOnce(&str),
+    ) -> Result<LinkEnd, ConnectError> {
         let worker_id = self.register(&mut socket).await?;
         self.state.set_registered(Some(worker_id.clone()));
         metrics::registered(true);
@@ -86,7 +101,11 @@ impl Link<'_> {
         let running = self.state.running_job_ids();
         if !running.is_empty() {
             tracing::info!(jobs = ?running, "asking the server to keep running jobs on this worker");
-            send(&mut socket, WorkerMessage::MigrateJob(proto::MigrateJobRequest { job_ids: running })).await?;
+            send(
+                &mut socket,
+                WorkerMessage::MigrateJob(proto::MigrateJobRequest { job_ids: running }),
+            )
+            .await?;
         }
         let result = self.serve_registered(&mut socket).await;
         self.state.set_registered(None);
@@ -126,7 +145,9 @@ impl Link<'_> {
                     tracing::info!(worker_id = %response.worker_id, agent_name = %config.agent_name, "registered with LiveKit");
                     return Ok(response.worker_id);
                 }
-                Some(other) => tracing::debug!(message = ?other, "message before registration ignored"),
+                Some(other) => {
+                    tracing::debug!(message = ?other, "message before registration ignored")
+                }
                 None => {}
             }
         }
@@ -248,7 +269,10 @@ impl Link<'_> {
             }
             ServerMessage::Termination(termination) => {
                 self.state.drop_reservation(&termination.job_id);
-                if self.state.cancel(&termination.job_id, CancelReason::Terminated) {
+                if self
+                    .state
+                    .cancel(&termination.job_id, CancelReason::Terminated)
+                {
                     tracing::info!(job_id = %termination.job_id, "server terminated the job");
                 }
             }
@@ -257,18 +281,35 @@ impl Link<'_> {
                 tracing::trace!(rtt_ms = rtt, "worker pong");
             }
             ServerMessage::Register(_) => tracing::debug!("repeated registration response ignored"),
-            ServerMessage::GoAway(_) => return Err(ConnectError::Closed("server sent GoAway".into())),
+            ServerMessage::GoAway(_) => {
+                return Err(ConnectError::Closed("server sent GoAway".into()));
+            }
         }
         Ok(())
     }
 
-    fn availability_response(&self, job: &proto::Job, available: bool) -> proto::AvailabilityResponse {
+    fn availability_response(
+        &self,
+        job: &proto::Job,
+        available: bool,
+    ) -> proto::AvailabilityResponse {
         let config = &self.state.config;
-        let mut response = proto::AvailabilityResponse { job_id: job.id.clone(), available, ..Default::default() };
+        let mut response = proto::AvailabilityResponse {
+            job_id: job.id.clone(),
+            available,
+            ..Default::default()
+        };
         if available {
             response.participant_identity = format!("agent-{}", job.id);
-            response.participant_name = if config.agent_name.is_empty() { "voxguard".into() } else { config.agent_name.clone() };
-            response.participant_attributes.insert(protocol::AGENT_STATE_ATTRIBUTE.into(), "initializing".into());
+            response.participant_name = if config.agent_name.is_empty() {
+                "voxguard".into()
+            } else {
+                config.agent_name.clone()
+            };
+            response.participant_attributes.insert(
+                protocol::AGENT_STATE_ATTRIBUTE.into(),
+                "initializing".into(),
+            );
         }
         response
     }
@@ -295,14 +336,20 @@ fn read_frame(
         Some(Err(error)) => Err(ConnectError::Closed(error.to_string())),
         Some(Ok(Message::Binary(bytes))) => {
             if bytes.len() > limit {
-                return Err(ProtocolError::Oversized { size: bytes.len(), limit }.into());
+                return Err(ProtocolError::Oversized {
+                    size: bytes.len(),
+                    limit,
+                }
+                .into());
             }
             Ok(Some(protocol::decode_server(&bytes)?))
         }
         Some(Ok(Message::Text(_))) => Err(ProtocolError::TextFrame.into()),
-        Some(Ok(Message::Close(frame))) => {
-            Err(ConnectError::Closed(frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "close frame".into())))
-        }
+        Some(Ok(Message::Close(frame))) => Err(ConnectError::Closed(
+            frame
+                .map(|f| f.reason.to_string())
+                .unwrap_or_else(|| "close frame".into()),
+        )),
         Some(Ok(_)) => Ok(None),
     }
 }

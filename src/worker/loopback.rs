@@ -164,7 +164,9 @@ struct Hub {
 
 impl Hub {
     fn lock(&self) -> MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn next_id(&self) -> u64 {
@@ -182,7 +184,9 @@ impl Hub {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .or(query_token)?;
-        TokenVerifier::with_api_key(&self.config.api_key, &self.config.api_secret).verify(bearer).ok()
+        TokenVerifier::with_api_key(&self.config.api_key, &self.config.api_secret)
+            .verify(bearer)
+            .ok()
     }
 }
 
@@ -198,31 +202,44 @@ impl LoopbackServer {
     /// Runs the server on a thread and runtime of its own, the way a real
     /// LiveKit server is a separate process: its timing is not disturbed by
     /// whatever the caller's runtime is busy with.
-    pub async fn start_isolated(addr: SocketAddr, config: LoopbackConfig) -> std::io::Result<LoopbackHandle> {
+    pub async fn start_isolated(
+        addr: SocketAddr,
+        config: LoopbackConfig,
+    ) -> std::io::Result<LoopbackHandle> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        std::thread::Builder::new().name("voxguard-loopback".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    let _ = ready_tx.send(Err(error));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let started = Self::start_with(addr, config).await;
-                let keep_alive = started.as_ref().ok().cloned();
-                let _ = ready_tx.send(started);
-                let _ = stop_rx.await;
-                drop(keep_alive);
-            });
-        })?;
-        let mut handle = ready_rx.await.map_err(|_| std::io::Error::other("loopback thread ended"))??;
+        std::thread::Builder::new()
+            .name("voxguard-loopback".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let started = Self::start_with(addr, config).await;
+                    let keep_alive = started.as_ref().ok().cloned();
+                    let _ = ready_tx.send(started);
+                    let _ = stop_rx.await;
+                    drop(keep_alive);
+                });
+            })?;
+        let mut handle = ready_rx
+            .await
+            .map_err(|_| std::io::Error::other("loopback thread ended"))??;
         handle._task = Arc::new(ServerTask::Thread(Some(stop_tx)));
         Ok(handle)
     }
 
-    pub async fn start_with(addr: SocketAddr, config: LoopbackConfig) -> std::io::Result<LoopbackHandle> {
+    pub async fn start_with(
+        addr: SocketAddr,
+        config: LoopbackConfig,
+    ) -> std::io::Result<LoopbackHandle> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let url = format!("http://{local_addr}");
@@ -247,7 +264,11 @@ impl LoopbackServer {
                 tracing::error!(%error, "loopback server stopped");
             }
         });
-        Ok(LoopbackHandle { hub, local_addr, _task: Arc::new(ServerTask::Task(task)) })
+        Ok(LoopbackHandle {
+            hub,
+            local_addr,
+            _task: Arc::new(ServerTask::Task(task)),
+        })
     }
 }
 
@@ -294,7 +315,11 @@ impl LoopbackHandle {
     }
 
     /// Waits until `check` holds for the records, up to `timeout`.
-    pub async fn wait_until(&self, timeout: Duration, mut check: impl FnMut(&Records) -> bool) -> bool {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Records) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             let changed = self.hub.changed.notified();
@@ -314,7 +339,12 @@ impl LoopbackHandle {
 
     /// The ids of connected, registered workers.
     pub fn connected_workers(&self) -> Vec<String> {
-        self.hub.lock().agents.values().filter_map(|a| a.worker_id.clone()).collect()
+        self.hub
+            .lock()
+            .agents
+            .values()
+            .filter_map(|a| a.worker_id.clone())
+            .collect()
     }
 
     /// Final or latest status the server saw for `job_id`.
@@ -331,7 +361,11 @@ impl LoopbackHandle {
 
     /// Dispatches a job for `room_name`, where `participant` (a caller) is
     /// present, to a registered worker — the way LiveKit does on a room join.
-    pub async fn dispatch_job(&self, room_name: &str, participant: &str) -> Result<DispatchedJob, DispatchError> {
+    pub async fn dispatch_job(
+        &self,
+        room_name: &str,
+        participant: &str,
+    ) -> Result<DispatchedJob, DispatchError> {
         let hub = &self.hub;
         let job_id = format!("AJ_{}", hub.next_id());
         let (answer_tx, answer_rx) = oneshot::channel();
@@ -344,20 +378,37 @@ impl LoopbackHandle {
                 .min_by_key(|(id, _, _)| *id)
                 .ok_or(DispatchError::NoWorker)?;
             let room_sid = add_caller(&mut state, room_name, participant, hub.next_id());
-            state.pending.insert(job_id.clone(), PendingAvailability { sent_at: None, answer: answer_tx });
+            state.pending.insert(
+                job_id.clone(),
+                PendingAvailability {
+                    sent_at: None,
+                    answer: answer_tx,
+                },
+            );
             (connection, worker_id, agent_name, room_sid)
         };
         let job = proto::Job {
             id: job_id.clone(),
             dispatch_id: format!("AD_{}", hub.next_id()),
             r#type: proto::JobType::JtRoom as i32,
-            room: Some(proto::Room { sid: room_sid, name: room_name.into(), ..Default::default() }),
+            room: Some(proto::Room {
+                sid: room_sid,
+                name: room_name.into(),
+                ..Default::default()
+            }),
             agent_name: agent_name.clone(),
-            state: Some(proto::JobState { status: proto::JobStatus::JsPending as i32, ..Default::default() }),
+            state: Some(proto::JobState {
+                status: proto::JobStatus::JsPending as i32,
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        let request = proto::AvailabilityRequest { job: Some(job.clone()), resuming: false };
-        self.command(connection, AgentCommand::Availability(request)).ok_or(DispatchError::WorkerGone)?;
+        let request = proto::AvailabilityRequest {
+            job: Some(job.clone()),
+            resuming: false,
+        };
+        self.command(connection, AgentCommand::Availability(request))
+            .ok_or(DispatchError::WorkerGone)?;
 
         let timeout = hub.config.availability_timeout;
         let (response, latency) = match tokio::time::timeout(timeout, answer_rx).await {
@@ -374,11 +425,22 @@ impl LoopbackHandle {
             return Err(DispatchError::Declined);
         }
         let token = self.room_token(room_name, &agent_name, &response)?;
-        let url = hub.config.public_url.clone().unwrap_or_else(|| hub.url.clone());
+        let url = hub
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| hub.url.clone());
         hub.lock().assignments.insert(job_id.clone(), connection);
-        let assignment = proto::JobAssignment { job: Some(job), url: Some(url), token };
-        self.command(connection, AgentCommand::Send(ServerMessage::Assignment(assignment)))
-            .ok_or(DispatchError::WorkerGone)?;
+        let assignment = proto::JobAssignment {
+            job: Some(job),
+            url: Some(url),
+            token,
+        };
+        self.command(
+            connection,
+            AgentCommand::Send(ServerMessage::Assignment(assignment)),
+        )
+        .ok_or(DispatchError::WorkerGone)?;
         Ok(DispatchedJob {
             job_id,
             worker_id,
@@ -417,12 +479,22 @@ impl LoopbackHandle {
     }
 
     fn command(&self, connection: u64, command: AgentCommand) -> Option<()> {
-        self.hub.lock().agents.get(&connection)?.commands.send(command).ok()
+        self.hub
+            .lock()
+            .agents
+            .get(&connection)?
+            .commands
+            .send(command)
+            .ok()
     }
 
     fn broadcast(&self, make: impl Fn() -> AgentCommand) -> usize {
         let state = self.hub.lock();
-        state.agents.values().filter(|a| a.commands.send(make()).is_ok()).count()
+        state
+            .agents
+            .values()
+            .filter(|a| a.commands.send(make()).is_ok())
+            .count()
     }
 
     /// Sends a JobTermination to the worker running `job_id`.
@@ -430,8 +502,14 @@ impl LoopbackHandle {
         let Some(connection) = self.hub.lock().assignments.get(job_id).copied() else {
             return false;
         };
-        let termination = proto::JobTermination { job_id: job_id.into() };
-        self.command(connection, AgentCommand::Send(ServerMessage::Termination(termination))).is_some()
+        let termination = proto::JobTermination {
+            job_id: job_id.into(),
+        };
+        self.command(
+            connection,
+            AgentCommand::Send(ServerMessage::Termination(termination)),
+        )
+        .is_some()
     }
 
     /// Closes every worker connection with a close frame.
@@ -446,7 +524,11 @@ impl LoopbackHandle {
 
     /// Sends bytes that are not a ServerMessage to every worker.
     pub fn send_garbage(&self) -> usize {
-        self.broadcast(|| AgentCommand::Raw(WsMessage::Binary(vec![0xff, 0xfe, 0x07, 0x00, 0x13, 0x37].into())))
+        self.broadcast(|| {
+            AgentCommand::Raw(WsMessage::Binary(
+                vec![0xff, 0xfe, 0x07, 0x00, 0x13, 0x37].into(),
+            ))
+        })
     }
 
     /// Sends a binary frame of `bytes` bytes to every worker.
@@ -492,7 +574,11 @@ impl LoopbackHandle {
     }
 
     /// The attributes the server holds for `identity` in `room_name`.
-    pub fn participant_attributes(&self, room_name: &str, identity: &str) -> HashMap<String, String> {
+    pub fn participant_attributes(
+        &self,
+        room_name: &str,
+        identity: &str,
+    ) -> HashMap<String, String> {
         let state = self.hub.lock();
         state
             .rooms
@@ -504,28 +590,37 @@ impl LoopbackHandle {
 }
 
 fn ensure_room<'a>(state: &'a mut HubState, room_name: &str, sid: u64) -> &'a mut RoomState {
-    state.rooms.entry(room_name.to_string()).or_insert_with(|| RoomState {
-        sid: format!("RM_{sid}"),
-        ..Default::default()
-    })
+    state
+        .rooms
+        .entry(room_name.to_string())
+        .or_insert_with(|| RoomState {
+            sid: format!("RM_{sid}"),
+            ..Default::default()
+        })
 }
 
 fn add_caller(state: &mut HubState, room_name: &str, identity: &str, sid: u64) -> String {
     let room = ensure_room(state, room_name, sid);
-    room.participants.entry(identity.to_string()).or_insert_with(|| proto::ParticipantInfo {
-        sid: format!("PA_{sid}"),
-        identity: identity.into(),
-        name: identity.into(),
-        state: proto::participant_info::State::Active as i32,
-        kind: proto::participant_info::Kind::Standard as i32,
-        ..Default::default()
-    });
+    room.participants
+        .entry(identity.to_string())
+        .or_insert_with(|| proto::ParticipantInfo {
+            sid: format!("PA_{sid}"),
+            identity: identity.into(),
+            name: identity.into(),
+            state: proto::participant_info::State::Active as i32,
+            kind: proto::participant_info::Kind::Standard as i32,
+            ..Default::default()
+        });
     room.sid.clone()
 }
 
 fn announce(room: &RoomState, info: proto::ParticipantInfo) {
-    let update = proto::ParticipantUpdate { participants: vec![info] };
+    let update = proto::ParticipantUpdate {
+        participants: vec![info],
+    };
     for link in room.signal_links.values() {
-        let _ = link.send(RtcCommand::Send(proto::signal_response::Message::Update(update.clone())));
+        let _ = link.send(RtcCommand::Send(proto::signal_response::Message::Update(
+            update.clone(),
+        )));
     }
 }

@@ -27,11 +27,13 @@ mod runner;
 mod sessions;
 mod signals;
 
-pub use config::{ConfigError, ReconnectPolicy, Secret, WorkerConfig, agent_endpoint, websocket_base};
+pub use config::{
+    ConfigError, ReconnectPolicy, Secret, WorkerConfig, agent_endpoint, websocket_base,
+};
 pub use health::{HealthServer, router as health_router};
 pub use job::{
-    CancelReason, CancelSignal, CancelTrigger, FnHandler, HoldUntilCallerLeaves, JobContext, JobHandler, JobResult,
-    ScriptedJob, SharedHandler, cancel_pair,
+    CancelReason, CancelSignal, CancelTrigger, FnHandler, HoldUntilCallerLeaves, JobContext,
+    JobHandler, JobResult, ScriptedJob, SharedHandler, cancel_pair,
 };
 pub use protocol::ConnectError;
 pub use room::{AgentState, RoomConnection, RoomError, RoomEvent};

@@ -19,11 +19,17 @@ pub const WORKER_TOKEN_TTL: Duration = Duration::from_secs(600);
 pub const AGENT_STATE_ATTRIBUTE: &str = "lk.agent.state";
 
 pub fn encode_worker(message: proto::worker_message::Message) -> Vec<u8> {
-    proto::WorkerMessage { message: Some(message) }.encode_to_vec()
+    proto::WorkerMessage {
+        message: Some(message),
+    }
+    .encode_to_vec()
 }
 
 pub fn encode_server(message: proto::server_message::Message) -> Vec<u8> {
-    proto::ServerMessage { message: Some(message) }.encode_to_vec()
+    proto::ServerMessage {
+        message: Some(message),
+    }
+    .encode_to_vec()
 }
 
 /// Decodes one server frame; an empty oneof is as malformed as bad bytes.
@@ -45,19 +51,27 @@ pub fn decode_worker(bytes: &[u8]) -> Result<proto::worker_message::Message, Pro
 pub fn worker_token(api_key: &str, api_secret: &str) -> Result<String, ConnectError> {
     AccessToken::with_api_key(api_key, api_secret)
         .with_ttl(WORKER_TOKEN_TTL)
-        .with_grants(VideoGrants { agent: true, ..Default::default() })
+        .with_grants(VideoGrants {
+            agent: true,
+            ..Default::default()
+        })
         .to_jwt()
         .map_err(|e| ConnectError::Token(e.to_string()))
 }
 
 pub fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Why one connection (attempt or established link) ended.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectError {
-    #[error("the LiveKit server rejected the worker's credentials (HTTP {status}); check LIVEKIT_API_KEY and LIVEKIT_API_SECRET")]
+    #[error(
+        "the LiveKit server rejected the worker's credentials (HTTP {status}); check LIVEKIT_API_KEY and LIVEKIT_API_SECRET"
+    )]
     Unauthorized { status: u16 },
     #[error("could not mint the worker token: {0}")]
     Token(String),
@@ -112,12 +126,20 @@ pub struct ReconnectBackoff {
 
 impl ReconnectBackoff {
     pub fn new(policy: ReconnectPolicy, seed: u64) -> Self {
-        Self { policy, failures: 0, rng: SmallRng::seed_from_u64(seed) }
+        Self {
+            policy,
+            failures: 0,
+            rng: SmallRng::seed_from_u64(seed),
+        }
     }
 
     /// The sleep before the next attempt, or `None` once max retries are spent.
     pub fn next_delay(&mut self) -> Option<Duration> {
-        if self.policy.max_retries.is_some_and(|max| self.failures >= max) {
+        if self
+            .policy
+            .max_retries
+            .is_some_and(|max| self.failures >= max)
+        {
             return None;
         }
         self.failures += 1;
@@ -125,9 +147,15 @@ impl ReconnectBackoff {
             return Some(self.policy.first);
         }
         let exponent = (self.failures - 2).min(20);
-        let ceiling = self.policy.base.saturating_mul(1 << exponent).min(self.policy.cap);
+        let ceiling = self
+            .policy
+            .base
+            .saturating_mul(1 << exponent)
+            .min(self.policy.cap);
         let floor = ceiling / 2;
-        let jitter = self.rng.random_range(0..=(ceiling - floor).as_millis() as u64);
+        let jitter = self
+            .rng
+            .random_range(0..=(ceiling - floor).as_millis() as u64);
         Some(floor + Duration::from_millis(jitter))
     }
 
@@ -159,12 +187,18 @@ mod tests {
         let delays: Vec<_> = (0..12).map(|_| backoff.next_delay().unwrap()).collect();
         assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200));
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
-        assert!(delays[11] >= Duration::from_secs(1), "late delays sit near the cap");
+        assert!(
+            delays[11] >= Duration::from_secs(1),
+            "late delays sit near the cap"
+        );
     }
 
     #[test]
     fn max_retries_ends_the_sequence() {
-        let policy = ReconnectPolicy { max_retries: Some(2), ..ReconnectPolicy::default() };
+        let policy = ReconnectPolicy {
+            max_retries: Some(2),
+            ..ReconnectPolicy::default()
+        };
         let mut backoff = ReconnectBackoff::new(policy, 1);
         assert!(backoff.next_delay().is_some());
         assert!(backoff.next_delay().is_some());

@@ -44,10 +44,18 @@ impl AgentState {
 /// A change in the room, as seen by the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
-    ParticipantJoined { identity: String, sid: String },
-    ParticipantLeft { identity: String, sid: String },
+    ParticipantJoined {
+        identity: String,
+        sid: String,
+    },
+    ParticipantLeft {
+        identity: String,
+        sid: String,
+    },
     /// The signal connection closed (server side or network).
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,13 +110,25 @@ impl RoomConnection {
         options.region_failover = false;
         options.auto_subscribe = true;
         options.sdk_options.sdk = "voxguard".into();
-        let joined = tokio::time::timeout(ROOM_JOIN_TIMEOUT, SignalClient::connect(url, token, options, None))
-            .await
-            .map_err(|_| RoomError::JoinTimeout(ROOM_JOIN_TIMEOUT))?;
-        let (client, join, signal_events) = joined.map_err(|e: SignalError| RoomError::Join(e.to_string()))?;
+        let joined = tokio::time::timeout(
+            ROOM_JOIN_TIMEOUT,
+            SignalClient::connect(url, token, options, None),
+        )
+        .await
+        .map_err(|_| RoomError::JoinTimeout(ROOM_JOIN_TIMEOUT))?;
+        let (client, join, signal_events) =
+            joined.map_err(|e: SignalError| RoomError::Join(e.to_string()))?;
 
-        let local_identity = join.participant.as_ref().map(|p| p.identity.clone()).unwrap_or_default();
-        let room_name = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let local_identity = join
+            .participant
+            .as_ref()
+            .map(|p| p.identity.clone())
+            .unwrap_or_default();
+        let room_name = join
+            .room
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         let mut roster = Roster::default();
         for participant in &join.other_participants {
             roster.apply(participant, &local_identity);
@@ -167,11 +187,17 @@ impl RoomConnection {
             *current = Some(state);
         }
         let update = proto::UpdateParticipantMetadata {
-            attributes: HashMap::from([(AGENT_STATE_ATTRIBUTE.to_string(), state.as_str().to_string())]),
+            attributes: HashMap::from([(
+                AGENT_STATE_ATTRIBUTE.to_string(),
+                state.as_str().to_string(),
+            )]),
             request_id: self.inner.client.next_request_id(),
             ..Default::default()
         };
-        self.inner.client.send(SignalRequest::UpdateMetadata(update)).await;
+        self.inner
+            .client
+            .send(SignalRequest::UpdateMetadata(update))
+            .await;
     }
 
     /// Resolves when every caller that joined has left, or the room connection closed.
@@ -200,7 +226,13 @@ impl RoomConnection {
         if tokio::time::timeout(LEAVE_TIMEOUT, goodbye).await.is_err() {
             tracing::warn!(room = %self.inner.room_name, "leaving the room timed out");
         }
-        if let Some(pump) = self.inner.pump.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(pump) = self
+            .inner
+            .pump
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             pump.abort();
         }
         tracing::info!(room = %self.inner.room_name, "left room");
@@ -224,18 +256,29 @@ impl Roster {
         if info.state == ParticipantState::Disconnected as i32 {
             self.participants
                 .remove(&info.identity)
-                .map(|(sid, _)| RoomEvent::ParticipantLeft { identity: info.identity.clone(), sid })
+                .map(|(sid, _)| RoomEvent::ParticipantLeft {
+                    identity: info.identity.clone(),
+                    sid,
+                })
         } else if self.participants.contains_key(&info.identity) {
             None
         } else {
             self.caller_seen |= is_caller;
-            self.participants.insert(info.identity.clone(), (info.sid.clone(), is_caller));
-            Some(RoomEvent::ParticipantJoined { identity: info.identity.clone(), sid: info.sid.clone() })
+            self.participants
+                .insert(info.identity.clone(), (info.sid.clone(), is_caller));
+            Some(RoomEvent::ParticipantJoined {
+                identity: info.identity.clone(),
+                sid: info.sid.clone(),
+            })
         }
     }
 
     fn callers(&self) -> Callers {
-        let present = self.participants.values().filter(|(_, caller)| *caller).count();
+        let present = self
+            .participants
+            .values()
+            .filter(|(_, caller)| *caller)
+            .count();
         match (present, self.caller_seen) {
             (0, false) => Callers::Waiting,
             (0, true) => Callers::Gone,
@@ -263,13 +306,17 @@ async fn pump_signal_events(
                     callers.send_replace(roster.callers());
                 }
                 SignalResponse::Leave(_) => {
-                    let _ = events.send(RoomEvent::Disconnected { reason: "server asked the agent to leave".into() });
+                    let _ = events.send(RoomEvent::Disconnected {
+                        reason: "server asked the agent to leave".into(),
+                    });
                     break;
                 }
                 _ => {}
             },
             SignalEvent::Close(reason) => {
-                let _ = events.send(RoomEvent::Disconnected { reason: reason.into_owned() });
+                let _ = events.send(RoomEvent::Disconnected {
+                    reason: reason.into_owned(),
+                });
                 break;
             }
         }
@@ -281,7 +328,11 @@ async fn pump_signal_events(
 mod tests {
     use super::*;
 
-    fn participant(identity: &str, kind: ParticipantKind, state: ParticipantState) -> proto::ParticipantInfo {
+    fn participant(
+        identity: &str,
+        kind: ParticipantKind,
+        state: ParticipantState,
+    ) -> proto::ParticipantInfo {
         proto::ParticipantInfo {
             identity: identity.into(),
             sid: format!("PA_{identity}"),
@@ -295,19 +346,48 @@ mod tests {
     fn callers_are_gone_only_after_one_joined_and_all_left() {
         let mut roster = Roster::default();
         assert_eq!(roster.callers(), Callers::Waiting);
-        roster.apply(&participant("other-agent", ParticipantKind::Agent, ParticipantState::Active), "me");
+        roster.apply(
+            &participant(
+                "other-agent",
+                ParticipantKind::Agent,
+                ParticipantState::Active,
+            ),
+            "me",
+        );
         assert_eq!(roster.callers(), Callers::Waiting, "agents are not callers");
-        roster.apply(&participant("alice", ParticipantKind::Standard, ParticipantState::Active), "me");
+        roster.apply(
+            &participant("alice", ParticipantKind::Standard, ParticipantState::Active),
+            "me",
+        );
         assert_eq!(roster.callers(), Callers::Present(1));
-        let left = roster.apply(&participant("alice", ParticipantKind::Standard, ParticipantState::Disconnected), "me");
-        assert_eq!(left, Some(RoomEvent::ParticipantLeft { identity: "alice".into(), sid: "PA_alice".into() }));
+        let left = roster.apply(
+            &participant(
+                "alice",
+                ParticipantKind::Standard,
+                ParticipantState::Disconnected,
+            ),
+            "me",
+        );
+        assert_eq!(
+            left,
+            Some(RoomEvent::ParticipantLeft {
+                identity: "alice".into(),
+                sid: "PA_alice".into()
+            })
+        );
         assert_eq!(roster.callers(), Callers::Gone);
     }
 
     #[test]
     fn the_local_participant_is_never_tracked() {
         let mut roster = Roster::default();
-        assert_eq!(roster.apply(&participant("me", ParticipantKind::Standard, ParticipantState::Active), "me"), None);
+        assert_eq!(
+            roster.apply(
+                &participant("me", ParticipantKind::Standard, ParticipantState::Active),
+                "me"
+            ),
+            None
+        );
         assert_eq!(roster.callers(), Callers::Waiting);
     }
 }

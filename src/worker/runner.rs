@@ -24,7 +24,10 @@ pub enum WorkerError {
     #[error("gave up after {attempts} reconnect attempts; last error: {last}")]
     GaveUp { attempts: u32, last: ConnectError },
     #[error("could not start the health server on {addr}: {detail}")]
-    Health { addr: std::net::SocketAddr, detail: String },
+    Health {
+        addr: std::net::SocketAddr,
+        detail: String,
+    },
     #[error("interrupted by a second signal; sessions were cut off")]
     Interrupted,
     #[error("could not start the connection thread: {0}")]
@@ -93,7 +96,9 @@ impl WorkerHandle {
     /// Waits until the worker has registered at least `count` times.
     pub async fn wait_registrations(&self, count: u64, timeout: Duration) -> bool {
         let mut rx = self.registrations.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     fn registered(&self) {
@@ -114,7 +119,13 @@ impl Worker {
             registrations,
             registrations_tx: Arc::new(registrations_tx),
         };
-        Ok(Self { state, handler, outbound, control, handle })
+        Ok(Self {
+            state,
+            handler,
+            outbound,
+            control,
+            handle,
+        })
     }
 
     pub fn handle(&self) -> WorkerHandle {
@@ -132,34 +143,51 @@ impl Worker {
     /// answered within milliseconds whatever the sessions do; sessions and the
     /// health server run on the caller's runtime.
     pub async fn run(self) -> Result<(), WorkerError> {
-        let _health = match self.state.config.health_addr {
-            Some(addr) => Some(
-                HealthServer::start(addr, self.handle())
-                    .await
-                    .map_err(|e| WorkerError::Health { addr, detail: e.to_string() })?,
-            ),
-            None => None,
-        };
-        self.state.set_sessions_runtime(tokio::runtime::Handle::current());
+        let _health =
+            match self.state.config.health_addr {
+                Some(addr) => Some(HealthServer::start(addr, self.handle()).await.map_err(
+                    |e| WorkerError::Health {
+                        addr,
+                        detail: e.to_string(),
+                    },
+                )?),
+                None => None,
+            };
+        self.state
+            .set_sessions_runtime(tokio::runtime::Handle::current());
         let handle = self.handle();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new().name("voxguard-livekit".into()).spawn(move || {
-            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(self.serve_connections()),
-                Err(error) => Err(WorkerError::Runtime(error.to_string())),
-            };
-            let _ = done_tx.send(result);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("voxguard-livekit".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(self.serve_connections()),
+                    Err(error) => Err(WorkerError::Runtime(error.to_string())),
+                };
+                let _ = done_tx.send(result);
+            });
         if let Err(error) = spawned {
             return Err(WorkerError::Runtime(error.to_string()));
         }
         // If this future is dropped, the connection thread is told to stop.
         let _stop_on_drop = StopOnDrop(handle);
-        done_rx.await.unwrap_or_else(|_| Err(WorkerError::Runtime("connection thread ended abruptly".into())))
+        done_rx.await.unwrap_or_else(|_| {
+            Err(WorkerError::Runtime(
+                "connection thread ended abruptly".into(),
+            ))
+        })
     }
 
     async fn serve_connections(mut self) -> Result<(), WorkerError> {
-        let seed = self.state.config.reconnect.seed.unwrap_or_else(rand::random);
+        let seed = self
+            .state
+            .config
+            .reconnect
+            .seed
+            .unwrap_or_else(rand::random);
         let mut backoff = ReconnectBackoff::new(self.state.config.reconnect, seed);
         let mut drain_deadline = None;
         let mut status_seq = 0;
@@ -207,7 +235,10 @@ impl Worker {
             }
             let Some(delay) = backoff.next_delay() else {
                 self.state.cancel_all(CancelReason::Shutdown);
-                return Err(WorkerError::GaveUp { attempts: backoff.failures(), last: error });
+                return Err(WorkerError::GaveUp {
+                    attempts: backoff.failures(),
+                    last: error,
+                });
             };
             tracing::info!(delay = ?delay, attempt = backoff.failures(), "reconnecting");
             if self.wait_before_retry(delay, &mut drain_deadline).await {
@@ -223,7 +254,11 @@ impl Worker {
     }
 
     /// Sleeps `delay` while honouring shutdown and the drain deadline; `true` means stop.
-    async fn wait_before_retry(&mut self, delay: Duration, drain_deadline: &mut Option<Instant>) -> bool {
+    async fn wait_before_retry(
+        &mut self,
+        delay: Duration,
+        drain_deadline: &mut Option<Instant>,
+    ) -> bool {
         let wake = Instant::now() + delay;
         loop {
             if *self.control.borrow() == Control::Shutdown {

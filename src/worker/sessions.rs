@@ -10,8 +10,8 @@ use std::time::Duration;
 use livekit_protocol as proto;
 use proto::worker_message::Message as WorkerMessage;
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
 use tokio::runtime::Handle;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -96,7 +96,9 @@ impl WorkerState {
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Decides an availability request and, when accepting, reserves the slot.
@@ -107,7 +109,10 @@ impl WorkerState {
         if ledger.draining || already || in_use >= self.config.max_sessions as usize {
             return false;
         }
-        ledger.pending.insert(job_id.to_string(), Instant::now() + self.config.assignment_timeout);
+        ledger.pending.insert(
+            job_id.to_string(),
+            Instant::now() + self.config.assignment_timeout,
+        );
         true
     }
 
@@ -129,7 +134,9 @@ impl WorkerState {
         if ledger.running.contains_key(job_id) || !(reserved || free) {
             return false;
         }
-        ledger.running.insert(job_id.to_string(), RunningSession { cancel, task: None });
+        ledger
+            .running
+            .insert(job_id.to_string(), RunningSession { cancel, task: None });
         metrics::sessions_active(ledger.running.len());
         true
     }
@@ -223,7 +230,11 @@ impl WorkerState {
             pending_jobs: ledger.pending.len(),
             running_job_ids,
             load: load.min(1.0),
-            status: if full { WorkerLoad::Full } else { WorkerLoad::Available },
+            status: if full {
+                WorkerLoad::Full
+            } else {
+                WorkerLoad::Available
+            },
             draining: ledger.draining,
             connected: ledger.connected,
         }
@@ -246,7 +257,11 @@ impl WorkerState {
     }
 
     fn send_job_status(&self, job_id: &str, status: proto::JobStatus, error: String) {
-        let update = proto::UpdateJobStatus { job_id: job_id.to_string(), status: status as i32, error };
+        let update = proto::UpdateJobStatus {
+            job_id: job_id.to_string(),
+            status: status as i32,
+            error,
+        };
         // The receiver lives as long as the worker runs; after that nobody listens.
         let _ = self.outbound.send(WorkerMessage::UpdateJob(update));
     }
@@ -254,7 +269,11 @@ impl WorkerState {
 
 /// Starts a session for an assignment; returns `false` (after reporting the
 /// job FAILED) when the worker cannot take it.
-pub fn start_session(state: &Arc<WorkerState>, handler: SharedHandler, assignment: proto::JobAssignment) -> bool {
+pub fn start_session(
+    state: &Arc<WorkerState>,
+    handler: SharedHandler,
+    assignment: proto::JobAssignment,
+) -> bool {
     let Some(job) = assignment.job else {
         tracing::warn!("assignment without a job ignored");
         return false;
@@ -262,11 +281,18 @@ pub fn start_session(state: &Arc<WorkerState>, handler: SharedHandler, assignmen
     let (cancel, signal) = cancel_pair();
     if !state.claim(&job.id, cancel) {
         tracing::warn!(job_id = %job.id, "assignment refused: no capacity or draining");
-        state.send_job_status(&job.id, proto::JobStatus::JsFailed, "worker has no capacity for this job".into());
+        state.send_job_status(
+            &job.id,
+            proto::JobStatus::JsFailed,
+            "worker has no capacity for this job".into(),
+        );
         metrics::job_finished("refused");
         return false;
     }
-    let url = assignment.url.filter(|u| !u.is_empty()).unwrap_or_else(|| state.config.url.clone());
+    let url = assignment
+        .url
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| state.config.url.clone());
     let job_id = job.id.clone();
     let task_state = Arc::clone(state);
     let task = state.spawn_session(async move {
@@ -299,7 +325,13 @@ async fn run_session(
         reason = cancel.cancelled() => return Err(format!("cancelled before joining the room ({reason:?})")),
     };
     room.set_agent_state(AgentState::Initializing).await;
-    let context = JobContext { job, token, url, room: room.clone(), cancel: cancel.clone() };
+    let context = JobContext {
+        job,
+        token,
+        url,
+        room: room.clone(),
+        cancel: cancel.clone(),
+    };
     let grace = state.config.session_stop_grace;
     let result = tokio::select! {
         result = handler.run(context) => result,

@@ -10,7 +10,9 @@ use std::time::Duration;
 use livekit_protocol as proto;
 use tokio::task::JoinHandle;
 use voxguard::worker::loopback::{LoopbackConfig, LoopbackHandle, LoopbackServer};
-use voxguard::worker::{JobHandler, ReconnectPolicy, Worker, WorkerConfig, WorkerError, WorkerHandle};
+use voxguard::worker::{
+    JobHandler, ReconnectPolicy, Worker, WorkerConfig, WorkerError, WorkerHandle,
+};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -19,12 +21,18 @@ pub async fn loopback() -> LoopbackHandle {
 }
 
 pub async fn loopback_with(config: LoopbackConfig) -> LoopbackHandle {
-    LoopbackServer::start_isolated("127.0.0.1:0".parse().unwrap(), config).await.expect("loopback server binds")
+    LoopbackServer::start_isolated("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("loopback server binds")
 }
 
 /// A worker config for `server` with test-friendly timings.
 pub fn worker_config(server: &LoopbackHandle) -> WorkerConfig {
-    let mut config = WorkerConfig::new(server.url(), &server.config().api_key, &server.config().api_secret);
+    let mut config = WorkerConfig::new(
+        server.url(),
+        &server.config().api_key,
+        &server.config().api_secret,
+    );
     config.agent_name = "voxguard-test".into();
     config.version = "9.9.9-test".into();
     config.max_sessions = 2;
@@ -50,7 +58,10 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     pub async fn finish(self, within: Duration) -> Result<(), WorkerError> {
-        tokio::time::timeout(within, self.task).await.expect("worker stops in time").expect("worker task does not panic")
+        tokio::time::timeout(within, self.task)
+            .await
+            .expect("worker stops in time")
+            .expect("worker task does not panic")
     }
 }
 
@@ -62,17 +73,32 @@ pub fn spawn_worker(config: WorkerConfig, handler: impl JobHandler) -> RunningWo
 }
 
 /// Spawns a worker and waits for its first registration.
-pub async fn registered_worker(server: &LoopbackHandle, config: WorkerConfig, handler: impl JobHandler) -> RunningWorker {
+pub async fn registered_worker(
+    server: &LoopbackHandle,
+    config: WorkerConfig,
+    handler: impl JobHandler,
+) -> RunningWorker {
     let worker = spawn_worker(config, handler);
-    assert!(worker.handle.wait_registrations(1, WAIT).await, "worker registers");
+    assert!(
+        worker.handle.wait_registrations(1, WAIT).await,
+        "worker registers"
+    );
     let _ = server;
     worker
 }
 
-pub async fn wait_for_status(server: &LoopbackHandle, job_id: &str, status: proto::JobStatus) -> bool {
+pub async fn wait_for_status(
+    server: &LoopbackHandle,
+    job_id: &str,
+    status: proto::JobStatus,
+) -> bool {
     let job_id = job_id.to_string();
     server
-        .wait_until(WAIT, |r| r.job_updates.iter().any(|(_, u)| u.job_id == job_id && u.status == status as i32))
+        .wait_until(WAIT, |r| {
+            r.job_updates
+                .iter()
+                .any(|(_, u)| u.job_id == job_id && u.status == status as i32)
+        })
         .await
 }
 

@@ -34,15 +34,21 @@ pub(super) async fn upgrade(
         hub.record(|r| r.auth_failures += 1);
         return (StatusCode::UNAUTHORIZED, "invalid worker token").into_response();
     }
-    ws.max_message_size(MAX_WORKER_FRAME).on_upgrade(move |socket| serve(hub, socket))
+    ws.max_message_size(MAX_WORKER_FRAME)
+        .on_upgrade(move |socket| serve(hub, socket))
 }
 
 async fn serve(hub: Arc<Hub>, socket: WebSocket) {
     let connection = hub.next_id();
     let (commands, mut command_rx) = mpsc::unbounded_channel();
-    hub.lock()
-        .agents
-        .insert(connection, AgentConnection { worker_id: None, agent_name: String::new(), commands });
+    hub.lock().agents.insert(
+        connection,
+        AgentConnection {
+            worker_id: None,
+            agent_name: String::new(),
+            commands,
+        },
+    );
     let (mut sink, mut stream) = socket.split();
     let register_deadline = Instant::now() + hub.config.register_timeout;
     let ping_every = hub.config.ws_ping_interval;
@@ -152,7 +158,10 @@ fn on_worker_message(
                     agent.worker_id = Some(new_id.clone());
                     agent.agent_name = request.agent_name.clone();
                 }
-                state.records.registrations.push(WorkerRegistration { worker_id: new_id.clone(), request });
+                state.records.registrations.push(WorkerRegistration {
+                    worker_id: new_id.clone(),
+                    request,
+                });
             }
             hub.changed.notify_waiters();
             let server_info = proto::ServerInfo {
@@ -189,7 +198,10 @@ fn on_worker_message(
         }
         WorkerMessage::Ping(ping) => {
             hub.record(|r| r.pings += 1);
-            Some(ServerMessage::Pong(proto::WorkerPong { last_timestamp: ping.timestamp, timestamp: unix_millis() }))
+            Some(ServerMessage::Pong(proto::WorkerPong {
+                last_timestamp: ping.timestamp,
+                timestamp: unix_millis(),
+            }))
         }
         WorkerMessage::MigrateJob(migrate) => {
             {

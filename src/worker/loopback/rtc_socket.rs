@@ -28,7 +28,11 @@ pub(super) async fn upgrade(
 ) -> Response {
     let claims = hub.verify(&headers, query.get("access_token").map(String::as_str));
     match claims {
-        Some(claims) if claims.video.room_join && !claims.video.room.is_empty() && !claims.sub.is_empty() => {
+        Some(claims)
+            if claims.video.room_join
+                && !claims.video.room.is_empty()
+                && !claims.sub.is_empty() =>
+        {
             ws.on_upgrade(move |socket| serve(hub, socket, claims))
         }
         _ => {
@@ -63,7 +67,11 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
         room.participants.insert(identity.clone(), local.clone());
         room.signal_links.insert(identity.clone(), commands);
         proto::JoinResponse {
-            room: Some(proto::Room { sid: room.sid.clone(), name: room_name.clone(), ..Default::default() }),
+            room: Some(proto::Room {
+                sid: room.sid.clone(),
+                name: room_name.clone(),
+                ..Default::default()
+            }),
             participant: Some(local),
             other_participants: others,
             server_version: "loopback".into(),
@@ -94,7 +102,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
                 match on_request(&hub, &room_name, &identity, request) {
                     Reply::None => {}
                     Reply::Send(response) => {
-                        if sink.send(signal(response)).await.is_err() { break }
+                        if sink.send(signal(*response)).await.is_err() { break }
                     }
                     Reply::Leave => break,
                 }
@@ -110,23 +118,33 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
 
 enum Reply {
     None,
-    Send(SignalResponse),
+    Send(Box<SignalResponse>),
     Leave,
 }
 
 fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest) -> Reply {
     match request {
-        SignalRequest::PingReq(ping) => {
-            Reply::Send(SignalResponse::PongResp(proto::Pong { last_ping_timestamp: ping.timestamp, timestamp: unix_millis() }))
-        }
-        SignalRequest::Ping(timestamp) => Reply::Send(SignalResponse::Pong(timestamp)),
+        SignalRequest::PingReq(ping) => Reply::Send(Box::new(SignalResponse::PongResp(proto::Pong {
+            last_ping_timestamp: ping.timestamp,
+            timestamp: unix_millis(),
+        }))),
+        SignalRequest::Ping(timestamp) => Reply::Send(Box::new(SignalResponse::Pong(timestamp))),
         SignalRequest::UpdateMetadata(update) => {
             let mut state = hub.lock();
-            if let Some(participant) = state.rooms.get_mut(room_name).and_then(|r| r.participants.get_mut(identity)) {
+            if let Some(participant) = state
+                .rooms
+                .get_mut(room_name)
+                .and_then(|r| r.participants.get_mut(identity))
+            {
                 participant.attributes.extend(update.attributes.clone());
             }
             for (key, value) in update.attributes {
-                state.records.attribute_updates.push((room_name.into(), identity.into(), key, value));
+                state.records.attribute_updates.push((
+                    room_name.into(),
+                    identity.into(),
+                    key,
+                    value,
+                ));
             }
             drop(state);
             hub.changed.notify_waiters();
@@ -149,5 +167,11 @@ fn forget(hub: &Hub, room_name: &str, identity: &str) {
 }
 
 fn signal(message: SignalResponse) -> WsMessage {
-    WsMessage::Binary(proto::SignalResponse { message: Some(message) }.encode_to_vec().into())
+    WsMessage::Binary(
+        proto::SignalResponse {
+            message: Some(message),
+        }
+        .encode_to_vec()
+        .into(),
+    )
 }
