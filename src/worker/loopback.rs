@@ -5,7 +5,12 @@
 //! with extra levers to misbehave (garbage, oversized frames, drops, silence).
 
 mod agent_socket;
+mod dispatch;
+mod rooms;
 mod rtc_socket;
+
+pub use dispatch::{DispatchError, DispatchedJob};
+use rooms::{RoomState, add_caller, ensure_room};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use axum::extract::ws::Message as WsMessage;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use livekit_api::access_token::{AccessToken, Claims, TokenVerifier, VideoGrants};
+use livekit_api::access_token::{Claims, TokenVerifier};
 use livekit_protocol as proto;
 use proto::server_message::Message as ServerMessage;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -58,30 +63,6 @@ impl Default for LoopbackConfig {
 pub struct WorkerRegistration {
     pub worker_id: String,
     pub request: proto::RegisterWorkerRequest,
-}
-
-/// A job handed to a worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DispatchedJob {
-    pub job_id: String,
-    pub worker_id: String,
-    pub participant_identity: String,
-    /// From the availability request leaving the server to the answer arriving.
-    pub availability_latency: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DispatchError {
-    #[error("no registered worker")]
-    NoWorker,
-    #[error("the worker declined the job")]
-    Declined,
-    #[error("the worker did not answer availability within {0:?}; the job is lost")]
-    AvailabilityTimeout(Duration),
-    #[error("the worker connection closed")]
-    WorkerGone,
-    #[error("could not mint the room token: {0}")]
-    Token(String),
 }
 
 /// Everything observable about what workers did, in arrival order.
@@ -133,14 +114,6 @@ struct AgentConnection {
 struct PendingAvailability {
     sent_at: Option<Instant>,
     answer: oneshot::Sender<(proto::AvailabilityResponse, Duration)>,
-}
-
-#[derive(Default)]
-struct RoomState {
-    sid: String,
-    /// Remote participants by identity (callers and agents).
-    participants: HashMap<String, proto::ParticipantInfo>,
-    signal_links: HashMap<String, mpsc::UnboundedSender<RtcCommand>>,
 }
 
 #[derive(Default)]
@@ -359,125 +332,6 @@ impl LoopbackHandle {
             .collect()
     }
 
-    /// Dispatches a job for `room_name`, where `participant` (a caller) is
-    /// present, to a registered worker — the way LiveKit does on a room join.
-    pub async fn dispatch_job(
-        &self,
-        room_name: &str,
-        participant: &str,
-    ) -> Result<DispatchedJob, DispatchError> {
-        let hub = &self.hub;
-        let job_id = format!("AJ_{}", hub.next_id());
-        let (answer_tx, answer_rx) = oneshot::channel();
-        let (connection, worker_id, agent_name, room_sid) = {
-            let mut state = hub.lock();
-            let (connection, worker_id, agent_name) = state
-                .agents
-                .iter()
-                .filter_map(|(id, a)| a.worker_id.clone().map(|w| (*id, w, a.agent_name.clone())))
-                .min_by_key(|(id, _, _)| *id)
-                .ok_or(DispatchError::NoWorker)?;
-            let room_sid = add_caller(&mut state, room_name, participant, hub.next_id());
-            state.pending.insert(
-                job_id.clone(),
-                PendingAvailability {
-                    sent_at: None,
-                    answer: answer_tx,
-                },
-            );
-            (connection, worker_id, agent_name, room_sid)
-        };
-        let job = proto::Job {
-            id: job_id.clone(),
-            dispatch_id: format!("AD_{}", hub.next_id()),
-            r#type: proto::JobType::JtRoom as i32,
-            room: Some(proto::Room {
-                sid: room_sid,
-                name: room_name.into(),
-                ..Default::default()
-            }),
-            agent_name: agent_name.clone(),
-            state: Some(proto::JobState {
-                status: proto::JobStatus::JsPending as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let request = proto::AvailabilityRequest {
-            job: Some(job.clone()),
-            resuming: false,
-        };
-        self.command(connection, AgentCommand::Availability(request))
-            .ok_or(DispatchError::WorkerGone)?;
-
-        let timeout = hub.config.availability_timeout;
-        let (response, latency) = match tokio::time::timeout(timeout, answer_rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => return Err(DispatchError::WorkerGone),
-            Err(_) => {
-                hub.lock().pending.remove(&job_id);
-                hub.record(|r| r.lost_jobs += 1);
-                return Err(DispatchError::AvailabilityTimeout(timeout));
-            }
-        };
-        hub.record(|r| r.availability_latencies.push(latency));
-        if !response.available || response.terminate {
-            return Err(DispatchError::Declined);
-        }
-        let token = self.room_token(room_name, &agent_name, &response)?;
-        let url = hub
-            .config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| hub.url.clone());
-        hub.lock().assignments.insert(job_id.clone(), connection);
-        let assignment = proto::JobAssignment {
-            job: Some(job),
-            url: Some(url),
-            token,
-        };
-        self.command(
-            connection,
-            AgentCommand::Send(ServerMessage::Assignment(assignment)),
-        )
-        .ok_or(DispatchError::WorkerGone)?;
-        Ok(DispatchedJob {
-            job_id,
-            worker_id,
-            participant_identity: response.participant_identity,
-            availability_latency: latency,
-        })
-    }
-
-    fn room_token(
-        &self,
-        room_name: &str,
-        agent_name: &str,
-        response: &proto::AvailabilityResponse,
-    ) -> Result<String, DispatchError> {
-        let mut attributes = response.participant_attributes.clone();
-        attributes.insert("lk.agent_name".into(), agent_name.into());
-        let grants = VideoGrants {
-            room_join: true,
-            room: room_name.into(),
-            can_publish: Some(true),
-            can_subscribe: Some(true),
-            can_publish_data: Some(true),
-            can_update_own_metadata: Some(true),
-            agent: true,
-            ..Default::default()
-        };
-        AccessToken::with_api_key(&self.hub.config.api_key, &self.hub.config.api_secret)
-            .with_identity(&response.participant_identity)
-            .with_name(&response.participant_name)
-            .with_kind("agent")
-            .with_attributes(attributes)
-            .with_grants(grants)
-            .with_ttl(Duration::from_secs(3600))
-            .to_jwt()
-            .map_err(|e| DispatchError::Token(e.to_string()))
-    }
-
     fn command(&self, connection: u64, command: AgentCommand) -> Option<()> {
         self.hub
             .lock()
@@ -545,82 +399,5 @@ impl LoopbackHandle {
     /// When off, registrations go unanswered (to exercise the register deadline).
     pub fn set_answer_register(&self, answer: bool) {
         self.hub.answer_register.store(answer, Ordering::SeqCst);
-    }
-
-    /// A caller joins `room_name` (announced to agents in the room).
-    pub fn participant_joins(&self, room_name: &str, identity: &str) {
-        let mut state = self.hub.lock();
-        let sid = self.hub.next_id();
-        add_caller(&mut state, room_name, identity, sid);
-        if let Some(room) = state.rooms.get(room_name) {
-            let info = room.participants[identity].clone();
-            announce(room, info);
-        }
-    }
-
-    /// A participant leaves `room_name`: agents see it DISCONNECTED.
-    pub fn participant_leaves(&self, room_name: &str, identity: &str) -> bool {
-        let mut state = self.hub.lock();
-        let Some(room) = state.rooms.get_mut(room_name) else {
-            return false;
-        };
-        let Some(mut info) = room.participants.remove(identity) else {
-            return false;
-        };
-        info.state = proto::participant_info::State::Disconnected as i32;
-        info.disconnect_reason = proto::DisconnectReason::ClientInitiated as i32;
-        announce(room, info);
-        true
-    }
-
-    /// The attributes the server holds for `identity` in `room_name`.
-    pub fn participant_attributes(
-        &self,
-        room_name: &str,
-        identity: &str,
-    ) -> HashMap<String, String> {
-        let state = self.hub.lock();
-        state
-            .rooms
-            .get(room_name)
-            .and_then(|room| room.participants.get(identity))
-            .map(|p| p.attributes.clone())
-            .unwrap_or_default()
-    }
-}
-
-fn ensure_room<'a>(state: &'a mut HubState, room_name: &str, sid: u64) -> &'a mut RoomState {
-    state
-        .rooms
-        .entry(room_name.to_string())
-        .or_insert_with(|| RoomState {
-            sid: format!("RM_{sid}"),
-            ..Default::default()
-        })
-}
-
-fn add_caller(state: &mut HubState, room_name: &str, identity: &str, sid: u64) -> String {
-    let room = ensure_room(state, room_name, sid);
-    room.participants
-        .entry(identity.to_string())
-        .or_insert_with(|| proto::ParticipantInfo {
-            sid: format!("PA_{sid}"),
-            identity: identity.into(),
-            name: identity.into(),
-            state: proto::participant_info::State::Active as i32,
-            kind: proto::participant_info::Kind::Standard as i32,
-            ..Default::default()
-        });
-    room.sid.clone()
-}
-
-fn announce(room: &RoomState, info: proto::ParticipantInfo) {
-    let update = proto::ParticipantUpdate {
-        participants: vec![info],
-    };
-    for link in room.signal_links.values() {
-        let _ = link.send(RtcCommand::Send(proto::signal_response::Message::Update(
-            update.clone(),
-        )));
     }
 }

@@ -124,10 +124,12 @@ enum Reply {
 
 fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest) -> Reply {
     match request {
-        SignalRequest::PingReq(ping) => Reply::Send(Box::new(SignalResponse::PongResp(proto::Pong {
-            last_ping_timestamp: ping.timestamp,
-            timestamp: unix_millis(),
-        }))),
+        SignalRequest::PingReq(ping) => {
+            Reply::Send(Box::new(SignalResponse::PongResp(proto::Pong {
+                last_ping_timestamp: ping.timestamp,
+                timestamp: unix_millis(),
+            })))
+        }
         SignalRequest::Ping(timestamp) => Reply::Send(Box::new(SignalResponse::Pong(timestamp))),
         SignalRequest::UpdateMetadata(update) => {
             let mut state = hub.lock();
