@@ -251,3 +251,27 @@ async fn readiness_drops_while_the_link_is_down() {
     assert_eq!(get(&client, &base, "/health/ready").await.0, StatusCode::OK);
     worker.handle.shutdown_now();
 }
+
+#[tokio::test]
+async fn a_drain_while_disconnected_still_lets_the_session_finish_and_returns_ok() {
+    let server = loopback().await;
+    let worker = registered_worker(
+        &server,
+        worker_config(&server),
+        ScriptedJob::succeeding_after(Duration::from_millis(600)),
+    )
+    .await;
+    let job = server.dispatch_job("room-offline", "caller").await.unwrap();
+    assert!(wait_for_status(&server, &job.job_id, JobStatus::JsRunning).await);
+
+    server.set_answer_register(false);
+    server.drop_connections();
+    let handle = worker.handle.clone();
+    handle.drain();
+    assert!(
+        worker.finish(WAIT).await.is_ok(),
+        "the drain completes even without a LiveKit connection"
+    );
+    assert_eq!(handle.snapshot().active_jobs, 0);
+    assert!(!handle.snapshot().connected);
+}

@@ -135,10 +135,34 @@ impl Link<'_> {
         };
         send(socket, WorkerMessage::Register(register)).await?;
         let deadline = Instant::now() + REGISTER_TIMEOUT;
+        let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
+            // A drain or shutdown must not wait for a registration that may never come.
+            let session_ended = self.state.session_ended.notified();
+            tokio::pin!(session_ended);
+            session_ended.as_mut().enable();
+            if self.stopping() {
+                return Err(ConnectError::Closed(
+                    "worker stopped before registration".into(),
+                ));
+            }
+            let drain_wake = self.drain_deadline.unwrap_or(far_future);
             let frame = tokio::select! {
                 frame = socket.next() => frame,
                 _ = sleep_until(deadline) => return Err(ConnectError::RegisterTimeout(REGISTER_TIMEOUT)),
+                changed = self.control.changed() => {
+                    if changed.is_err() {
+                        return Err(ConnectError::Closed("worker dropped".into()));
+                    }
+                    self.apply_control();
+                    continue;
+                }
+                _ = sleep_until(drain_wake) => {
+                    self.state.cancel_all(CancelReason::DrainTimeout);
+                    *self.drain_deadline = Some(far_future);
+                    continue;
+                }
+                _ = session_ended => continue,
             };
             match read_frame(frame, config.max_frame_bytes)? {
                 Some(ServerMessage::Register(response)) => {
@@ -151,6 +175,29 @@ impl Link<'_> {
                 None => {}
             }
         }
+    }
+
+    /// Shutting down, or draining with nothing left to wait for.
+    fn stopping(&self) -> bool {
+        match *self.control.borrow() {
+            Control::Shutdown => true,
+            Control::Drain => self.state.is_idle(),
+            Control::Run => false,
+        }
+    }
+
+    /// Takes in a new control request: a drain starts its clock, a shutdown
+    /// cancels every session.
+    fn apply_control(&mut self) -> Control {
+        let control = *self.control.borrow_and_update();
+        match control {
+            Control::Drain if self.drain_deadline.is_none() => {
+                *self.drain_deadline = Some(Instant::now() + self.state.config.drain_timeout);
+            }
+            Control::Shutdown => self.state.cancel_all(CancelReason::Shutdown),
+            _ => {}
+        }
+        control
     }
 
     async fn serve_registered(&mut self, socket: &mut Socket) -> Result<LinkEnd, ConnectError> {
@@ -229,21 +276,12 @@ impl Link<'_> {
     }
 
     async fn on_control(&mut self, socket: &mut Socket) -> Result<(), ConnectError> {
-        let control = *self.control.borrow_and_update();
-        match control {
-            Control::Drain => {
-                if self.drain_deadline.is_none() {
-                    *self.drain_deadline = Some(Instant::now() + self.state.config.drain_timeout);
-                }
-                *self.status_seq += 1;
-                send(socket, self.state.status_message(*self.status_seq)).await
-            }
-            Control::Shutdown => {
-                self.state.cancel_all(CancelReason::Shutdown);
-                Ok(())
-            }
-            Control::Run => Ok(()),
+        if self.apply_control() == Control::Drain {
+            // Tell the server at once that no more jobs should come here.
+            *self.status_seq += 1;
+            send(socket, self.state.status_message(*self.status_seq)).await?;
         }
+        Ok(())
     }
 
     async fn on_server_message(

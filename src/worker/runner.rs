@@ -261,20 +261,26 @@ impl Worker {
     ) -> bool {
         let wake = Instant::now() + delay;
         loop {
-            if *self.control.borrow() == Control::Shutdown {
+            // Marked seen here so `changed()` below waits for the next request.
+            let control = *self.control.borrow_and_update();
+            if control == Control::Shutdown {
                 return true;
             }
-            if *self.control.borrow() == Control::Drain && drain_deadline.is_none() {
+            if control == Control::Drain && drain_deadline.is_none() {
                 *drain_deadline = Some(Instant::now() + self.state.config.drain_timeout);
             }
+            let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
             if let Some(deadline) = *drain_deadline
                 && Instant::now() >= deadline
             {
                 self.state.cancel_all(CancelReason::DrainTimeout);
+                *drain_deadline = Some(far_future);
             }
+            let drain_wake = drain_deadline.unwrap_or(far_future);
             let ended = self.state.session_ended.notified();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => return false,
+                _ = tokio::time::sleep_until(drain_wake) => {}
                 changed = self.control.changed() => if changed.is_err() { return true },
                 _ = ended => if self.state.is_draining() && self.state.is_idle() { return false },
             }
