@@ -275,3 +275,29 @@ async fn a_drain_while_disconnected_still_lets_the_session_finish_and_returns_ok
     assert_eq!(handle.snapshot().active_jobs, 0);
     assert!(!handle.snapshot().connected);
 }
+
+#[tokio::test]
+async fn run_serves_health_on_the_configured_address_until_it_stops() {
+    let server = loopback().await;
+    let mut config = worker_config(&server);
+    config.health_addr = Some("127.0.0.1:0".parse().unwrap());
+    let worker = registered_worker(&server, config, HoldUntilCallerLeaves).await;
+    let addr = worker
+        .handle
+        .health_addr()
+        .expect("health server started by run");
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    assert_eq!(get(&client, &base, "/health/ready").await.0, StatusCode::OK);
+
+    worker.handle.drain();
+    worker.finish(WAIT).await.unwrap();
+    assert!(
+        client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_err(),
+        "the health server stops with the worker"
+    );
+}

@@ -88,6 +88,11 @@ impl WorkerHandle {
         self.state.snapshot()
     }
 
+    /// The address the health server bound (after [`Worker::run`] started it).
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.state.health_addr.get().copied()
+    }
+
     /// How many times the worker registered (one per successful connection).
     pub fn registrations(&self) -> u64 {
         *self.registrations.borrow()
@@ -143,16 +148,19 @@ impl Worker {
     /// answered within milliseconds whatever the sessions do; sessions and the
     /// health server run on the caller's runtime.
     pub async fn run(self) -> Result<(), WorkerError> {
-        let _health =
-            match self.state.config.health_addr {
-                Some(addr) => Some(HealthServer::start(addr, self.handle()).await.map_err(
-                    |e| WorkerError::Health {
+        let _health = match self.state.config.health_addr {
+            Some(addr) => {
+                let server = HealthServer::start(addr, self.handle())
+                    .await
+                    .map_err(|e| WorkerError::Health {
                         addr,
                         detail: e.to_string(),
-                    },
-                )?),
-                None => None,
-            };
+                    })?;
+                let _ = self.state.health_addr.set(server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         self.state
             .set_sessions_runtime(tokio::runtime::Handle::current());
         let handle = self.handle();

@@ -68,6 +68,8 @@ pub struct WorkerState {
     pub session_ended: Notify,
     /// Where sessions run: the caller's runtime, never the connection's thread.
     sessions_runtime: OnceLock<Handle>,
+    /// Where the health server actually listens, once started.
+    pub health_addr: OnceLock<std::net::SocketAddr>,
 }
 
 impl WorkerState {
@@ -79,6 +81,7 @@ impl WorkerState {
             outbound,
             session_ended: Notify::new(),
             sessions_runtime: OnceLock::new(),
+            health_addr: OnceLock::new(),
         });
         (state, outbound_rx)
     }
