@@ -1,1 +1,42 @@
-//! worker (in progress).
+//! The LiveKit agent worker: registers with a LiveKit server over its `/agent`
+//! WebSocket, answers availability from local capacity, runs each accepted job
+//! as a session behind the [`JobHandler`] seam, survives reconnects, drains on
+//! SIGTERM and serves health and metrics endpoints.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use voxguard::worker::{HoldUntilCallerLeaves, Worker, WorkerConfig, run_until_signal};
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = WorkerConfig::from_env()?;
+//! config.health_addr = Some("0.0.0.0:8081".parse()?);
+//! let worker = Worker::new(config, Arc::new(HoldUntilCallerLeaves))?;
+//! run_until_signal(worker).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod health;
+mod job;
+mod link;
+pub mod loopback;
+pub mod metrics;
+pub mod protocol;
+mod room;
+mod runner;
+mod sessions;
+mod signals;
+
+pub use config::{
+    ConfigError, ReconnectPolicy, Secret, WorkerConfig, agent_endpoint, websocket_base,
+};
+pub use health::{HealthServer, router as health_router};
+pub use job::{
+    CancelReason, CancelSignal, CancelTrigger, FnHandler, HoldUntilCallerLeaves, JobContext,
+    JobHandler, JobResult, ScriptedJob, SharedHandler, cancel_pair,
+};
+pub use protocol::ConnectError;
+pub use room::{AgentState, RoomConnection, RoomError, RoomEvent};
+pub use runner::{Worker, WorkerError, WorkerHandle};
+pub use sessions::{WorkerLoad, WorkerSnapshot};
+pub use signals::{run_until, run_until_signal, shutdown_signal};

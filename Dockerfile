@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1.7
+# voxguard as a LiveKit agent worker: build once, run as a small non-root image.
+#
+#   docker build -t voxguard .
+#   docker run --rm -e LIVEKIT_URL -e LIVEKIT_API_KEY -e LIVEKIT_API_SECRET -p 8081:8081 voxguard
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Cache the registry and the target dir between builds; copy the binary out
+# of the cache mount so the next stage can see it.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin voxguard \
+    && cp target/release/voxguard /usr/local/bin/voxguard
+
+FROM debian:bookworm-slim AS runtime
+# ca-certificates for wss:// to LiveKit Cloud and https:// to the CRMs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin voxguard
+COPY --from=build /usr/local/bin/voxguard /usr/local/bin/voxguard
+USER 10001:10001
+# Health server: /health/live, /health/ready, /worker, /metrics.
+EXPOSE 8081
+# SIGTERM starts a graceful drain; give `docker stop -t` more than drain_timeout.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/voxguard"]
+CMD ["start"]

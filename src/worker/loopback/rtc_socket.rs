@@ -1,0 +1,179 @@
+//! The stand-in's `/rtc` signal endpoint, just enough for an agent to join:
+//! a JoinResponse listing the room's participants, pongs, attribute updates,
+//! participant updates pushed by the hub, and a clean leave.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use livekit_api::access_token::Claims;
+use livekit_protocol as proto;
+use prost::Message as _;
+use proto::signal_request::Message as SignalRequest;
+use proto::signal_response::Message as SignalResponse;
+use tokio::sync::mpsc;
+
+use super::{Hub, RtcCommand, ensure_room};
+use crate::worker::protocol::unix_millis;
+
+pub(super) async fn upgrade(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let claims = hub.verify(&headers, query.get("access_token").map(String::as_str));
+    match claims {
+        Some(claims)
+            if claims.video.room_join
+                && !claims.video.room.is_empty()
+                && !claims.sub.is_empty() =>
+        {
+            ws.on_upgrade(move |socket| serve(hub, socket, claims))
+        }
+        _ => {
+            hub.record(|r| r.auth_failures += 1);
+            (StatusCode::UNAUTHORIZED, "invalid room token").into_response()
+        }
+    }
+}
+
+async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
+    let room_name = claims.video.room.clone();
+    let identity = claims.sub.clone();
+    let (commands, mut command_rx) = mpsc::unbounded_channel();
+    let join = {
+        let mut state = hub.lock();
+        let room = ensure_room(&mut state, &room_name, hub.next_id());
+        let local = proto::ParticipantInfo {
+            sid: format!("PA_{}", hub.next_id()),
+            identity: identity.clone(),
+            name: claims.name.clone(),
+            state: proto::participant_info::State::Active as i32,
+            kind: if claims.kind == "agent" {
+                proto::participant_info::Kind::Agent as i32
+            } else {
+                proto::participant_info::Kind::Standard as i32
+            },
+            attributes: claims.attributes.clone(),
+            joined_at_ms: unix_millis(),
+            ..Default::default()
+        };
+        let others: Vec<_> = room.participants.values().cloned().collect();
+        room.participants.insert(identity.clone(), local.clone());
+        room.signal_links.insert(identity.clone(), commands);
+        proto::JoinResponse {
+            room: Some(proto::Room {
+                sid: room.sid.clone(),
+                name: room_name.clone(),
+                ..Default::default()
+            }),
+            participant: Some(local),
+            other_participants: others,
+            server_version: "loopback".into(),
+            // The signal client pings on this interval and gives up after the timeout.
+            ping_interval: 5,
+            ping_timeout: 15,
+            ..Default::default()
+        }
+    };
+    hub.record(|r| r.room_joins.push((room_name.clone(), identity.clone())));
+
+    let (mut sink, mut stream) = socket.split();
+    if sink.send(signal(SignalResponse::Join(join))).await.is_err() {
+        forget(&hub, &room_name, &identity);
+        return;
+    }
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(WsMessage::Binary(bytes))) = frame else {
+                    if matches!(frame, Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Text(_)))) {
+                        continue;
+                    }
+                    break;
+                };
+                let Ok(request) = proto::SignalRequest::decode(bytes.as_ref()) else { continue };
+                let Some(request) = request.message else { continue };
+                match on_request(&hub, &room_name, &identity, request) {
+                    Reply::None => {}
+                    Reply::Send(response) => {
+                        if sink.send(signal(*response)).await.is_err() { break }
+                    }
+                    Reply::Leave => break,
+                }
+            }
+            command = command_rx.recv() => {
+                let Some(RtcCommand::Send(response)) = command else { break };
+                if sink.send(signal(response)).await.is_err() { break }
+            }
+        }
+    }
+    forget(&hub, &room_name, &identity);
+}
+
+enum Reply {
+    None,
+    Send(Box<SignalResponse>),
+    Leave,
+}
+
+fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest) -> Reply {
+    match request {
+        SignalRequest::PingReq(ping) => {
+            Reply::Send(Box::new(SignalResponse::PongResp(proto::Pong {
+                last_ping_timestamp: ping.timestamp,
+                timestamp: unix_millis(),
+            })))
+        }
+        SignalRequest::Ping(timestamp) => Reply::Send(Box::new(SignalResponse::Pong(timestamp))),
+        SignalRequest::UpdateMetadata(update) => {
+            let mut state = hub.lock();
+            if let Some(participant) = state
+                .rooms
+                .get_mut(room_name)
+                .and_then(|r| r.participants.get_mut(identity))
+            {
+                participant.attributes.extend(update.attributes.clone());
+            }
+            for (key, value) in update.attributes {
+                state.records.attribute_updates.push((
+                    room_name.into(),
+                    identity.into(),
+                    key,
+                    value,
+                ));
+            }
+            drop(state);
+            hub.changed.notify_waiters();
+            Reply::None
+        }
+        SignalRequest::Leave(_) => {
+            hub.record(|r| r.room_leaves.push((room_name.into(), identity.into())));
+            Reply::Leave
+        }
+        _ => Reply::None,
+    }
+}
+
+fn forget(hub: &Hub, room_name: &str, identity: &str) {
+    let mut state = hub.lock();
+    if let Some(room) = state.rooms.get_mut(room_name) {
+        room.participants.remove(identity);
+        room.signal_links.remove(identity);
+    }
+}
+
+fn signal(message: SignalResponse) -> WsMessage {
+    WsMessage::Binary(
+        proto::SignalResponse {
+            message: Some(message),
+        }
+        .encode_to_vec()
+        .into(),
+    )
+}
