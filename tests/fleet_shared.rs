@@ -4,12 +4,17 @@
 #[path = "fleet_support.rs"]
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use voxguard::fleet::{BackendKind, SessionWrite};
-use voxguard::resilience::{BudgetConfig, CallResult};
+use voxguard::fleet::{BackendKind, FleetConfig, SessionWrite};
+use voxguard::resilience::{
+    BudgetConfig, CallError, CallResult, Deadline, Guard, GuardConfig, Outcome, Rejection,
+    Retryability,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -201,6 +206,105 @@ async fn retries_are_budgeted_across_the_fleet(kind: BackendKind) {
         on_b >= 1,
         "B made no first attempts: its retries come from the fleet"
     );
+    finish(kind, &prefix).await;
+}
+
+/// A guard for "crm" that spends its retries from `fleet`'s shared budget
+/// and sleeps only 1-2 ms between attempts.
+fn fleet_guard(fleet: &voxguard::fleet::Fleet, budget: BudgetConfig) -> Arc<Guard> {
+    let mut config = GuardConfig::for_service("crm");
+    config.retry.backoff.base = MS;
+    config.retry.backoff.cap = 2 * MS;
+    Guard::builder(config)
+        .seed(3)
+        .retry_budget(fleet.retry_budget("crm", budget))
+        .build()
+        .expect("valid config")
+}
+
+/// One guarded lookup whose first attempt fails with a 503.
+async fn lookup_failing_once(guard: &Guard) -> Outcome<&'static str> {
+    let calls = AtomicU32::new(0);
+    guard
+        .call(Deadline::after(3500 * MS), Retryability::Transient, |_| {
+            let first = calls.fetch_add(1, SeqCst) == 0;
+            async move {
+                if first {
+                    Err(CallError::from_status(503, None, None))
+                } else {
+                    Ok("Ada")
+                }
+            }
+        })
+        .await
+}
+
+on_both_backends!(guards_on_two_workers_spend_one_fleet_retry_budget);
+async fn guards_on_two_workers_spend_one_fleet_retry_budget(kind: BackendKind) {
+    let prefix = unique_prefix("guard-budget");
+    // Rounds run only when asked for here (the task's next tick is 1 s away),
+    // so grants move exactly as the test says.
+    let (a, b) = pair_with(FleetConfig {
+        sync_interval: 1000 * MS,
+        ..config(kind, &prefix)
+    })
+    .await;
+    let budget = BudgetConfig {
+        retry_ratio: 0.1,
+        min_retries_per_sec: 0,
+        window: Duration::from_secs(10),
+    };
+    let (guard_a, guard_b) = (fleet_guard(&a, budget), fleet_guard(&b, budget));
+    tokio::time::sleep(20 * MS).await; // let the task's start-up rounds pass
+    for _ in 0..30 {
+        let outcome = guard_a
+            .call(
+                Deadline::after(3500 * MS),
+                Retryability::Transient,
+                |_| async { Ok::<_, CallError>("Ada") },
+            )
+            .await;
+        assert_eq!(outcome.result, Ok("Ada"));
+    }
+    a.sync_now().await.expect("A syncs");
+    b.sync_now().await.expect("B syncs");
+
+    let on_b = lookup_failing_once(&guard_b).await;
+    assert_eq!(on_b.result, Ok("Ada"));
+    assert!(
+        on_b.retried(),
+        "B made one first attempt of its own: its retry was paid by A's 30"
+    );
+
+    let mut retried_on_a = 0;
+    let refused_on_a = loop {
+        a.sync_now().await.expect("A syncs");
+        let outcome = lookup_failing_once(&guard_a).await;
+        if outcome.result.is_ok() {
+            retried_on_a += 1;
+            assert!(retried_on_a <= 3, "A retried past the fleet's budget");
+            continue;
+        }
+        break outcome;
+    };
+    assert_eq!(
+        refused_on_a.result,
+        Err(CallError::Rejected(Rejection::BudgetExhausted))
+    );
+    assert_eq!(
+        retried_on_a, 2,
+        "10% of the fleet's 30 first attempts is 3 retries, B took 1"
+    );
+
+    b.sync_now().await.expect("B syncs");
+    let refused_on_b = lookup_failing_once(&guard_b).await;
+    assert_eq!(
+        refused_on_b.result,
+        Err(CallError::Rejected(Rejection::BudgetExhausted)),
+        "A's retries spent what was left of the fleet's budget"
+    );
+    assert_eq!(refused_on_b.attempts.len(), 1, "no retry ran on B");
+    assert_eq!(guard_b.budget_source().available(), 0);
     finish(kind, &prefix).await;
 }
 

@@ -78,17 +78,22 @@ pub fn config(kind: BackendKind, prefix: &str) -> FleetConfig {
 /// Two fleet instances sharing state: one in-process store, or two
 /// separate Redis connections.
 pub async fn pair(kind: BackendKind, prefix: &str) -> (Fleet, Fleet) {
-    match kind {
+    pair_with(config(kind, prefix)).await
+}
+
+/// Two fleet instances sharing state, both built from `config`.
+pub async fn pair_with(config: FleetConfig) -> (Fleet, Fleet) {
+    match config.backend {
         BackendKind::Memory => {
             let store = MemoryStore::new();
-            let a = Fleet::with_backend(config(kind, prefix), FleetBackend::Memory(store.clone()));
-            let b = Fleet::with_backend(config(kind, prefix), FleetBackend::Memory(store));
+            let a = Fleet::with_backend(config.clone(), FleetBackend::Memory(store.clone()));
+            let b = Fleet::with_backend(config, FleetBackend::Memory(store));
             (a, b)
         }
         BackendKind::Redis => {
             require_redis().await;
-            let a = Fleet::new(config(kind, prefix)).expect("valid URL");
-            let b = Fleet::new(config(kind, prefix)).expect("valid URL");
+            let a = Fleet::new(config.clone()).expect("valid URL");
+            let b = Fleet::new(config).expect("valid URL");
             (a, b)
         }
     }

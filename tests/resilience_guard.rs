@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::time::sleep;
 use voxguard::resilience::{
-    BackoffKind, BreakerState, CallError, Deadline, ErrorKind, Guard, GuardConfig, Outcome,
-    Rejection, Retryability,
+    BackoffKind, BreakerState, BudgetConfig, CallError, Clock, Deadline, ErrorKind, Guard,
+    GuardConfig, Outcome, Rejection, RetryBudget, Retryability,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -418,4 +418,88 @@ fn a_guarded_call_can_be_spawned_on_a_multi_thread_runtime() {
         |_| async { Ok::<_, CallError>(1) },
     );
     assert_send(&call);
+}
+
+/// Ten calls through `guard` that succeed at once.
+async fn ten_successes(guard: &Guard) {
+    for _ in 0..10 {
+        let outcome = guard
+            .call(
+                Deadline::after(3500 * MS),
+                Retryability::Transient,
+                |_| async { Ok::<_, CallError>(1) },
+            )
+            .await;
+        assert_eq!(outcome.result, Ok(1));
+    }
+}
+
+/// A guard with a 100 ms backoff that spends from `budget`.
+fn guard_on(budget: &Arc<RetryBudget>) -> Arc<Guard> {
+    Guard::builder(fixed_backoff_config())
+        .seed(42)
+        .retry_budget(budget.clone())
+        .build()
+        .expect("valid config")
+}
+
+fn shared_budget() -> Arc<RetryBudget> {
+    let config = BudgetConfig {
+        retry_ratio: 0.2,
+        min_retries_per_sec: 0,
+        window: Duration::from_secs(10),
+    };
+    Arc::new(RetryBudget::new(config, Clock::tokio()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_given_a_budget_deposits_its_first_attempts_there() {
+    let shared = shared_budget();
+    let guard = guard_on(&shared);
+    ten_successes(&guard).await;
+    assert_eq!(shared.available(), 2, "20% of 10 first attempts");
+    assert_eq!(guard.budget_source().available(), 2);
+    assert_eq!(
+        guard.budget().available(),
+        guard.config().budget.floor_per_window(),
+        "the private budget saw none of them"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn guards_sharing_a_budget_spend_the_same_retries() {
+    let shared = shared_budget();
+    let (guard_a, guard_b) = (guard_on(&shared), guard_on(&shared));
+    ten_successes(&guard_a).await;
+    let failing_once = || {
+        let calls = AtomicU32::new(0);
+        move |_| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move { if first { Err(unavailable()) } else { Ok(2) } }
+        }
+    };
+    for _ in 0..2 {
+        let outcome = guard_a
+            .call(
+                Deadline::after(3500 * MS),
+                Retryability::Transient,
+                failing_once(),
+            )
+            .await;
+        assert_eq!(outcome.result, Ok(2));
+        assert!(outcome.retried());
+    }
+    let outcome = guard_b
+        .call(
+            Deadline::after(3500 * MS),
+            Retryability::Transient,
+            failing_once(),
+        )
+        .await;
+    assert_eq!(
+        outcome.result,
+        Err(CallError::Rejected(Rejection::BudgetExhausted)),
+        "A spent the shared budget's two retries"
+    );
+    assert_eq!(outcome.attempts.len(), 1);
 }

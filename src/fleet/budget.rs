@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
 
+use crate::resilience::budget::RetryBudgetSource;
 use crate::resilience::{BudgetConfig, Clock, RetryBudget};
 
 use super::rules::BudgetRules;
@@ -88,5 +89,21 @@ impl SharedRetryBudget {
 
     pub(super) fn mark_synced(&self) {
         self.last_sync.store(self.clock.now_nanos().max(1), Release);
+    }
+}
+
+/// Lets a [`Guard`](crate::resilience::Guard) spend from the fleet's budget
+/// (see [`GuardBuilder::retry_budget`](crate::resilience::GuardBuilder::retry_budget)).
+impl RetryBudgetSource for SharedRetryBudget {
+    fn deposit(&self) {
+        SharedRetryBudget::deposit(self);
+    }
+
+    fn try_withdraw(&self) -> bool {
+        SharedRetryBudget::try_withdraw(self)
+    }
+
+    fn available(&self) -> u64 {
+        SharedRetryBudget::available(self)
     }
 }

@@ -16,7 +16,11 @@
 //! assert!(budget.try_withdraw());
 //! assert!(!budget.try_withdraw());
 //! ```
+//!
+//! A [`Guard`](super::Guard) spends from its own `RetryBudget` unless it is
+//! given another [`RetryBudgetSource`] (e.g. one shared by a fleet of workers).
 
+use std::fmt::Debug;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
@@ -37,6 +41,31 @@ impl BudgetConfig {
     /// Retries the floor alone allows over one window.
     pub fn floor_per_window(&self) -> u64 {
         (f64::from(self.min_retries_per_sec) * self.window.as_secs_f64()) as u64
+    }
+}
+
+/// Where a guard records first attempts and pays for retries. Both calls
+/// must be cheap and must never wait: they sit on every guarded call's path.
+pub trait RetryBudgetSource: Send + Sync + Debug {
+    /// Record a first attempt.
+    fn deposit(&self);
+    /// Take one retry; `false` when the budget is spent.
+    fn try_withdraw(&self) -> bool;
+    /// Retries that could be taken right now.
+    fn available(&self) -> u64;
+}
+
+impl RetryBudgetSource for RetryBudget {
+    fn deposit(&self) {
+        RetryBudget::deposit(self);
+    }
+
+    fn try_withdraw(&self) -> bool {
+        RetryBudget::try_withdraw(self)
+    }
+
+    fn available(&self) -> u64 {
+        RetryBudget::available(self)
     }
 }
 

@@ -7,6 +7,9 @@
 //! after a failure the [`RetryPolicy`] decides whether and when to retry, and
 //! each retry must be paid for from the retry budget.
 //!
+//! Retries are paid for from the guard's private [`RetryBudget`], or from any
+//! other [`RetryBudgetSource`] given to [`GuardBuilder::retry_budget`].
+//!
 //! What a failed call returns: a rejection before or between attempts
 //! (`BulkheadFull`, `BreakerOpen`, `BudgetExhausted`, or `Deadline` when not
 //! even the first attempt fits) is `CallError::Rejected`; when the policy
@@ -40,7 +43,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::breaker::{BreakerConfig, CallResult, CircuitBreaker};
-use super::budget::{BudgetConfig, RetryBudget};
+use super::budget::{BudgetConfig, RetryBudget, RetryBudgetSource};
 use super::bulkhead::Bulkhead;
 use super::clock::{Clock, as_nanos};
 use super::deadline::Deadline;
@@ -105,12 +108,14 @@ impl<T> Outcome<T> {
     }
 }
 
-/// Builds a [`Guard`] with optional seed, shared breaker and attempt floor.
+/// Builds a [`Guard`] with optional seed, shared breaker, shared retry
+/// budget and attempt floor.
 #[derive(Debug)]
 pub struct GuardBuilder {
     config: GuardConfig,
     seed: Option<u64>,
     breaker: Option<Arc<CircuitBreaker>>,
+    budget: Option<Arc<dyn RetryBudgetSource>>,
     useful_floor: Duration,
 }
 
@@ -125,6 +130,13 @@ impl GuardBuilder {
     /// instead of a private one.
     pub fn breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// Spend retries from this budget (e.g. one shared by a fleet of
+    /// workers) instead of a private one built from `config.budget`.
+    pub fn retry_budget(mut self, budget: Arc<dyn RetryBudgetSource>) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -158,6 +170,7 @@ impl GuardBuilder {
             policy: RetryPolicy::new(config.retry).with_useful_floor(self.useful_floor),
             bulkhead: Bulkhead::new(config.bulkhead_size),
             budget: RetryBudget::new(config.budget, clock),
+            external_budget: self.budget,
             metrics: GuardMetrics::register(&config.service),
             breaker,
             origin,
@@ -172,7 +185,9 @@ pub struct Guard {
     policy: RetryPolicy,
     breaker: Arc<CircuitBreaker>,
     bulkhead: Bulkhead,
+    /// The private budget, spent from unless `external_budget` is set.
     budget: RetryBudget,
+    external_budget: Option<Arc<dyn RetryBudgetSource>>,
     /// Origin of the budget's clock (tokio's), so call start times can be reused.
     origin: Instant,
     /// Jitter source; locked only when a backoff sleep is drawn.
@@ -198,6 +213,7 @@ impl Guard {
             config,
             seed: None,
             breaker: None,
+            budget: None,
             useful_floor: RetryPolicy::DEFAULT_USEFUL_FLOOR,
         }
     }
@@ -226,8 +242,18 @@ impl Guard {
         &self.bulkhead
     }
 
+    /// The guard's private retry budget; idle when the guard was built with
+    /// [`GuardBuilder::retry_budget`] (see [`Guard::budget_source`]).
     pub fn budget(&self) -> &RetryBudget {
         &self.budget
+    }
+
+    /// The retry budget this guard actually spends from.
+    pub fn budget_source(&self) -> &dyn RetryBudgetSource {
+        match &self.external_budget {
+            None => &self.budget,
+            Some(external) => external.as_ref(),
+        }
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -273,8 +299,12 @@ impl Guard {
                 Err(rejection) => return self.rejected(rejection, attempts, call_start),
             };
             if attempt == 1 {
-                self.budget
-                    .deposit_at(as_nanos(attempt_start - self.origin));
+                match &self.external_budget {
+                    None => self
+                        .budget
+                        .deposit_at(as_nanos(attempt_start - self.origin)),
+                    Some(external) => external.deposit(),
+                }
             }
 
             let result = run_attempt(
@@ -337,7 +367,7 @@ impl Guard {
                     };
                 }
             };
-            if !self.budget.try_withdraw() {
+            if !self.withdraw_retry() {
                 return self.rejected(Rejection::BudgetExhausted, attempts, call_start);
             }
             metrics::counter!("voxguard_guard_retries_total", "service" => self.config.service.clone()).increment(1);
@@ -346,6 +376,13 @@ impl Guard {
             attempt += 1;
             attempt_start = Instant::now();
             started = attempt_start - call_start;
+        }
+    }
+
+    fn withdraw_retry(&self) -> bool {
+        match &self.external_budget {
+            None => self.budget.try_withdraw(),
+            Some(external) => external.try_withdraw(),
         }
     }
 
