@@ -24,7 +24,7 @@ pub use breaker_events::{
     BreakerEvent, BreakerListener, Listeners, TransitionReason, broadcast_listener,
     metrics_listener, tracing_listener,
 };
-pub use budget::{BudgetConfig, RetryBudget};
+pub use budget::{BudgetConfig, RetryBudget, RetryBudgetSource};
 pub use bulkhead::{Bulkhead, BulkheadPermit};
 pub use clock::{Clock, ManualClock};
 pub use deadline::Deadline;
