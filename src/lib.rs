@@ -8,6 +8,7 @@
 
 pub mod brain;
 pub mod config;
+pub mod dev;
 pub mod fleet;
 pub mod recovery;
 pub mod resilience;

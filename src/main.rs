@@ -83,14 +83,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Profile { action, config } => run_profile(action, config.as_deref()),
         Command::CrmSim { addr } => run_crm_sim(&addr),
-        Command::Dev { .. } => {
-            println!(
-                "voxguard dev: the embedded default is being assembled; the resilience engine is available as a library."
-            );
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("voxguard: this command is not available in this build yet");
+        Command::Dev { config } => run_dev(config.as_deref()),
+        Command::Console { config } => run_console(config.as_deref()),
+        Command::Start { config } => run_start(config.as_deref()),
+        Command::Simulate { .. } => {
+            eprintln!("voxguard simulate: not available in this build yet");
             ExitCode::from(1)
         }
     }
@@ -167,4 +164,132 @@ fn run_crm_sim(addr: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_dev(config_path: Option<&Path>) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_tracing(&config.log.filter);
+    if std::env::var_os("LIVEKIT_URL").is_some() {
+        println!(
+            "voxguard dev: LIVEKIT_URL is set; running the worker against it with dev logging"
+        );
+        return run_start(config_path);
+    }
+    runtime().block_on(async {
+        let stack = match voxguard::dev::start(&config, config.dev.addr, 42).await {
+            Ok(stack) => stack,
+            Err(err) => {
+                eprintln!("voxguard dev: {err}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("voxguard dev is running");
+        println!(
+            "  open http://{}/ to talk to the agent and break services",
+            stack.addr
+        );
+        println!(
+            "  CRM simulator: {} (admin API at /_sim/faults)",
+            stack.state.sim.base_url()
+        );
+        println!(
+            "  loopback LiveKit dispatcher: {}",
+            stack.state.loopback.url()
+        );
+        println!("  press Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+        stack.state.worker.shutdown_now();
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_console(config_path: Option<&Path>) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_tracing("warn");
+    runtime().block_on(async {
+        match voxguard::dev::console::run(&config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("voxguard console: {err}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn run_start(config_path: Option<&Path>) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_tracing(&config.log.filter);
+    let secret = match config.livekit.api_secret.resolve("livekit.api_secret") {
+        Ok(secret) => secret,
+        Err(err) => {
+            eprintln!("voxguard start: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut worker_config = voxguard::worker::WorkerConfig::new(
+        &config.livekit.url,
+        &config.livekit.api_key,
+        secret.expose(),
+    );
+    worker_config.agent_name = config.worker.agent_name.clone();
+    worker_config.max_sessions = config.worker.max_sessions;
+    worker_config.load_full_threshold = config.worker.load_full_threshold as f32;
+    worker_config.drain_timeout = config.worker.drain_timeout;
+    worker_config.ping_interval = config.worker.ping_interval;
+    worker_config.ping_timeout = config.worker.ping_timeout;
+    worker_config.status_interval = config.worker.status_interval;
+    worker_config.reconnect.max_retries = match config.worker.reconnect_max_retries {
+        0 => None,
+        n => Some(n),
+    };
+    worker_config.health_addr = Some(config.worker.health_addr);
+    if let Err(err) = worker_config.validate() {
+        eprintln!("voxguard start: {err}");
+        return ExitCode::from(2);
+    }
+    runtime().block_on(async {
+        let endpoints = match voxguard::session::CrmEndpoints::from_config(&config) {
+            Ok(endpoints) => endpoints,
+            Err(err) => {
+                eprintln!("voxguard start: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        let seed = rand::random::<u64>();
+        let env = match voxguard::session::SessionEnv::build(&config, endpoints, seed) {
+            Ok(env) => env,
+            Err(err) => {
+                eprintln!("voxguard start: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        let handler = std::sync::Arc::new(voxguard::session::room::SessionJobHandler {
+            env,
+            transports: Default::default(),
+        });
+        let worker = match voxguard::worker::Worker::new(worker_config, handler) {
+            Ok(worker) => worker,
+            Err(err) => {
+                eprintln!("voxguard start: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        match voxguard::worker::run_until_signal(worker).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("voxguard start: {err}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }

@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod env;
 pub mod io;
+pub mod room;
 pub mod tools;
 
 use std::collections::VecDeque;

@@ -1,0 +1,192 @@
+//! `voxguard dev`: the embedded default. It starts the CRM simulator, a
+//! loopback LiveKit dispatcher, the production worker against it, and a page
+//! on which a person talks to the agent and breaks services on purpose.
+//!
+//! Each browser WebSocket becomes a room: the dev server registers the
+//! socket as the room's transport, then asks the loopback server to dispatch
+//! a job, so the conversation runs through the real worker code path.
+
+mod api;
+pub mod console;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, put};
+
+use crate::config::Config;
+use crate::services::sim::CrmSimulator;
+use crate::session::io::parse_caller_frame;
+use crate::session::room::{SessionJobHandler, Transports};
+use crate::session::{AgentEvent, CallerEvent, CrmEndpoints, SessionEnv};
+use crate::worker::loopback::{LoopbackHandle, LoopbackServer};
+use crate::worker::{Worker, WorkerConfig, WorkerHandle};
+
+const PAGE: &str = include_str!("../session/static/dev.html");
+
+/// Everything `voxguard dev` runs, for the HTTP handlers.
+#[derive(Clone)]
+pub struct DevState {
+    pub sim: Arc<CrmSimulator>,
+    pub loopback: LoopbackHandle,
+    pub transports: Transports,
+    pub env: SessionEnv,
+    pub worker: WorkerHandle,
+    pub faults: Arc<api::FaultBoard>,
+    next_room: Arc<AtomicU64>,
+}
+
+/// A running dev stack.
+pub struct DevStack {
+    pub state: DevState,
+    pub addr: SocketAddr,
+    pub worker_task: tokio::task::JoinHandle<()>,
+    pub http_task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("CRM simulator: {0}")]
+    Simulator(String),
+    #[error("loopback LiveKit server: {0}")]
+    Loopback(String),
+    #[error("session environment: {0}")]
+    Env(String),
+    #[error("worker: {0}")]
+    Worker(String),
+    #[error("cannot listen on {addr}: {detail} (set [dev] addr or VOXGUARD_DEV_ADDR)")]
+    Bind { addr: SocketAddr, detail: String },
+}
+
+/// Start the whole embedded stack; the page listens on `addr`.
+pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevStack, DevError> {
+    let loopback_addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let sim = CrmSimulator::start(loopback_addr, seed)
+        .await
+        .map_err(|e| DevError::Simulator(e.to_string()))?;
+    let env = SessionEnv::build(config, CrmEndpoints::simulator(&sim), seed)
+        .map_err(|e| DevError::Env(e.to_string()))?;
+    let loopback = LoopbackServer::start(loopback_addr)
+        .await
+        .map_err(|e| DevError::Loopback(e.to_string()))?;
+    let transports = Transports::default();
+
+    let lk = loopback.config();
+    let mut worker_config =
+        WorkerConfig::new(loopback.url(), lk.api_key.clone(), lk.api_secret.clone());
+    worker_config.agent_name = config.worker.agent_name.clone();
+    worker_config.max_sessions = config.worker.max_sessions.max(1);
+    let handler = Arc::new(SessionJobHandler {
+        env: env.clone(),
+        transports: transports.clone(),
+    });
+    let worker =
+        Worker::new(worker_config, handler).map_err(|e| DevError::Worker(e.to_string()))?;
+    let worker_handle = worker.handle();
+    let worker_task = tokio::spawn(async move {
+        if let Err(err) = worker.run().await {
+            tracing::error!(error = %err, "dev worker stopped");
+        }
+    });
+    worker_handle
+        .wait_registrations(1, std::time::Duration::from_secs(10))
+        .await;
+
+    let state = DevState {
+        sim: Arc::new(sim),
+        loopback,
+        transports,
+        env,
+        worker: worker_handle,
+        faults: Arc::new(api::FaultBoard::default()),
+        next_room: Arc::new(AtomicU64::new(1)),
+    };
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws", get(ws_upgrade))
+        .route("/api/services", get(api::services))
+        .route("/api/faults", put(api::set_fault))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| DevError::Bind {
+            addr,
+            detail: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| DevError::Bind {
+        addr,
+        detail: e.to_string(),
+    })?;
+    let http_task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "dev page server stopped");
+        }
+    });
+    Ok(DevStack {
+        state,
+        addr,
+        worker_task,
+        http_task,
+    })
+}
+
+async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<DevState>) -> impl IntoResponse {
+    ws.on_upgrade(move |socket| converse(socket, state))
+}
+
+/// One browser conversation: a room, a job, and frames pumped both ways.
+async fn converse(mut socket: WebSocket, state: DevState) {
+    let room = format!(
+        "dev-room-{}",
+        state.next_room.fetch_add(1, Ordering::Relaxed)
+    );
+    let caller = "browser-caller";
+    let mut transport = state.transports.attach(&room);
+    if let Err(err) = state.loopback.dispatch_job(&room, caller).await {
+        let frame = AgentEvent::Error {
+            message: format!("could not start the agent: {err}"),
+        };
+        let _ = socket
+            .send(Message::Text(
+                serde_json::to_string(&frame).unwrap_or_default().into(),
+            ))
+            .await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            event = transport.from_session.recv() => match event {
+                Some(event) => {
+                    let ended = matches!(event, AgentEvent::SessionEnded { .. });
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if socket.send(Message::Text(text.into())).await.is_err() || ended {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            frame = socket.recv() => match frame {
+                Some(Ok(Message::Text(text))) => match parse_caller_frame(&text) {
+                    Ok(event) => {
+                        if transport.to_session.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(message) => {
+                        let frame = serde_json::to_string(&AgentEvent::Error { message }).unwrap_or_default();
+                        let _ = socket.send(Message::Text(frame.into())).await;
+                    }
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = transport.to_session.send(CallerEvent::Hangup).await;
+    state.loopback.participant_leaves(&room, caller);
+}

@@ -1,0 +1,144 @@
+//! Sessions as LiveKit jobs: the `JobHandler` the worker runs for each
+//! assignment. It attaches the job's room to a session through `SessionIo`:
+//! the caller leaving ends the session, the agent's state is published as
+//! `lk.agent.state`, and a transport registered for the room (the dev page's
+//! WebSocket) carries the caller's words and the agent's speech.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::worker::{AgentState, JobContext, JobHandler, JobResult, RoomEvent};
+
+use super::io::{self, AgentEvent, CallerEvent, SessionIo, TransportIo};
+use super::{Session, SessionEnv};
+
+/// Transports waiting for their room's job, keyed by room name.
+#[derive(Clone, Default)]
+pub struct Transports {
+    waiting: Arc<DashMap<String, SessionIo>>,
+}
+
+impl Transports {
+    /// Register a transport for `room`; the session for that room's job uses it.
+    pub fn attach(&self, room: &str) -> TransportIo {
+        let (session_io, transport_io) = io::channel(256);
+        self.waiting.insert(room.to_string(), session_io);
+        transport_io
+    }
+
+    fn take(&self, room: &str) -> Option<SessionIo> {
+        self.waiting.remove(room).map(|(_, io)| io)
+    }
+}
+
+/// Runs a voxguard session for each job.
+pub struct SessionJobHandler {
+    pub env: SessionEnv,
+    pub transports: Transports,
+}
+
+impl JobHandler for SessionJobHandler {
+    fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
+        let env = self.env.clone();
+        let attached = job.room.room_name().to_string();
+        let transport = self.transports.take(&attached);
+        Box::pin(run_job(env, job, transport))
+    }
+}
+
+async fn run_job(env: SessionEnv, job: JobContext, transport: Option<SessionIo>) -> JobResult {
+    // Without a registered transport the room's media would carry the caller;
+    // until a media transport is plugged in, the session hears nothing and
+    // its speech goes to the log.
+    let (
+        SessionIo {
+            inbound,
+            outbound: to_transport,
+        },
+        _unattached,
+        log_only,
+    ) = match transport {
+        Some(io) => (io, None, false),
+        None => {
+            let (session_io, transport_io) = io::channel(64);
+            (session_io, Some(transport_io), true)
+        }
+    };
+    let seed = job_seed(&job.job.id);
+    let (events_tx, mut events_rx) = mpsc::channel::<AgentEvent>(256);
+    let (caller_tx, caller_rx) = mpsc::channel::<CallerEvent>(64);
+    let session = tokio::spawn(Session::new(env, events_tx, seed).run(caller_rx));
+
+    let room = job.room.clone();
+    let mut room_events = room.events();
+    let mut inbound = inbound;
+    let cancel = job.cancel.clone();
+    let mut hung_up = false;
+    loop {
+        tokio::select! {
+            event = events_rx.recv() => match event {
+                Some(event) => {
+                    if let AgentEvent::State { agent_state, .. } = &event {
+                        room.set_agent_state(agent_state_of(agent_state)).await;
+                    }
+                    if log_only {
+                        if let AgentEvent::Speech { kind, .. } = &event {
+                            tracing::info!(room = room.room_name(), kind, "agent speech (no media transport attached)");
+                        }
+                    } else {
+                        let _ = to_transport.send(event).await;
+                    }
+                }
+                None => break,
+            },
+            caller = inbound.recv(), if !hung_up => match caller {
+                Some(event) => { let _ = caller_tx.send(event).await; }
+                None => {
+                    hung_up = true;
+                    let _ = caller_tx.send(CallerEvent::Hangup).await;
+                }
+            },
+            room_event = room_events.recv(), if !hung_up => match room_event {
+                Ok(RoomEvent::ParticipantLeft { .. } | RoomEvent::Disconnected { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    hung_up = true;
+                    let _ = caller_tx.send(CallerEvent::Hangup).await;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            },
+            _ = cancel.cancelled(), if !hung_up => {
+                hung_up = true;
+                let _ = caller_tx.send(CallerEvent::Hangup).await;
+            }
+        }
+    }
+    let report = session
+        .await
+        .map_err(|e| format!("session task failed: {e}"))?;
+    room.leave().await;
+    let unpaired = report.state.transcript.unpaired_tool_calls().len();
+    if unpaired > 0 {
+        return Err(format!("{unpaired} tool calls left without a result"));
+    }
+    Ok(())
+}
+
+fn agent_state_of(name: &str) -> AgentState {
+    match name {
+        "listening" => AgentState::Listening,
+        "thinking" => AgentState::Thinking,
+        "speaking" => AgentState::Speaking,
+        _ => AgentState::Initializing,
+    }
+}
+
+/// A per-job seed: phrase choice and idempotency keys differ between jobs.
+fn job_seed(job_id: &str) -> u64 {
+    job_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
