@@ -86,10 +86,23 @@ fn main() -> ExitCode {
         Command::Dev { config } => run_dev(config.as_deref()),
         Command::Console { config } => run_console(config.as_deref()),
         Command::Start { config } => run_start(config.as_deref()),
-        Command::Simulate { .. } => {
-            eprintln!("voxguard simulate: not available in this build yet");
-            ExitCode::from(1)
-        }
+        Command::Simulate {
+            calls,
+            concurrency,
+            scenario,
+            seed,
+            json,
+            latencies_out,
+            config,
+        } => run_simulate(SimulateArgs {
+            calls,
+            concurrency,
+            scenario,
+            seed,
+            json,
+            latencies_out,
+            config,
+        }),
     }
 }
 
@@ -276,6 +289,7 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
         let handler = std::sync::Arc::new(voxguard::session::room::SessionJobHandler {
             env,
             transports: Default::default(),
+            reports: None,
         });
         let worker = match voxguard::worker::Worker::new(worker_config, handler) {
             Ok(worker) => worker,
@@ -292,4 +306,78 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
             }
         }
     })
+}
+
+struct SimulateArgs {
+    calls: usize,
+    concurrency: usize,
+    scenario: String,
+    seed: u64,
+    json: bool,
+    latencies_out: Option<PathBuf>,
+    config: Option<PathBuf>,
+}
+
+fn run_simulate(args: SimulateArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    let config = match load_config(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_tracing("error");
+    let plan = match voxguard::simulate::SimulationPlan::new(
+        &args.scenario,
+        args.calls,
+        args.concurrency,
+        args.seed,
+    ) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("voxguard simulate: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let show_progress = std::io::stderr().is_terminal();
+    let progress = move |done: usize, total: usize| {
+        if show_progress && (done == total || done % 10 == 0) {
+            let width = 40;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\r  [{}{}] {done}/{total} calls",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let output = match runtime().block_on(voxguard::simulate::run(&config, &plan, progress)) {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!("voxguard simulate: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let report = output.report;
+    if let Some(path) = &args.latencies_out {
+        let written = std::fs::File::create(path).and_then(|file| {
+            profile_cli::write_jsonl(std::io::BufWriter::new(file), &output.samples)
+        });
+        if let Err(err) = written {
+            eprintln!("voxguard simulate: cannot write {}: {err}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_table());
+    }
+    let violations = report.violations();
+    if !violations.is_empty() {
+        eprintln!("voxguard simulate: invariants violated: {violations:?}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }

@@ -84,6 +84,7 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
     let handler = Arc::new(SessionJobHandler {
         env: env.clone(),
         transports: transports.clone(),
+        reports: None,
     });
     let worker =
         Worker::new(worker_config, handler).map_err(|e| DevError::Worker(e.to_string()))?;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::worker::{AgentState, JobContext, JobHandler, JobResult, RoomEvent};
 
 use super::io::{self, AgentEvent, CallerEvent, SessionIo, TransportIo};
-use super::{Session, SessionEnv};
+use super::{Session, SessionEnv, SessionReport};
 
 /// Transports waiting for their room's job, keyed by room name.
 #[derive(Clone, Default)]
@@ -39,6 +39,9 @@ impl Transports {
 pub struct SessionJobHandler {
     pub env: SessionEnv,
     pub transports: Transports,
+    /// Where finished sessions' reports go (room name, report), when someone
+    /// checks them (the simulator does).
+    pub reports: Option<mpsc::UnboundedSender<(String, SessionReport)>>,
 }
 
 impl JobHandler for SessionJobHandler {
@@ -46,11 +49,26 @@ impl JobHandler for SessionJobHandler {
         let env = self.env.clone();
         let attached = job.room.room_name().to_string();
         let transport = self.transports.take(&attached);
-        Box::pin(run_job(env, job, transport))
+        let reports = self.reports.clone();
+        Box::pin(async move {
+            let report = run_job(env, job, transport).await?;
+            let unpaired = report.state.transcript.unpaired_tool_calls().len();
+            if let Some(reports) = reports {
+                let _ = reports.send((attached, report));
+            }
+            if unpaired > 0 {
+                return Err(format!("{unpaired} tool calls left without a result"));
+            }
+            Ok(())
+        })
     }
 }
 
-async fn run_job(env: SessionEnv, job: JobContext, transport: Option<SessionIo>) -> JobResult {
+async fn run_job(
+    env: SessionEnv,
+    job: JobContext,
+    transport: Option<SessionIo>,
+) -> Result<SessionReport, String> {
     // Without a registered transport the room's media would carry the caller;
     // until a media transport is plugged in, the session hears nothing and
     // its speech goes to the log.
@@ -120,11 +138,7 @@ async fn run_job(env: SessionEnv, job: JobContext, transport: Option<SessionIo>)
         .await
         .map_err(|e| format!("session task failed: {e}"))?;
     room.leave().await;
-    let unpaired = report.state.transcript.unpaired_tool_calls().len();
-    if unpaired > 0 {
-        return Err(format!("{unpaired} tool calls left without a result"));
-    }
-    Ok(())
+    Ok(report)
 }
 
 fn agent_state_of(name: &str) -> AgentState {
