@@ -78,6 +78,7 @@ impl SimulationReport {
             ("immediate_repeats", self.immediate_repeats),
             ("false_promises", self.false_promises),
             ("panics", self.panics),
+            ("sessions_failed", self.sessions_failed),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)

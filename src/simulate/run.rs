@@ -147,7 +147,9 @@ pub async fn run(
     let mut worker_config =
         WorkerConfig::new(loopback.url(), lk.api_key.clone(), lk.api_secret.clone());
     worker_config.agent_name = "voxguard-simulate".into();
-    worker_config.max_sessions = u32::try_from(plan.concurrency).unwrap_or(u32::MAX);
+    // Headroom over the callers' concurrency: a session still winding down
+    // after its caller hung up holds a slot for a moment.
+    worker_config.max_sessions = u32::try_from(plan.concurrency.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
     let transports = Transports::default();
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<(String, SessionReport)>();
     let handler = Arc::new(SessionJobHandler {
@@ -225,7 +227,8 @@ pub async fn run(
     // Every session reports once its job ends; wait for them (bounded).
     let mut reports: HashMap<String, SessionReport> = HashMap::new();
     let wait_until = Instant::now() + Duration::from_secs(10);
-    while reports.len() < logs.len() {
+    let dispatched = logs.iter().filter(|log| log.dispatch_error.is_none()).count();
+    while reports.len() < dispatched {
         match tokio::time::timeout_at(wait_until, reports_rx.recv()).await {
             Ok(Some((room, report))) => {
                 reports.insert(room, report);

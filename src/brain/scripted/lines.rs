@@ -12,6 +12,16 @@ use crate::brain::signals::{Question, Signals, Urgency};
 pub struct Wording {
     pub seed: u64,
     pub picks: u64,
+    /// Fingerprint of the last line picked (0 before the first), so the
+    /// same wording is never picked twice in a row.
+    #[serde(default)]
+    pub last: u64,
+}
+
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1
 }
 
 impl Wording {
@@ -19,7 +29,12 @@ impl Wording {
         let mut rng =
             SmallRng::seed_from_u64(self.seed ^ self.picks.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         self.picks += 1;
-        variants[rng.random_range(0..variants.len())]
+        let mut index = rng.random_range(0..variants.len());
+        if fingerprint(variants[index]) == self.last {
+            index = (index + 1) % variants.len();
+        }
+        self.last = fingerprint(variants[index]);
+        variants[index]
     }
 }
 
@@ -66,7 +81,10 @@ pub fn question(wording: &mut Wording, question: Question) -> String {
         | Question::MeetingInterest
         | Question::SlotChoice
         | Question::Callback
-        | Question::ValueFit => &["Could you say that again?"],
+        | Question::ValueFit => &[
+            "Could you say that again?",
+            "Sorry, I didn't quite catch that. One more time?",
+        ],
     };
     wording.pick(variants).to_owned()
 }
@@ -164,4 +182,25 @@ pub fn goodbye(wording: &mut Wording) -> String {
             "Thanks for calling. Talk soon!",
         ])
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_wording_is_never_picked_twice_in_a_row() {
+        let mut wording = Wording {
+            seed: 9,
+            picks: 0,
+            last: 0,
+        };
+        let variants = ["one", "two"];
+        let mut previous = "";
+        for _ in 0..1000 {
+            let line = wording.pick(&variants);
+            assert_ne!(line, previous);
+            previous = line;
+        }
+    }
 }

@@ -117,7 +117,11 @@ impl ScriptedState {
             pending: Vec::new(),
             calls_made: 0,
             resume_stage: None,
-            wording: Wording { seed, picks: 0 },
+            wording: Wording {
+                seed,
+                picks: 0,
+                last: 0,
+            },
             ended: false,
         }
     }
