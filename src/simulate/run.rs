@@ -93,8 +93,11 @@ const CALLER: [&str; 8] = [
     "yes, that sounds great",
     "sure, it's {email}",
     "yes please",
-    "the first one",
+    "{choice}",
 ];
+
+/// Callers spread their picks so concurrent callers rarely want the same slot.
+const CHOICES: [&str; 3] = ["the first one", "the second one", "the third one"];
 
 /// The outcome of a run, with the latency samples for `profile tune`.
 pub struct SimulationOutput {
@@ -149,7 +152,8 @@ pub async fn run(
     worker_config.agent_name = "voxguard-simulate".into();
     // Headroom over the callers' concurrency: a session still winding down
     // after its caller hung up holds a slot for a moment.
-    worker_config.max_sessions = u32::try_from(plan.concurrency.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
+    worker_config.max_sessions =
+        u32::try_from(plan.concurrency.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
     let transports = Transports::default();
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<(String, SessionReport)>();
     let handler = Arc::new(SessionJobHandler {
@@ -199,7 +203,7 @@ pub async fn run(
             let now_active = active.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             peak.fetch_max(now_active, std::sync::atomic::Ordering::Relaxed);
             let log = match loopback.dispatch_job(&room, "sim-caller").await {
-                Ok(_) => call(transport, &email, think).await,
+                Ok(_) => call(transport, &email, CHOICES[index % CHOICES.len()], think).await,
                 Err(err) => CallLog {
                     room: room.clone(),
                     dispatch_error: Some(err.to_string()),
@@ -227,7 +231,10 @@ pub async fn run(
     // Every session reports once its job ends; wait for them (bounded).
     let mut reports: HashMap<String, SessionReport> = HashMap::new();
     let wait_until = Instant::now() + Duration::from_secs(10);
-    let dispatched = logs.iter().filter(|log| log.dispatch_error.is_none()).count();
+    let dispatched = logs
+        .iter()
+        .filter(|log| log.dispatch_error.is_none())
+        .count();
     while reports.len() < dispatched {
         match tokio::time::timeout_at(wait_until, reports_rx.recv()).await {
             Ok(Some((room, report))) => {
@@ -246,6 +253,18 @@ pub async fn run(
         .iter()
         .map(|(service, binding)| (service.clone(), binding.timing.budget))
         .collect();
+    if std::env::var_os("VOXGUARD_SIM_TRACE").is_some() {
+        for log in &logs {
+            eprintln!("call {}", log.room);
+            for heard in &log.heard {
+                eprintln!(
+                    "  {:>8.1} ms  {}",
+                    heard.at.as_secs_f64() * 1000.0,
+                    serde_json::to_string(&heard.event).unwrap_or_default()
+                );
+            }
+        }
+    }
     let checked = checks::check(&logs, &reports, &env.phrasebook, &env.bindings, &budget_of);
     let report = SimulationReport {
         scenario: plan.scenario.clone(),
@@ -296,7 +315,12 @@ fn state_name(state: crate::resilience::BreakerState) -> &'static str {
 
 /// One scripted caller: speaks each line once the agent listens, records
 /// what it heard and when.
-async fn call(mut transport: crate::session::TransportIo, email: &str, think: Duration) -> CallLog {
+async fn call(
+    mut transport: crate::session::TransportIo,
+    email: &str,
+    choice: &str,
+    think: Duration,
+) -> CallLog {
     let start = Instant::now();
     let mut log = CallLog::default();
     let mut lines = CALLER.iter();
@@ -324,7 +348,7 @@ async fn call(mut transport: crate::session::TransportIo, email: &str, think: Du
             }
             let next = match lines.next() {
                 Some(line) => CallerEvent::User {
-                    text: line.replace("{email}", email),
+                    text: line.replace("{email}", email).replace("{choice}", choice),
                 },
                 None => CallerEvent::Hangup,
             };
