@@ -26,6 +26,7 @@ pub(super) async fn upgrade(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    const SIGNAL_BUFFER: usize = 8 * 1024;
     let claims = hub.verify(&headers, query.get("access_token").map(String::as_str));
     match claims {
         Some(claims)
@@ -33,7 +34,11 @@ pub(super) async fn upgrade(
                 && !claims.video.room.is_empty()
                 && !claims.sub.is_empty() =>
         {
-            ws.on_upgrade(move |socket| serve(hub, socket, claims))
+            // Signal messages are small; the default 128 KiB buffers per
+            // socket would dominate the stand-in's memory at scale.
+            ws.read_buffer_size(SIGNAL_BUFFER)
+                .write_buffer_size(SIGNAL_BUFFER)
+                .on_upgrade(move |socket| serve(hub, socket, claims))
         }
         _ => {
             hub.record(|r| r.auth_failures += 1);
