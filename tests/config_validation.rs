@@ -239,3 +239,37 @@ fn a_config_file_is_named_by_its_path() {
         "{message}"
     );
 }
+
+#[test]
+fn fleet_settings_that_break_its_promises_are_refused_by_field_and_line() {
+    let slow = format!("{VALID}\n[fleet]\nbackend = \"memory\"\nsync_interval = \"5s\"\n");
+    let message = error(&slow);
+    assert!(
+        message.starts_with("test.toml:20: fleet.sync_interval: must be between 1ms and 1s"),
+        "{message}"
+    );
+
+    let not_redis = format!("{VALID}\n[fleet]\nbackend = \"redis\"\nurl = \"http://cache:6379\"\n");
+    let message = error(&not_redis);
+    assert!(
+        message.starts_with("test.toml:20: fleet.url: is not a Redis URL"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_fleet_section_maps_onto_the_fleet_settings() {
+    let text = format!(
+        "{VALID}\n[fleet]\nbackend = \"redis\"\nurl = \"redis://cache:6379\"\nkey_prefix = \"calls-eu\"\nstate_ttl = \"10m\"\nsync_interval = \"25ms\"\nredis_timeout = \"30ms\"\n"
+    );
+    let settings = Config::from_toml(&text, "test.toml")
+        .unwrap()
+        .fleet_settings();
+    assert_eq!(settings.backend, voxguard::fleet::BackendKind::Redis);
+    assert_eq!(settings.url, "redis://cache:6379");
+    assert_eq!(settings.key_prefix, "calls-eu");
+    assert_eq!(settings.state_ttl, std::time::Duration::from_secs(600));
+    assert_eq!(settings.sync_interval, std::time::Duration::from_millis(25));
+    assert_eq!(settings.redis_timeout, std::time::Duration::from_millis(30));
+    assert_eq!(settings.validate(), Ok(()));
+}

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 
-/// Parses a humantime duration that must be greater than zero.
+/// The longest duration a configuration may hold. Every configured duration
+/// is added to the clock at run time; a cap far beyond any sensible timeout
+/// keeps that arithmetic from overflowing.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Parses a humantime duration that must be greater than zero and at most [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("invalid duration {text:?}: {e}; write it like \"700ms\" or \"3.5s\"")
@@ -14,6 +19,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if duration.is_zero() {
         return Err(format!(
             "invalid duration {text:?}: must be greater than zero"
+        ));
+    }
+    if duration > MAX {
+        return Err(format!(
+            "invalid duration {text:?}: must be at most 365 days"
         ));
     }
     Ok(duration)
@@ -83,6 +93,15 @@ mod tests {
             let d = Duration::from_millis(ms);
             assert_eq!(parse(&format(d)), Ok(d));
         }
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_rejected_so_clock_arithmetic_cannot_overflow() {
+        assert_eq!(parse("365d"), Ok(MAX));
+        assert_eq!(
+            parse("100000000000 years"),
+            Err("invalid duration \"100000000000 years\": must be at most 365 days".to_string())
+        );
     }
 
     #[test]

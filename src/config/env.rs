@@ -12,7 +12,7 @@ use super::sections::FleetBackend;
 type Setter = fn(&mut Config, String) -> Result<(), String>;
 
 /// Every variable voxguard reads, the field it overrides, and how.
-pub const ENV_OVERRIDES: [(&str, &str); 11] = [
+pub const ENV_OVERRIDES: [(&str, &str); 12] = [
     ("LIVEKIT_URL", "livekit.url"),
     ("LIVEKIT_API_KEY", "livekit.api_key"),
     ("LIVEKIT_AGENT_NAME", "worker.agent_name"),
@@ -21,12 +21,13 @@ pub const ENV_OVERRIDES: [(&str, &str); 11] = [
     ("VOXGUARD_DEV_ADDR", "dev.addr"),
     ("VOXGUARD_FLEET_BACKEND", "fleet.backend"),
     ("VOXGUARD_REDIS_URL", "fleet.url"),
+    ("VOXGUARD_LLM", "llm.enabled"),
     ("VOXGUARD_LLM_BASE_URL", "llm.base_url"),
     ("VOXGUARD_LLM_MODEL", "llm.model"),
     ("VOXGUARD_LOG", "log.filter"),
 ];
 
-const SETTERS: [Setter; 11] = [
+const SETTERS: [Setter; 12] = [
     |c, v| {
         c.livekit.url = v;
         Ok(())
@@ -65,6 +66,14 @@ const SETTERS: [Setter; 11] = [
     },
     |c, v| {
         c.fleet.url = Some(v);
+        Ok(())
+    },
+    |c, v| {
+        c.llm.enabled = match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => true,
+            "0" | "false" | "off" | "no" => false,
+            _ => return Err(format!("{v:?} is not a switch; expected \"on\" or \"off\"")),
+        };
         Ok(())
     },
     |c, v| {

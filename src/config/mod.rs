@@ -166,4 +166,40 @@ impl Config {
     pub fn ladder_timing(&self, service: &str) -> Option<LadderTiming> {
         self.resolved_profile(service).map(|p| p.ladder())
     }
+
+    /// The resilience engine's configuration for model requests: the `llm`
+    /// breaker with the service defaults, retries and slow-call threshold
+    /// from `llm.profile`, and room for every session to think at once.
+    pub fn llm_guard_config(&self) -> Option<GuardConfig> {
+        let profile = self.profiles.get(&self.llm.profile)?;
+        let mut guard = GuardConfig::for_service("llm");
+        guard.retry = profile.retry_config();
+        guard.breaker.slow_call_threshold = profile.slow_call_threshold;
+        guard.bulkhead_size = self.worker.max_sessions.max(1);
+        Some(guard)
+    }
+
+    /// The latency ladder timing while the model thinks.
+    pub fn llm_ladder_timing(&self) -> Option<LadderTiming> {
+        self.profiles.get(&self.llm.profile).map(|p| p.ladder())
+    }
+
+    /// The fleet's settings from `[fleet]`: the keys a deployment sets, with
+    /// the fleet's own defaults for the rest.
+    pub fn fleet_settings(&self) -> crate::fleet::FleetConfig {
+        let section = &self.fleet;
+        let defaults = crate::fleet::FleetConfig::default();
+        crate::fleet::FleetConfig {
+            backend: match section.backend {
+                FleetBackend::Memory => crate::fleet::BackendKind::Memory,
+                FleetBackend::Redis => crate::fleet::BackendKind::Redis,
+            },
+            url: section.url.clone().unwrap_or(defaults.url),
+            key_prefix: section.key_prefix.clone(),
+            state_ttl: section.state_ttl,
+            sync_interval: section.sync_interval,
+            redis_timeout: section.redis_timeout,
+            ..defaults
+        }
+    }
 }

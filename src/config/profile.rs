@@ -39,6 +39,17 @@ pub struct LadderTiming {
     pub budget: Duration,
 }
 
+impl From<LadderTiming> for crate::recovery::LadderTiming {
+    fn from(ladder: LadderTiming) -> Self {
+        crate::recovery::LadderTiming {
+            filler_after: ladder.filler_after,
+            filler_repeat: ladder.filler_repeat,
+            filler_max: ladder.filler_max,
+            budget: ladder.budget,
+        }
+    }
+}
+
 impl LadderTiming {
     /// When fillers are spoken if the call is still running, up to `until`
     /// (exclusive): `filler_after`, then every `filler_repeat`, at most

@@ -103,16 +103,27 @@ pub enum FleetBackend {
     Redis,
 }
 
+/// The `[fleet]` section; [`Config::fleet_settings`](super::Config::fleet_settings)
+/// maps it onto [`crate::fleet::FleetConfig`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FleetConfig {
     pub backend: FleetBackend,
     /// Required for `redis`.
     pub url: Option<String>,
+    /// Prefix of every Redis key, so several fleets can share one server.
+    pub key_prefix: String,
+    /// Shared breaker state and saved conversations expire after this long
+    /// without a write.
     #[serde(deserialize_with = "duration::required")]
     pub state_ttl: Duration,
+    /// How often a worker publishes and pulls shared state; ≤ 50ms keeps a
+    /// trip's reach across the fleet under 100 ms.
     #[serde(deserialize_with = "duration::required")]
     pub sync_interval: Duration,
+    /// The longest any single Redis call may take.
+    #[serde(deserialize_with = "duration::required")]
+    pub redis_timeout: Duration,
 }
 
 impl Default for FleetConfig {
@@ -120,8 +131,10 @@ impl Default for FleetConfig {
         FleetConfig {
             backend: FleetBackend::Memory,
             url: None,
+            key_prefix: "voxguard".into(),
             state_ttl: Duration::from_secs(300),
-            sync_interval: Duration::from_secs(1),
+            sync_interval: Duration::from_millis(50),
+            redis_timeout: Duration::from_millis(50),
         }
     }
 }
@@ -129,6 +142,9 @@ impl Default for FleetConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
+    /// Let the model lead the conversation (with the scripted policy as its
+    /// fallback). Off: the scripted policy alone.
+    pub enabled: bool,
     pub base_url: String,
     pub model: String,
     pub api_key: Option<CredentialRef>,
@@ -139,6 +155,7 @@ pub struct LlmConfig {
 impl Default for LlmConfig {
     fn default() -> Self {
         LlmConfig {
+            enabled: false,
             base_url: "https://api.openai.com/v1".into(),
             model: "gpt-4o-mini".into(),
             api_key: Some(CredentialRef::Env("OPENAI_API_KEY".into())),

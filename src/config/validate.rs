@@ -4,12 +4,19 @@
 
 use std::collections::BTreeMap;
 
+use crate::resilience::MAX_WINDOW_SIZE;
+
 use super::Config;
 use super::duration::format as fmt;
 use super::error::Problem;
 use super::profile::Profile;
 use super::service::ServiceConfig;
 use super::spans::SpanIndex;
+
+/// Most attempts a profile may make; more could not be shown or reasoned about.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// Most filler lines (filler plus still-working) a profile may speak in one call.
+pub const MAX_FILLERS: u32 = 100;
 
 /// Collects problems and knows where each field came from.
 pub(crate) struct Report<'a> {
@@ -69,10 +76,29 @@ fn check_profile(
             report.error(&path, message);
         }
     };
+    if profile.filler_max > MAX_FILLERS {
+        problem(
+            &["filler_max"],
+            format!(
+                "{} is more than {MAX_FILLERS}; no caller listens to that many fillers in one call",
+                profile.filler_max
+            ),
+        );
+    }
     if profile.max_attempts == 0 {
         problem(
             &["max_attempts"],
             "must be at least 1 (1 means no retry)".into(),
+        );
+        return;
+    }
+    if profile.max_attempts > MAX_ATTEMPTS {
+        problem(
+            &["max_attempts"],
+            format!(
+                "{} is more than {MAX_ATTEMPTS}; no call is worth that many attempts",
+                profile.max_attempts
+            ),
         );
         return;
     }
@@ -199,6 +225,15 @@ fn check_breaker(service: &ServiceConfig, report: &mut Report<'_>) {
             report.error(&at(field), "must be at least 1".into());
         }
     }
+    if b.window_size > MAX_WINDOW_SIZE {
+        report.error(
+            &at("window_size"),
+            format!(
+                "{} is more than {MAX_WINDOW_SIZE}; the window is allocated up front, one slot per call",
+                b.window_size
+            ),
+        );
+    }
     if b.min_calls > b.window_size {
         report.error(
             &at("min_calls"),
@@ -256,6 +291,8 @@ fn check_sections(config: &Config, report: &mut Report<'_>) {
             "fleet.url",
             "backend \"redis\" needs url, e.g. \"redis://127.0.0.1:6379\"".into(),
         );
+    } else if let Err(problem) = config.fleet_settings().validate() {
+        report.error(&format!("fleet.{}", problem.field), problem.problem);
     }
     if !config.profiles.contains_key(&config.llm.profile) {
         report.error(
@@ -276,4 +313,48 @@ fn known(config: &Config) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, DEFAULT_TOML};
+
+    fn problems_of(text: &str) -> Vec<(Option<usize>, String, String)> {
+        let error = Config::from_toml(text, "t.toml").unwrap_err();
+        error
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.field.clone(), p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn attempts_and_fillers_beyond_what_explain_can_draw_are_rejected() {
+        let text = DEFAULT_TOML
+            .replacen("max_attempts = 2", "max_attempts = 1000000000", 1)
+            .replacen("filler_max = 2", "filler_max = 4000000000", 1);
+        let problems = problems_of(&text);
+        let fields: Vec<&str> = problems.iter().map(|(_, f, _)| f.as_str()).collect();
+        assert!(
+            fields.contains(&"profiles.voice.max_attempts"),
+            "{problems:?}"
+        );
+        assert!(
+            fields.contains(&"profiles.voice.filler_max"),
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|(line, _, _)| line.is_some()));
+    }
+
+    #[test]
+    fn a_breaker_window_too_large_to_allocate_is_rejected_with_its_line() {
+        let text = DEFAULT_TOML.replacen("window_size = 20", "window_size = 4000000000", 1);
+        let problems = problems_of(&text);
+        let window = problems
+            .iter()
+            .find(|(_, field, _)| field.ends_with("breaker.window_size"))
+            .unwrap_or_else(|| panic!("{problems:?}"));
+        assert!(window.0.is_some());
+        assert!(window.2.contains("more than 100000"), "{}", window.2);
+    }
 }

@@ -50,6 +50,10 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
 }
 
+/// The largest sliding window a breaker accepts: one byte per slot is
+/// allocated up front, and no failure rate needs more calls than this to judge.
+pub const MAX_WINDOW_SIZE: u32 = 100_000;
+
 impl BreakerConfig {
     /// How long the breaker stays open after its `reopenings`-th re-opening.
     pub fn open_duration(&self, reopenings: u32) -> Duration {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::backoff::{BackoffConfig, BackoffKind};
-use super::breaker::BreakerConfig;
+use super::breaker::{BreakerConfig, MAX_WINDOW_SIZE};
 use super::budget::BudgetConfig;
 use super::guard::GuardConfig;
 use super::retry::RetryConfig;
@@ -64,7 +64,7 @@ impl GuardConfig {
     pub fn validate(&self) -> Result<(), GuardConfigError> {
         let (retry, breaker, budget) = (&self.retry, &self.breaker, &self.budget);
         let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
-        let checks: [(bool, &'static str, String); 15] = [
+        let checks: [(bool, &'static str, String); 16] = [
             (
                 !self.service.is_empty(),
                 "service",
@@ -105,6 +105,11 @@ impl GuardConfig {
                 breaker.window_size >= breaker.min_calls,
                 "breaker.window_size",
                 "must be at least breaker.min_calls".into(),
+            ),
+            (
+                breaker.window_size <= MAX_WINDOW_SIZE,
+                "breaker.window_size",
+                format!("must be at most {MAX_WINDOW_SIZE}"),
             ),
             (
                 rate_ok(breaker.failure_rate),
@@ -178,6 +183,17 @@ mod tests {
         let mut config = GuardConfig::for_service("crm");
         config.breaker.min_calls = 2;
         assert_eq!(config.validate().unwrap_err().field, "breaker.min_calls");
+    }
+
+    #[test]
+    fn a_window_too_large_to_allocate_is_rejected() {
+        let mut config = GuardConfig::for_service("crm");
+        config.breaker.window_size = MAX_WINDOW_SIZE;
+        assert_eq!(config.validate(), Ok(()));
+        config.breaker.window_size = 4_000_000_000;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.field, "breaker.window_size");
+        assert!(error.problem.contains("at most 100000"), "{error}");
     }
 
     #[test]

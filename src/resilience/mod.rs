@@ -19,7 +19,9 @@ pub mod registry;
 pub mod retry;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffKind};
-pub use breaker::{BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, Permit};
+pub use breaker::{
+    BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, MAX_WINDOW_SIZE, Permit,
+};
 pub use breaker_events::{
     BreakerEvent, BreakerListener, Listeners, TransitionReason, broadcast_listener,
     metrics_listener, tracing_listener,

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use super::http::{AttemptBudget, Endpoint, HttpLayer};
+use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{ActivitySummary, RecentEvent};
 use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
@@ -24,7 +24,7 @@ const USER_ACTIVITY: Endpoint = Endpoint {
     name: "useractivity",
 };
 /// How many recent events to summarise.
-const RECENT_EVENTS: usize = 5;
+pub const RECENT_EVENTS: usize = 5;
 
 pub struct AmplitudeClient {
     http: HttpLayer,
@@ -39,10 +39,11 @@ struct UserSearch {
     matches: Vec<UserMatch>,
 }
 
-#[derive(Deserialize)]
-struct UserMatch {
-    user_id: Option<String>,
-    amplitude_id: u64,
+/// One user a search matched.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct UserMatch {
+    pub(crate) user_id: Option<String>,
+    pub(crate) amplitude_id: u64,
 }
 
 #[derive(Deserialize)]
@@ -102,45 +103,23 @@ impl AmplitudeClient {
         user: &str,
     ) -> Result<Option<ActivitySummary>, CallError> {
         let budget = AttemptBudget::start(ctx);
-        let search: UserSearch = self
+        let search = self
             .http
-            .send_json(
+            .send(
                 &budget,
                 USER_SEARCH,
                 self.get("/api/2/usersearch").query(&[("user", user)]),
             )
             .await?;
-        let Some(found) = search.matches.into_iter().next() else {
+        let Some(found) = decode_user_search(&search.body)? else {
             return Ok(None);
         };
         let request = self.get("/api/2/useractivity").query(&[
             ("user", found.amplitude_id.to_string()),
             ("limit", RECENT_EVENTS.to_string()),
         ]);
-        let activity: UserActivity = self.http.send_json(&budget, USER_ACTIVITY, request).await?;
-        let data = activity.user_data;
-        Ok(Some(ActivitySummary {
-            user_id: data
-                .user_id
-                .or(found.user_id)
-                .unwrap_or_else(|| user.to_string()),
-            amplitude_id: found.amplitude_id,
-            last_seen: data.last_used,
-            first_seen: data.first_used,
-            event_count: data.num_events,
-            session_count: data.num_sessions,
-            platform: data.platform,
-            country: data.country,
-            recent_events: activity
-                .events
-                .into_iter()
-                .take(RECENT_EVENTS)
-                .map(|e| RecentEvent {
-                    event_type: e.event_type,
-                    time: e.event_time,
-                })
-                .collect(),
-        }))
+        let activity = self.http.send(&budget, USER_ACTIVITY, request).await?;
+        decode_user_activity(&activity.body, found, user).map(Some)
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -149,4 +128,42 @@ impl AmplitudeClient {
             .get(format!("{}{path}", self.base_url))
             .basic_auth(self.api_key.expose(), Some(self.secret_key.expose()))
     }
+}
+
+/// The first user a `usersearch` answer matched, if any.
+pub(crate) fn decode_user_search(body: &[u8]) -> Result<Option<UserMatch>, CallError> {
+    let search: UserSearch = decode_json(USER_SEARCH, body)?;
+    Ok(search.matches.into_iter().next())
+}
+
+/// The summary of a `useractivity` answer for the user `found` by searching for `user`.
+pub(crate) fn decode_user_activity(
+    body: &[u8],
+    found: UserMatch,
+    user: &str,
+) -> Result<ActivitySummary, CallError> {
+    let activity: UserActivity = decode_json(USER_ACTIVITY, body)?;
+    let data = activity.user_data;
+    Ok(ActivitySummary {
+        user_id: data
+            .user_id
+            .or(found.user_id)
+            .unwrap_or_else(|| user.to_string()),
+        amplitude_id: found.amplitude_id,
+        last_seen: data.last_used,
+        first_seen: data.first_used,
+        event_count: data.num_events,
+        session_count: data.num_sessions,
+        platform: data.platform,
+        country: data.country,
+        recent_events: activity
+            .events
+            .into_iter()
+            .take(RECENT_EVENTS)
+            .map(|e| RecentEvent {
+                event_type: e.event_type,
+                time: e.event_time,
+            })
+            .collect(),
+    })
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{AttemptBudget, Endpoint, HttpLayer};
+use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{BookingConfirmation, BookingRequest, Slot, SlotQuery, Slots};
 use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
@@ -89,25 +89,15 @@ impl ChiliPiperClient {
             "meetingTypeRef": {"id": query.meeting_type_id, "timestamp": query.starts_at},
             "interval": {"startsAt": query.starts_at, "duration": iso_duration(query.window)}
         });
-        let found: StartTimes = self
+        let reply = self
             .http
-            .send_json(
+            .send(
                 &budget,
                 SLOTS,
                 self.post("/v1/org/availability/slots").json(&body),
             )
             .await?;
-        Ok(Slots {
-            host_user_id: query.host_user_id.clone(),
-            meeting_type_id: query.meeting_type_id.clone(),
-            slots: found
-                .start_times
-                .into_iter()
-                .map(|s| Slot {
-                    start_time: s.start_time,
-                })
-                .collect(),
-        })
+        decode_slots(&reply.body, query)
     }
 
     /// Book the meeting. Every attempt sends the request's idempotency key.
@@ -127,13 +117,8 @@ impl ChiliPiperClient {
             .post("/v1/org/meetings/book")
             .header(IDEMPOTENCY_KEY_HEADER, &booking.idempotency_key)
             .json(&body);
-        let booked: Booked = self.http.send_json(&budget, BOOK, request).await?;
-        Ok(BookingConfirmation {
-            meeting_id: booked.meeting_id,
-            start_time: booked.start_time,
-            host_user_id: booked.host_user_id,
-            host_name: booked.host_name,
-        })
+        let reply = self.http.send(&budget, BOOK, request).await?;
+        decode_booking(&reply.body)
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -142,6 +127,33 @@ impl ChiliPiperClient {
             .post(format!("{}{path}", self.base_url))
             .bearer_auth(self.api_key.expose())
     }
+}
+
+/// The start times an availability answer offers for `query`.
+pub(crate) fn decode_slots(body: &[u8], query: &SlotQuery) -> Result<Slots, CallError> {
+    let found: StartTimes = decode_json(SLOTS, body)?;
+    Ok(Slots {
+        host_user_id: query.host_user_id.clone(),
+        meeting_type_id: query.meeting_type_id.clone(),
+        slots: found
+            .start_times
+            .into_iter()
+            .map(|s| Slot {
+                start_time: s.start_time,
+            })
+            .collect(),
+    })
+}
+
+/// The meeting a booking answer confirms.
+pub(crate) fn decode_booking(body: &[u8]) -> Result<BookingConfirmation, CallError> {
+    let booked: Booked = decode_json(BOOK, body)?;
+    Ok(BookingConfirmation {
+        meeting_id: booked.meeting_id,
+        start_time: booked.start_time,
+        host_user_id: booked.host_user_id,
+        host_name: booked.host_name,
+    })
 }
 
 /// `PT<seconds>S`, the ISO 8601 form the availability operation accepts.

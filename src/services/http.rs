@@ -245,7 +245,7 @@ async fn read_limited(
 
 /// Classify a non-2xx answer. Auth failures get a detail naming the credential
 /// to check; other details carry only the vendor's error code.
-fn classify_status(
+pub(crate) fn classify_status(
     endpoint: Endpoint,
     code: u16,
     body: &[u8],

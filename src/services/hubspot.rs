@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{AttemptBudget, Endpoint, HttpLayer};
+use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{CrmRecord, CrmSource, OpenOpportunity};
 use super::ratelimit::Vendor;
 use super::{Secret, SideEffect};
@@ -100,41 +100,23 @@ impl HubSpotClient {
             "properties": ["email", "firstname", "lastname", "lifecyclestage", "hubspot_owner_id", "company"],
             "limit": 1
         });
-        let page: SearchPage<ContactProperties> = self
+        let reply = self
             .http
-            .send_json(
+            .send(
                 &budget,
                 CONTACT_SEARCH,
                 self.post("/crm/v3/objects/contacts/search").json(&search),
             )
             .await?;
-        let Some(contact) = page.results.into_iter().next() else {
+        let Some(contact) = decode_contact_search(&reply.body)? else {
             return Ok(None);
         };
-        let props = contact.properties;
-        let owner = match props
-            .hubspot_owner_id
-            .as_deref()
-            .filter(|id| !id.is_empty())
-        {
-            Some(owner_id) => self.owner_name(&budget, owner_id).await?,
-            None => None,
-        };
-        let open_opportunity = self.open_deal(&budget, &contact.id).await?;
-        let name = [props.firstname, props.lastname]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        Ok(Some(CrmRecord {
-            source: CrmSource::HubSpot,
-            id: contact.id,
-            name: (!name.is_empty()).then_some(name),
-            owner,
-            lifecycle_stage: props.lifecyclestage,
-            company: props.company,
-            open_opportunity,
-        }))
+        let mut record = contact.record;
+        if let Some(owner_id) = &contact.owner_id {
+            record.owner = self.owner_name(&budget, owner_id).await?;
+        }
+        record.open_opportunity = self.open_deal(&budget, &record.id).await?;
+        Ok(Some(record))
     }
 
     async fn owner_name(
@@ -148,15 +130,8 @@ impl HubSpotClient {
             .client()
             .get(format!("{}{path}", self.base_url))
             .bearer_auth(self.access_token.expose());
-        match self.http.send_json::<Owner>(budget, OWNER, request).await {
-            Ok(owner) => {
-                let name = [owner.first_name, owner.last_name]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Ok((!name.is_empty()).then_some(name))
-            }
+        match self.http.send(budget, OWNER, request).await {
+            Ok(reply) => decode_owner_name(&reply.body),
             // An owner who left the portal is a missing name, not a failed lookup.
             Err(CallError::Status { code: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -177,23 +152,15 @@ impl HubSpotClient {
             "sorts": [{"propertyName": "closedate", "direction": "ASCENDING"}],
             "limit": 1
         });
-        let page: SearchPage<DealProperties> = self
+        let reply = self
             .http
-            .send_json(
+            .send(
                 budget,
                 DEAL_SEARCH,
                 self.post("/crm/v3/objects/deals/search").json(&search),
             )
             .await?;
-        Ok(page.results.into_iter().next().map(|deal| OpenOpportunity {
-            name: deal.properties.dealname.unwrap_or_default(),
-            stage: deal.properties.dealstage.unwrap_or_default(),
-            amount: deal.properties.amount.and_then(|a| a.parse().ok()),
-            close_date: deal
-                .properties
-                .closedate
-                .map(|d| d.chars().take(10).collect()),
-        }))
+        decode_deal_search(&reply.body)
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -202,4 +169,63 @@ impl HubSpotClient {
             .post(format!("{}{path}", self.base_url))
             .bearer_auth(self.access_token.expose())
     }
+}
+
+/// A contact search's first result: the record without its owner's name and
+/// open deal (each needs a request of its own), and the owner id to look up.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FoundContact {
+    pub(crate) record: CrmRecord,
+    pub(crate) owner_id: Option<String>,
+}
+
+/// The first contact a search answer holds, if any.
+pub(crate) fn decode_contact_search(body: &[u8]) -> Result<Option<FoundContact>, CallError> {
+    let page: SearchPage<ContactProperties> = decode_json(CONTACT_SEARCH, body)?;
+    let Some(contact) = page.results.into_iter().next() else {
+        return Ok(None);
+    };
+    let props = contact.properties;
+    let name = [props.firstname, props.lastname]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Some(FoundContact {
+        record: CrmRecord {
+            source: CrmSource::HubSpot,
+            id: contact.id,
+            name: (!name.is_empty()).then_some(name),
+            owner: None,
+            lifecycle_stage: props.lifecyclestage,
+            company: props.company,
+            open_opportunity: None,
+        },
+        owner_id: props.hubspot_owner_id.filter(|id| !id.is_empty()),
+    }))
+}
+
+/// An owner's display name, `None` when the owner has no name on file.
+pub(crate) fn decode_owner_name(body: &[u8]) -> Result<Option<String>, CallError> {
+    let owner: Owner = decode_json(OWNER, body)?;
+    let name = [owner.first_name, owner.last_name]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((!name.is_empty()).then_some(name))
+}
+
+/// The first open deal a deal search answer holds, if any.
+pub(crate) fn decode_deal_search(body: &[u8]) -> Result<Option<OpenOpportunity>, CallError> {
+    let page: SearchPage<DealProperties> = decode_json(DEAL_SEARCH, body)?;
+    Ok(page.results.into_iter().next().map(|deal| OpenOpportunity {
+        name: deal.properties.dealname.unwrap_or_default(),
+        stage: deal.properties.dealstage.unwrap_or_default(),
+        amount: deal.properties.amount.and_then(|a| a.parse().ok()),
+        close_date: deal
+            .properties
+            .closedate
+            .map(|d| d.chars().take(10).collect()),
+    }))
 }

@@ -28,6 +28,8 @@
 
 pub mod amplitude;
 pub mod chilipiper;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hubspot;
 pub mod model;

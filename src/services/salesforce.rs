@@ -9,7 +9,6 @@
 //! auth failure looks the same to recovery.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
@@ -37,10 +36,12 @@ pub struct SalesforceClient {
     session: Mutex<Option<Session>>,
 }
 
-#[derive(Clone)]
-struct Session {
-    access_token: Secret,
-    instance_url: String,
+/// An access token and the instance it is valid for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Session {
+    pub(crate) access_token: Secret,
+    /// Without a trailing `/`.
+    pub(crate) instance_url: String,
 }
 
 #[derive(Deserialize)]
@@ -156,7 +157,7 @@ impl SalesforceClient {
     ) -> Result<Option<CrmRecord>, CallError> {
         let budget = AttemptBudget::start(ctx);
         let email = soql_quote(email);
-        let contacts: QueryResult<ContactRow> = self
+        let contacts = self
             .query(
                 &budget,
                 &format!(
@@ -165,26 +166,14 @@ impl SalesforceClient {
                 ),
             )
             .await?;
-        if let Some(contact) = contacts.records.into_iter().next() {
-            let open_opportunity = match &contact.account_id {
-                Some(account_id) => self.open_opportunity(&budget, account_id).await?,
-                None => None,
-            };
-            let account = contact.account;
-            return Ok(Some(CrmRecord {
-                source: CrmSource::SalesforceContact,
-                id: contact.id,
-                name: contact.name,
-                owner: account
-                    .as_ref()
-                    .and_then(|a| a.owner.as_ref())
-                    .and_then(|o| o.name.clone()),
-                lifecycle_stage: account.as_ref().and_then(|a| a.kind.clone()),
-                company: account.and_then(|a| a.name),
-                open_opportunity,
-            }));
+        if let Some(contact) = decode_contact_query(&contacts)? {
+            let mut record = contact.record;
+            if let Some(account_id) = &contact.account_id {
+                record.open_opportunity = self.open_opportunity(&budget, account_id).await?;
+            }
+            return Ok(Some(record));
         }
-        let leads: QueryResult<LeadRow> = self
+        let leads = self
             .query(
                 &budget,
                 &format!(
@@ -193,15 +182,7 @@ impl SalesforceClient {
                 ),
             )
             .await?;
-        Ok(leads.records.into_iter().next().map(|lead| CrmRecord {
-            source: CrmSource::SalesforceLead,
-            id: lead.id,
-            name: lead.name,
-            owner: lead.owner.and_then(|o| o.name),
-            lifecycle_stage: lead.status,
-            company: lead.company,
-            open_opportunity: None,
-        }))
+        decode_lead_query(&leads)
     }
 
     async fn open_opportunity(
@@ -214,21 +195,13 @@ impl SalesforceClient {
              WHERE AccountId = {} AND IsClosed = false ORDER BY CloseDate ASC LIMIT 1",
             soql_quote(account_id)
         );
-        let rows: QueryResult<OpportunityRow> = self.query(budget, &soql).await?;
-        Ok(rows.records.into_iter().next().map(|o| OpenOpportunity {
-            name: o.name,
-            stage: o.stage_name,
-            amount: o.amount,
-            close_date: o.close_date,
-        }))
+        let rows = self.query(budget, &soql).await?;
+        decode_opportunity_query(&rows)
     }
 
     /// Run one SOQL query, refreshing the session once if Salesforce says it is invalid.
-    async fn query<R: DeserializeOwned>(
-        &self,
-        budget: &AttemptBudget,
-        soql: &str,
-    ) -> Result<QueryResult<R>, CallError> {
+    /// Returns the body of the answer.
+    async fn query(&self, budget: &AttemptBudget, soql: &str) -> Result<Vec<u8>, CallError> {
         let session = self.session(budget).await?;
         match self.query_with(budget, &session, soql).await {
             Err(CallError::Status { code: 401, .. }) => {
@@ -254,12 +227,12 @@ impl SalesforceClient {
         }
     }
 
-    async fn query_with<R: DeserializeOwned>(
+    async fn query_with(
         &self,
         budget: &AttemptBudget,
         session: &Session,
         soql: &str,
-    ) -> Result<QueryResult<R>, CallError> {
+    ) -> Result<Vec<u8>, CallError> {
         let request = self
             .http
             .client()
@@ -269,7 +242,8 @@ impl SalesforceClient {
             ))
             .query(&[("q", soql)])
             .bearer_auth(session.access_token.expose());
-        self.http.send_json(budget, QUERY, request).await
+        let reply = self.http.send(budget, QUERY, request).await?;
+        Ok(reply.body)
     }
 
     async fn session(&self, budget: &AttemptBudget) -> Result<Session, CallError> {
@@ -303,14 +277,7 @@ impl SalesforceClient {
             }
             Err(e) => return Err(e),
         };
-        let token: TokenResponse = decode_json(TOKEN, &reply.body)?;
-        let session = Session {
-            access_token: token.access_token,
-            instance_url: token
-                .instance_url
-                .map(|u| u.trim_end_matches('/').to_string())
-                .unwrap_or_else(|| self.base_url.clone()),
-        };
+        let session = decode_token(&reply.body, &self.base_url)?;
         *cached = Some(session.clone());
         Ok(session)
     }
@@ -326,9 +293,128 @@ impl SalesforceClient {
     }
 }
 
+/// The session a token answer grants; `login_url` is the instance when the
+/// answer names none. A session that could not be used (no token that fits
+/// an `Authorization` header, an instance that is not an http(s) URL) is a
+/// decode error: cached, it would fail every query without ever being refreshed.
+pub(crate) fn decode_token(body: &[u8], login_url: &str) -> Result<Session, CallError> {
+    let token: TokenResponse = decode_json(TOKEN, body)?;
+    let unusable = |what: &str| CallError::Decode {
+        detail: format!("salesforce token: {what}"),
+    };
+    let access_token = token.access_token.expose();
+    if access_token.is_empty()
+        || reqwest::header::HeaderValue::from_str(&format!("Bearer {access_token}")).is_err()
+    {
+        return Err(unusable(UNUSABLE_TOKEN));
+    }
+    let instance_url = token
+        .instance_url
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| login_url.to_string());
+    let queryable =
+        reqwest::Url::parse(&format!("{instance_url}/services/data/{API_VERSION}/query"))
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+    if !queryable {
+        return Err(unusable(UNUSABLE_INSTANCE));
+    }
+    Ok(Session {
+        access_token: token.access_token,
+        instance_url,
+    })
+}
+
+/// Why a token answer was refused although it parsed.
+pub const UNUSABLE_TOKEN: &str = "access_token is empty or not a valid header value";
+pub const UNUSABLE_INSTANCE: &str = "instance_url is not an http(s) URL";
+
+/// A contact query's first row: the record without its open opportunity
+/// (that needs a query of its own), and the account to look it up by.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FoundContact {
+    pub(crate) record: CrmRecord,
+    pub(crate) account_id: Option<String>,
+}
+
+/// The first contact a query answer holds, if any.
+pub(crate) fn decode_contact_query(body: &[u8]) -> Result<Option<FoundContact>, CallError> {
+    let rows: QueryResult<ContactRow> = decode_json(QUERY, body)?;
+    Ok(rows.records.into_iter().next().map(|contact| {
+        let account = contact.account;
+        FoundContact {
+            record: CrmRecord {
+                source: CrmSource::SalesforceContact,
+                id: contact.id,
+                name: contact.name,
+                owner: account
+                    .as_ref()
+                    .and_then(|a| a.owner.as_ref())
+                    .and_then(|o| o.name.clone()),
+                lifecycle_stage: account.as_ref().and_then(|a| a.kind.clone()),
+                company: account.and_then(|a| a.name),
+                open_opportunity: None,
+            },
+            account_id: contact.account_id,
+        }
+    }))
+}
+
+/// The first lead a query answer holds, if any.
+pub(crate) fn decode_lead_query(body: &[u8]) -> Result<Option<CrmRecord>, CallError> {
+    let rows: QueryResult<LeadRow> = decode_json(QUERY, body)?;
+    Ok(rows.records.into_iter().next().map(|lead| CrmRecord {
+        source: CrmSource::SalesforceLead,
+        id: lead.id,
+        name: lead.name,
+        owner: lead.owner.and_then(|o| o.name),
+        lifecycle_stage: lead.status,
+        company: lead.company,
+        open_opportunity: None,
+    }))
+}
+
+/// The first open opportunity a query answer holds, if any.
+pub(crate) fn decode_opportunity_query(body: &[u8]) -> Result<Option<OpenOpportunity>, CallError> {
+    let rows: QueryResult<OpportunityRow> = decode_json(QUERY, body)?;
+    Ok(rows.records.into_iter().next().map(|o| OpenOpportunity {
+        name: o.name,
+        stage: o.stage_name,
+        amount: o.amount,
+        close_date: o.close_date,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_answer_that_could_not_be_used_is_a_decode_error_not_a_cached_session() {
+        let login = "https://acme.my.salesforce.com";
+        let session = decode_token(
+            br#"{"access_token":"00D!AR8","instance_url":"https://acme.my.salesforce.com/"}"#,
+            login,
+        )
+        .unwrap();
+        assert_eq!(session.instance_url, login);
+        for (body, why) in [
+            (
+                &br#"{"access_token":"00D!AR8","instance_url":"hrce.com00000000"}"#[..],
+                UNUSABLE_INSTANCE,
+            ),
+            (br#"{"access_token":""}"#, UNUSABLE_TOKEN),
+            (br#"{"access_token":"a\nb"}"#, UNUSABLE_TOKEN),
+        ] {
+            let error = decode_token(body, login).unwrap_err();
+            assert_eq!(
+                error,
+                CallError::Decode {
+                    detail: format!("salesforce token: {why}")
+                }
+            );
+            assert!(!error.is_transient());
+        }
+    }
 
     #[test]
     fn soql_literals_escape_quotes_and_backslashes() {
