@@ -80,8 +80,11 @@ async fn worker_view(State(worker): State<WorkerHandle>) -> impl IntoResponse {
     Json(worker.snapshot())
 }
 
-async fn prometheus_text() -> impl IntoResponse {
+async fn prometheus_text(State(worker): State<WorkerHandle>) -> impl IntoResponse {
     let handle = metrics::prometheus();
+    if let Some(fleet) = worker.snapshot().fleet {
+        metrics::fleet_health(&fleet);
+    }
     handle.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

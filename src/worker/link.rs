@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::config::WorkerConfig;
 use super::job::{CancelReason, SharedHandler};
 use super::metrics;
 use super::protocol::{self, ConnectError, ProtocolError};
@@ -290,67 +291,98 @@ impl Link<'_> {
         message: ServerMessage,
         received: Instant,
     ) -> Result<(), ConnectError> {
-        match message {
-            ServerMessage::Availability(request) => {
-                let Some(job) = request.job else {
-                    tracing::warn!("availability request without a job ignored");
-                    return Ok(());
-                };
-                let available = self.state.try_reserve(&job.id);
-                let response = self.availability_response(&job, available);
+        match server_action(self.state, message) {
+            ServerAction::Answer(response) => {
+                let available = response.available;
+                let job_id = response.job_id.clone();
                 send(socket, WorkerMessage::Availability(response)).await?;
                 metrics::availability_answered(received.elapsed(), available);
-                tracing::debug!(job_id = %job.id, available, "availability answered");
+                tracing::debug!(%job_id, available, "availability answered");
             }
-            ServerMessage::Assignment(assignment) => {
-                start_session(self.state, Arc::clone(self.handler), assignment);
+            ServerAction::Start(assignment) => {
+                start_session(self.state, Arc::clone(self.handler), *assignment);
             }
-            ServerMessage::Termination(termination) => {
-                self.state.drop_reservation(&termination.job_id);
-                if self
-                    .state
-                    .cancel(&termination.job_id, CancelReason::Terminated)
-                {
-                    tracing::info!(job_id = %termination.job_id, "server terminated the job");
-                }
-            }
-            ServerMessage::Pong(pong) => {
-                let rtt = protocol::unix_millis() - pong.last_timestamp;
-                tracing::trace!(rtt_ms = rtt, "worker pong");
-            }
-            ServerMessage::Register(_) => tracing::debug!("repeated registration response ignored"),
-            ServerMessage::GoAway(_) => {
-                return Err(ConnectError::Closed("server sent GoAway".into()));
-            }
+            ServerAction::Nothing => {}
+            ServerAction::Close(error) => return Err(error),
         }
         Ok(())
     }
+}
 
-    fn availability_response(
-        &self,
-        job: &proto::Job,
-        available: bool,
-    ) -> proto::AvailabilityResponse {
-        let config = &self.state.config;
-        let mut response = proto::AvailabilityResponse {
-            job_id: job.id.clone(),
-            available,
-            ..Default::default()
-        };
-        if available {
-            response.participant_identity = format!("agent-{}", job.id);
-            response.participant_name = if config.agent_name.is_empty() {
-                "voxguard".into()
-            } else {
-                config.agent_name.clone()
+/// What the connection must do about one server message, once the ledger
+/// has taken it in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerAction {
+    /// Send this availability answer; an accepted job's slot is already reserved.
+    Answer(proto::AvailabilityResponse),
+    /// Start a session for this assignment.
+    Start(Box<proto::JobAssignment>),
+    /// Nothing to send.
+    Nothing,
+    /// End the connection with this error.
+    Close(ConnectError),
+}
+
+/// Decides a registered connection's answer to one server message and
+/// updates the ledger (reservations, cancellations) on the way. Synchronous
+/// and free of I/O: the serve loop carries out the returned action.
+pub fn server_action(state: &WorkerState, message: ServerMessage) -> ServerAction {
+    match message {
+        ServerMessage::Availability(request) => {
+            let Some(job) = request.job else {
+                tracing::warn!("availability request without a job ignored");
+                return ServerAction::Nothing;
             };
-            response.participant_attributes.insert(
-                protocol::AGENT_STATE_ATTRIBUTE.into(),
-                "initializing".into(),
-            );
+            let available = state.try_reserve(&job.id);
+            ServerAction::Answer(availability_response(&state.config, &job, available))
         }
-        response
+        ServerMessage::Assignment(assignment) => ServerAction::Start(Box::new(assignment)),
+        ServerMessage::Termination(termination) => {
+            state.drop_reservation(&termination.job_id);
+            if state.cancel(&termination.job_id, CancelReason::Terminated) {
+                tracing::info!(job_id = %termination.job_id, "server terminated the job");
+            }
+            ServerAction::Nothing
+        }
+        ServerMessage::Pong(pong) => {
+            // The timestamp is the server's echo of ours; never trust it in arithmetic.
+            let rtt = protocol::unix_millis().saturating_sub(pong.last_timestamp);
+            tracing::trace!(rtt_ms = rtt, "worker pong");
+            ServerAction::Nothing
+        }
+        ServerMessage::Register(_) => {
+            tracing::debug!("repeated registration response ignored");
+            ServerAction::Nothing
+        }
+        ServerMessage::GoAway(_) => {
+            ServerAction::Close(ConnectError::Closed("server sent GoAway".into()))
+        }
     }
+}
+
+fn availability_response(
+    config: &WorkerConfig,
+    job: &proto::Job,
+    available: bool,
+) -> proto::AvailabilityResponse {
+    let mut response = proto::AvailabilityResponse {
+        job_id: job.id.clone(),
+        available,
+        ..Default::default()
+    };
+    if available {
+        response.participant_identity = format!("agent-{}", job.id);
+        response.participant_name = if config.agent_name.is_empty() {
+            "voxguard".into()
+        } else {
+            config.agent_name.clone()
+        };
+        response.participant_attributes.insert(
+            protocol::AGENT_STATE_ATTRIBUTE.into(),
+            "initializing".into(),
+        );
+    }
+    response
 }
 
 async fn send(socket: &mut Socket, message: WorkerMessage) -> Result<(), ConnectError> {
@@ -361,7 +393,7 @@ async fn send(socket: &mut Socket, message: WorkerMessage) -> Result<(), Connect
 }
 
 /// One received frame: `Some` protobuf message, `None` for control frames.
-fn read_frame(
+pub(super) fn read_frame(
     frame: Option<Result<Message, tungstenite::Error>>,
     limit: usize,
 ) -> Result<Option<ServerMessage>, ConnectError> {
@@ -389,5 +421,53 @@ fn read_frame(
                 .unwrap_or_else(|| "close frame".into()),
         )),
         Some(Ok(_)) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_sessions: u32) -> Arc<WorkerState> {
+        let mut config = WorkerConfig::new("ws://127.0.0.1:7880", "key", "secret");
+        config.max_sessions = max_sessions;
+        WorkerState::new(config).0
+    }
+
+    #[test]
+    fn a_pong_echoing_any_timestamp_is_taken_without_overflow() {
+        let state = state(1);
+        for last_timestamp in [i64::MIN, -1, i64::MAX] {
+            let pong = ServerMessage::Pong(proto::WorkerPong {
+                last_timestamp,
+                timestamp: 0,
+            });
+            assert_eq!(server_action(&state, pong), ServerAction::Nothing);
+        }
+    }
+
+    #[test]
+    fn availability_reserves_up_to_capacity_and_termination_frees_the_slot() {
+        let state = state(1);
+        let ask = |id: &str| {
+            let request = proto::AvailabilityRequest {
+                job: Some(proto::Job {
+                    id: id.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match server_action(&state, ServerMessage::Availability(request)) {
+                ServerAction::Answer(answer) => answer.available,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(ask("AJ_1"));
+        assert!(!ask("AJ_2"), "one slot only");
+        let terminate = ServerMessage::Termination(proto::JobTermination {
+            job_id: "AJ_1".into(),
+        });
+        assert_eq!(server_action(&state, terminate), ServerAction::Nothing);
+        assert!(ask("AJ_2"));
     }
 }

@@ -43,6 +43,10 @@ pub struct LoopbackConfig {
     pub ws_ping_interval: Duration,
     /// The URL sent in job assignments; `None` uses this server's own URL.
     pub public_url: Option<String>,
+    /// Keep every job update, status, join, leave and attribute update in
+    /// [`Records`] (tests read them). Off, only the counters are kept, so a
+    /// long simulation does not grow with every call it made.
+    pub keep_history: bool,
 }
 
 impl Default for LoopbackConfig {
@@ -54,6 +58,7 @@ impl Default for LoopbackConfig {
             availability_timeout: Duration::from_secs(3),
             ws_ping_interval: Duration::from_secs(10),
             public_url: None,
+            keep_history: true,
         }
     }
 }
@@ -102,7 +107,8 @@ enum AgentCommand {
 
 #[derive(Debug)]
 enum RtcCommand {
-    Send(proto::signal_response::Message),
+    /// Boxed: the message enum is large and a queue block holds 32 of them.
+    Send(Box<proto::signal_response::Message>),
 }
 
 struct AgentConnection {
@@ -149,6 +155,16 @@ impl Hub {
     fn record(&self, update: impl FnOnce(&mut Records)) {
         update(&mut self.lock().records);
         self.changed.notify_waiters();
+    }
+
+    /// Like [`Hub::record`], for the per-call history that is only kept
+    /// with [`LoopbackConfig::keep_history`].
+    fn record_history(&self, update: impl FnOnce(&mut Records)) {
+        if self.config.keep_history {
+            self.record(update);
+        } else {
+            self.changed.notify_waiters();
+        }
     }
 
     fn verify(&self, headers: &HeaderMap, query_token: Option<&str>) -> Option<Claims> {

@@ -11,6 +11,15 @@ pub const JOBS_TOTAL: &str = "voxguard_worker_jobs_total";
 pub const AVAILABILITY_SECONDS: &str = "voxguard_worker_availability_seconds";
 pub const RECONNECTS_TOTAL: &str = "voxguard_worker_reconnects_total";
 pub const REGISTERED: &str = "voxguard_worker_registered";
+/// 1 for the fleet's backend (label `backend`: memory | redis), 0 for the other.
+pub const FLEET_BACKEND: &str = "voxguard_fleet_backend";
+/// 1 while the last sync round reached the fleet's backend.
+pub const FLEET_CONNECTED: &str = "voxguard_fleet_connected";
+/// The breaker guarding Redis: 0 closed, 1 half-open, 2 open.
+pub const FLEET_REDIS_BREAKER: &str = "voxguard_fleet_redis_breaker_state";
+pub const FLEET_LAST_SYNC_AGE: &str = "voxguard_fleet_last_sync_age_seconds";
+/// Saved conversations waiting for Redis to come back.
+pub const FLEET_QUEUED_SESSIONS: &str = "voxguard_fleet_queued_sessions";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -54,4 +63,30 @@ pub fn reconnect(reason: &'static str) {
 
 pub fn registered(is_registered: bool) {
     metrics::gauge!(REGISTERED).set(if is_registered { 1.0 } else { 0.0 });
+}
+
+/// The fleet backend's health as gauges, fresh for each scrape.
+pub fn fleet_health(health: &crate::fleet::FleetHealth) {
+    use crate::fleet::BackendKind;
+    use crate::resilience::BreakerState;
+    for kind in [BackendKind::Memory, BackendKind::Redis] {
+        let name = match kind {
+            BackendKind::Memory => "memory",
+            BackendKind::Redis => "redis",
+        };
+        let active = if kind == health.backend { 1.0 } else { 0.0 };
+        metrics::gauge!(FLEET_BACKEND, "backend" => name).set(active);
+    }
+    metrics::gauge!(FLEET_CONNECTED).set(if health.connected { 1.0 } else { 0.0 });
+    let breaker = match health.redis_breaker {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    };
+    metrics::gauge!(FLEET_REDIS_BREAKER).set(breaker);
+    let age = health
+        .last_sync_age_ms
+        .map_or(f64::INFINITY, |ms| ms as f64 / 1000.0);
+    metrics::gauge!(FLEET_LAST_SYNC_AGE).set(age);
+    metrics::gauge!(FLEET_QUEUED_SESSIONS).set(health.queued_sessions as f64);
 }

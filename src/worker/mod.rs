@@ -16,6 +16,8 @@
 //! ```
 
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod job;
 mod link;
@@ -25,6 +27,7 @@ pub mod protocol;
 mod room;
 mod runner;
 mod sessions;
+mod signal;
 mod signals;
 
 pub use config::{
@@ -35,6 +38,7 @@ pub use job::{
     CancelReason, CancelSignal, CancelTrigger, FnHandler, HoldUntilCallerLeaves, JobContext,
     JobHandler, JobResult, ScriptedJob, SharedHandler, cancel_pair,
 };
+pub use link::ServerAction;
 pub use protocol::ConnectError;
 pub use room::{AgentState, RoomConnection, RoomError, RoomEvent};
 pub use runner::{Worker, WorkerError, WorkerHandle};

@@ -2,24 +2,32 @@
 //! assignment token. It tracks who is in the room (the job ends when the caller
 //! leaves), publishes the agent's state as the `lk.agent.state` attribute and
 //! leaves cleanly. Media is not handled here.
+//!
+//! One task per room owns the socket (see [`super::signal`]): it applies
+//! participant updates, sends the agent's requests in order, pings at the
+//! interval the server asked for and notices a dead link.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use livekit_api::signal_client::{SignalClient, SignalError, SignalEvent, SignalOptions};
 use livekit_protocol as proto;
 use proto::participant_info::{Kind as ParticipantKind, State as ParticipantState};
 use proto::signal_request::Message as SignalRequest;
 use proto::signal_response::Message as SignalResponse;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 
-use super::protocol::AGENT_STATE_ATTRIBUTE;
+use super::protocol::{AGENT_STATE_ATTRIBUTE, unix_millis};
+use super::signal::{self, Incoming, Keepalive, Socket};
 
 /// Bound on joining a room: the signal connect plus the JoinResponse.
 pub const ROOM_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Room events are rare (joins, leaves); a reader that falls this far behind
+/// sees `Lagged`, and the event that ends a job also travels on a watch.
+const ROOM_EVENTS: usize = 8;
 
 /// What the agent is doing, as other participants see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,13 @@ enum Callers {
     Gone,
 }
 
+/// What the room's task is asked to send.
+enum Request {
+    AgentState(AgentState),
+    /// Send a LeaveRequest, close the socket, then answer.
+    Leave(oneshot::Sender<()>),
+}
+
 /// A handle on the agent's room connection; clones share it.
 #[derive(Clone)]
 pub struct RoomConnection {
@@ -83,13 +98,13 @@ pub struct RoomConnection {
 }
 
 struct RoomInner {
-    client: SignalClient,
     room_name: String,
     local_identity: String,
+    requests: mpsc::Sender<Request>,
     events: broadcast::Sender<RoomEvent>,
     callers: watch::Receiver<Callers>,
     state: Mutex<Option<AgentState>>,
-    pump: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
     left: tokio::sync::Mutex<bool>,
 }
 
@@ -105,19 +120,13 @@ impl std::fmt::Debug for RoomConnection {
 impl RoomConnection {
     /// Joins the room at `url` (http/ws base URL; `/rtc` is appended) with `token`.
     pub async fn connect(url: &str, token: &str) -> Result<Self, RoomError> {
-        let mut options = SignalOptions::default();
-        // voxguard runs its own reconnect logic; one endpoint, one attempt.
-        options.region_failover = false;
-        options.auto_subscribe = true;
-        options.sdk_options.sdk = "voxguard".into();
-        let joined = tokio::time::timeout(
-            ROOM_JOIN_TIMEOUT,
-            SignalClient::connect(url, token, options, None),
-        )
-        .await
-        .map_err(|_| RoomError::JoinTimeout(ROOM_JOIN_TIMEOUT))?;
-        let (client, join, signal_events) =
-            joined.map_err(|e: SignalError| RoomError::Join(e.to_string()))?;
+        // Boxed: connecting (TCP, TLS, the upgrade) is a large future, needed
+        // only until the JoinResponse arrives.
+        let joining = Box::pin(signal::join(url, token));
+        let (socket, join) = tokio::time::timeout(ROOM_JOIN_TIMEOUT, joining)
+            .await
+            .map_err(|_| RoomError::JoinTimeout(ROOM_JOIN_TIMEOUT))?
+            .map_err(|e| RoomError::Join(e.to_string()))?;
 
         let local_identity = join
             .participant
@@ -133,25 +142,34 @@ impl RoomConnection {
         for participant in &join.other_participants {
             roster.apply(participant, &local_identity);
         }
+        let keepalive = Keepalive::of(&join);
+        drop(join);
         let (callers_tx, callers_rx) = watch::channel(roster.callers());
-        let (events_tx, _) = broadcast::channel(64);
-        let pump = tokio::spawn(pump_signal_events(
-            signal_events,
-            roster,
-            local_identity.clone(),
-            events_tx.clone(),
-            callers_tx,
-        ));
+        let (events_tx, _) = broadcast::channel(ROOM_EVENTS);
+        // The agent sends a handful of requests per turn; a full queue makes
+        // `set_agent_state` wait rather than grow memory.
+        let (requests_tx, requests_rx) = mpsc::channel(4);
+        let task = tokio::spawn(
+            RoomTask {
+                socket,
+                roster,
+                local_identity: local_identity.clone(),
+                events: events_tx.clone(),
+                callers: callers_tx,
+                keepalive,
+            }
+            .run(requests_rx),
+        );
         tracing::info!(room = %room_name, identity = %local_identity, "joined room");
         Ok(Self {
             inner: Arc::new(RoomInner {
-                client,
                 room_name,
                 local_identity,
+                requests: requests_tx,
                 events: events_tx,
                 callers: callers_rx,
                 state: Mutex::new(None),
-                pump: Mutex::new(Some(pump)),
+                task: Mutex::new(Some(task)),
                 left: tokio::sync::Mutex::new(false),
             }),
         })
@@ -177,7 +195,7 @@ impl RoomConnection {
     }
 
     /// Publishes `state` as the `lk.agent.state` participant attribute.
-    /// Unchanged states are not re-sent.
+    /// Unchanged states are not re-sent; after the connection closed this does nothing.
     pub async fn set_agent_state(&self, state: AgentState) {
         {
             let mut current = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,18 +204,7 @@ impl RoomConnection {
             }
             *current = Some(state);
         }
-        let update = proto::UpdateParticipantMetadata {
-            attributes: HashMap::from([(
-                AGENT_STATE_ATTRIBUTE.to_string(),
-                state.as_str().to_string(),
-            )]),
-            request_id: self.inner.client.next_request_id(),
-            ..Default::default()
-        };
-        self.inner
-            .client
-            .send(SignalRequest::UpdateMetadata(update))
-            .await;
+        let _ = self.inner.requests.send(Request::AgentState(state)).await;
     }
 
     /// Resolves when every caller that joined has left, or the room connection closed.
@@ -213,29 +220,133 @@ impl RoomConnection {
             return;
         }
         *left = true;
-        let leave = proto::LeaveRequest {
-            can_reconnect: false,
-            reason: proto::DisconnectReason::ClientInitiated as i32,
-            action: proto::leave_request::Action::Disconnect as i32,
-            regions: None,
-        };
+        let (done_tx, done) = oneshot::channel();
         let goodbye = async {
-            self.inner.client.send(SignalRequest::Leave(leave)).await;
-            self.inner.client.close().await;
+            if self
+                .inner
+                .requests
+                .send(Request::Leave(done_tx))
+                .await
+                .is_ok()
+            {
+                let _ = done.await;
+            }
         };
         if tokio::time::timeout(LEAVE_TIMEOUT, goodbye).await.is_err() {
             tracing::warn!(room = %self.inner.room_name, "leaving the room timed out");
         }
-        if let Some(pump) = self
+        if let Some(task) = self
             .inner
-            .pump
+            .task
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            pump.abort();
+            task.abort();
         }
         tracing::info!(room = %self.inner.room_name, "left room");
+    }
+}
+
+/// The room's one task: it owns the socket.
+struct RoomTask {
+    socket: Socket,
+    roster: Roster,
+    local_identity: String,
+    events: broadcast::Sender<RoomEvent>,
+    callers: watch::Sender<Callers>,
+    keepalive: Keepalive,
+}
+
+impl RoomTask {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.keepalive.interval,
+            self.keepalive.interval,
+        );
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let silence = tokio::time::sleep(self.keepalive.timeout);
+        tokio::pin!(silence);
+        let mut request_id = 0u32;
+        let mut rtt = 0i64;
+        let ended = loop {
+            tokio::select! {
+                incoming = signal::next_response(&mut self.socket) => {
+                    if !matches!(incoming, Incoming::Closed(_)) {
+                        silence.as_mut().reset(Instant::now() + self.keepalive.timeout);
+                    }
+                    let message = match incoming {
+                        Incoming::Message(message) => *message,
+                        Incoming::Other => continue,
+                        Incoming::Closed(reason) => break Some(reason),
+                    };
+                    match message {
+                        SignalResponse::Update(update) => {
+                            for participant in &update.participants {
+                                if let Some(event) = self.roster.apply(participant, &self.local_identity) {
+                                    let _ = self.events.send(event);
+                                }
+                            }
+                            self.callers.send_replace(self.roster.callers());
+                        }
+                        SignalResponse::PongResp(pong) => {
+                            rtt = unix_millis().saturating_sub(pong.last_ping_timestamp).max(0);
+                        }
+                        SignalResponse::Leave(_) => {
+                            break Some("server asked the agent to leave".to_string());
+                        }
+                        _ => {}
+                    }
+                }
+                request = requests.recv() => match request {
+                    Some(Request::AgentState(state)) => {
+                        request_id = request_id.wrapping_add(1);
+                        let update = proto::UpdateParticipantMetadata {
+                            attributes: HashMap::from([(
+                                AGENT_STATE_ATTRIBUTE.to_string(),
+                                state.as_str().to_string(),
+                            )]),
+                            request_id,
+                            ..Default::default()
+                        };
+                        if !signal::send(&mut self.socket, SignalRequest::UpdateMetadata(update)).await {
+                            break Some("signal connection failed while sending".to_string());
+                        }
+                    }
+                    Some(Request::Leave(done)) => {
+                        let leave = proto::LeaveRequest {
+                            can_reconnect: false,
+                            reason: proto::DisconnectReason::ClientInitiated as i32,
+                            action: proto::leave_request::Action::Disconnect as i32,
+                            regions: None,
+                        };
+                        if signal::send(&mut self.socket, SignalRequest::Leave(leave)).await {
+                            let _ = self.socket.close(None).await;
+                        }
+                        let _ = done.send(());
+                        break None;
+                    }
+                    // Every handle is gone: nobody will ask to leave.
+                    None => {
+                        let _ = self.socket.close(None).await;
+                        break None;
+                    }
+                },
+                _ = ping.tick() => {
+                    let ping = SignalRequest::PingReq(proto::Ping { timestamp: unix_millis(), rtt });
+                    if !signal::send(&mut self.socket, ping).await {
+                        break Some("signal connection failed while pinging".to_string());
+                    }
+                }
+                _ = &mut silence => {
+                    break Some(format!("no word from the server within {:?}", self.keepalive.timeout));
+                }
+            }
+        };
+        if let Some(reason) = ended {
+            let _ = self.events.send(RoomEvent::Disconnected { reason });
+        }
+        self.callers.send_replace(Callers::Gone);
     }
 }
 
@@ -285,43 +396,6 @@ impl Roster {
             (n, _) => Callers::Present(n),
         }
     }
-}
-
-async fn pump_signal_events(
-    mut signal_events: mpsc::UnboundedReceiver<SignalEvent>,
-    mut roster: Roster,
-    local_identity: String,
-    events: broadcast::Sender<RoomEvent>,
-    callers: watch::Sender<Callers>,
-) {
-    while let Some(event) = signal_events.recv().await {
-        match event {
-            SignalEvent::Message(message) => match *message {
-                SignalResponse::Update(update) => {
-                    for participant in &update.participants {
-                        if let Some(event) = roster.apply(participant, &local_identity) {
-                            let _ = events.send(event);
-                        }
-                    }
-                    callers.send_replace(roster.callers());
-                }
-                SignalResponse::Leave(_) => {
-                    let _ = events.send(RoomEvent::Disconnected {
-                        reason: "server asked the agent to leave".into(),
-                    });
-                    break;
-                }
-                _ => {}
-            },
-            SignalEvent::Close(reason) => {
-                let _ = events.send(RoomEvent::Disconnected {
-                    reason: reason.into_owned(),
-                });
-                break;
-            }
-        }
-    }
-    callers.send_replace(Callers::Gone);
 }
 
 #[cfg(test)]

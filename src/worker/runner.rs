@@ -88,6 +88,12 @@ impl WorkerHandle {
         self.state.snapshot()
     }
 
+    /// Report `fleet`'s health on `/worker` and `/metrics` (the first fleet
+    /// attached stays).
+    pub fn attach_fleet(&self, fleet: crate::fleet::Fleet) {
+        let _ = self.state.fleet.set(fleet);
+    }
+
     /// The address the health server bound (after [`Worker::run`] started it).
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.state.health_addr.get().copied()

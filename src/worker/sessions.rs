@@ -19,6 +19,7 @@ use super::config::WorkerConfig;
 use super::job::{CancelReason, CancelTrigger, JobContext, SharedHandler, cancel_pair};
 use super::metrics;
 use super::room::{AgentState, RoomConnection};
+use crate::fleet::{Fleet, FleetHealth};
 
 /// How the worker presents itself to the server and the health endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +41,9 @@ pub struct WorkerSnapshot {
     pub status: WorkerLoad,
     pub draining: bool,
     pub connected: bool,
+    /// The shared-state backend's health, when the worker runs in a fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetHealth>,
 }
 
 struct RunningSession {
@@ -70,6 +74,8 @@ pub struct WorkerState {
     sessions_runtime: OnceLock<Handle>,
     /// Where the health server actually listens, once started.
     pub health_addr: OnceLock<std::net::SocketAddr>,
+    /// The fleet whose health `/worker` and `/metrics` report.
+    pub fleet: OnceLock<Fleet>,
 }
 
 impl WorkerState {
@@ -82,6 +88,7 @@ impl WorkerState {
             session_ended: Notify::new(),
             sessions_runtime: OnceLock::new(),
             health_addr: OnceLock::new(),
+            fleet: OnceLock::new(),
         });
         (state, outbound_rx)
     }
@@ -240,6 +247,7 @@ impl WorkerState {
             },
             draining: ledger.draining,
             connected: ledger.connected,
+            fleet: self.fleet.get().map(Fleet::health),
         }
     }
 

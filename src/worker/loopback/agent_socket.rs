@@ -189,11 +189,18 @@ fn on_worker_message(
             None
         }
         WorkerMessage::UpdateJob(update) => {
-            hub.record(|r| r.job_updates.push((id, update)));
+            let finished = [proto::JobStatus::JsSuccess, proto::JobStatus::JsFailed]
+                .map(|s| s as i32)
+                .contains(&update.status);
+            if finished {
+                // A finished job no longer belongs to this worker.
+                hub.lock().assignments.remove(&update.job_id);
+            }
+            hub.record_history(|r| r.job_updates.push((id, update)));
             None
         }
         WorkerMessage::UpdateWorker(status) => {
-            hub.record(|r| r.worker_statuses.push((id, status)));
+            hub.record_history(|r| r.worker_statuses.push((id, status)));
             None
         }
         WorkerMessage::Ping(ping) => {

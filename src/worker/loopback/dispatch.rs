@@ -97,7 +97,7 @@ impl LoopbackHandle {
                 return Err(DispatchError::AvailabilityTimeout(timeout));
             }
         };
-        hub.record(|r| r.availability_latencies.push(latency));
+        hub.record_history(|r| r.availability_latencies.push(latency));
         if !response.available || response.terminate {
             return Err(DispatchError::Declined);
         }

@@ -40,6 +40,7 @@ impl LoopbackHandle {
         info.state = proto::participant_info::State::Disconnected as i32;
         info.disconnect_reason = proto::DisconnectReason::ClientInitiated as i32;
         announce(room, info);
+        close_if_empty(&mut state, room_name);
         true
     }
 
@@ -93,13 +94,24 @@ pub(super) fn add_caller(
     room.sid.clone()
 }
 
+/// A room nobody is in, or connected to, is closed, as LiveKit closes empty rooms.
+pub(super) fn close_if_empty(state: &mut HubState, room_name: &str) {
+    if state
+        .rooms
+        .get(room_name)
+        .is_some_and(|room| room.participants.is_empty() && room.signal_links.is_empty())
+    {
+        state.rooms.remove(room_name);
+    }
+}
+
 fn announce(room: &RoomState, info: proto::ParticipantInfo) {
     let update = proto::ParticipantUpdate {
         participants: vec![info],
     };
     for link in room.signal_links.values() {
-        let _ = link.send(RtcCommand::Send(proto::signal_response::Message::Update(
-            update.clone(),
+        let _ = link.send(RtcCommand::Send(Box::new(
+            proto::signal_response::Message::Update(update.clone()),
         )));
     }
 }

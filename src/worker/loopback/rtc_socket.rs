@@ -17,6 +17,7 @@ use proto::signal_request::Message as SignalRequest;
 use proto::signal_response::Message as SignalResponse;
 use tokio::sync::mpsc;
 
+use super::rooms::close_if_empty;
 use super::{Hub, RtcCommand, ensure_room};
 use crate::worker::protocol::unix_millis;
 
@@ -26,7 +27,7 @@ pub(super) async fn upgrade(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    const SIGNAL_BUFFER: usize = 8 * 1024;
+    const SIGNAL_BUFFER: usize = 4 * 1024;
     let claims = hub.verify(&headers, query.get("access_token").map(String::as_str));
     match claims {
         Some(claims)
@@ -86,7 +87,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
             ..Default::default()
         }
     };
-    hub.record(|r| r.room_joins.push((room_name.clone(), identity.clone())));
+    hub.record_history(|r| r.room_joins.push((room_name.clone(), identity.clone())));
 
     let (mut sink, mut stream) = socket.split();
     if sink.send(signal(SignalResponse::Join(join))).await.is_err() {
@@ -114,7 +115,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
             }
             command = command_rx.recv() => {
                 let Some(RtcCommand::Send(response)) = command else { break };
-                if sink.send(signal(response)).await.is_err() { break }
+                if sink.send(signal(*response)).await.is_err() { break }
             }
         }
     }
@@ -145,20 +146,22 @@ fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest
             {
                 participant.attributes.extend(update.attributes.clone());
             }
-            for (key, value) in update.attributes {
-                state.records.attribute_updates.push((
-                    room_name.into(),
-                    identity.into(),
-                    key,
-                    value,
-                ));
+            if hub.config.keep_history {
+                for (key, value) in update.attributes {
+                    state.records.attribute_updates.push((
+                        room_name.into(),
+                        identity.into(),
+                        key,
+                        value,
+                    ));
+                }
             }
             drop(state);
             hub.changed.notify_waiters();
             Reply::None
         }
         SignalRequest::Leave(_) => {
-            hub.record(|r| r.room_leaves.push((room_name.into(), identity.into())));
+            hub.record_history(|r| r.room_leaves.push((room_name.into(), identity.into())));
             Reply::Leave
         }
         _ => Reply::None,
@@ -171,6 +174,7 @@ fn forget(hub: &Hub, room_name: &str, identity: &str) {
         room.participants.remove(identity);
         room.signal_links.remove(identity);
     }
+    close_if_empty(&mut state, room_name);
 }
 
 fn signal(message: SignalResponse) -> WsMessage {
