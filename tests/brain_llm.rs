@@ -2,18 +2,14 @@
 //! streaming, tool-call assembly, tool results going back, every failure
 //! classified into a CallError, and the hybrid brain's fallback.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::header;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+mod llm_fake;
+
+use llm_fake::{Reply, StreamEnd, finish, serve, stream, text, tool};
 use voxguard::brain::llm::{ApiKey, LlmBrain, LlmConfig, LlmSetupError};
 use voxguard::brain::{
     Action, BrainMode, BrainState, FollowUp, HybridBrain, ScriptedConfig, Stage, StartContext,
@@ -21,171 +17,11 @@ use voxguard::brain::{
 };
 use voxguard::resilience::{CallError, ErrorKind};
 
-/// What the fake server does with the next request.
-#[derive(Clone)]
-enum Reply {
-    /// An SSE body sent in `chunk`-byte pieces; then `[DONE]` unless `cut`,
-    /// or the connection hangs / breaks after the pieces.
-    Stream {
-        events: Vec<Value>,
-        chunk: usize,
-        end: StreamEnd,
-    },
-    Status {
-        code: u16,
-        retry_after: Option<&'static str>,
-        body: &'static str,
-    },
-    Raw(&'static str),
-    Json(Value),
-    Hang,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum StreamEnd {
-    Done,
-    Cut,
-    Hang,
-    Break,
-}
-
-#[derive(Default)]
-struct Fake {
-    replies: Mutex<VecDeque<Reply>>,
-    requests: Mutex<Vec<(HeaderMap, Value)>>,
-}
-
-impl Fake {
-    fn then(&self, reply: Reply) -> &Fake {
-        self.replies.lock().unwrap().push_back(reply);
-        self
-    }
-
-    fn request(&self, n: usize) -> (HeaderMap, Value) {
-        self.requests.lock().unwrap()[n].clone()
-    }
-
-    fn request_count(&self) -> usize {
-        self.requests.lock().unwrap().len()
-    }
-}
-
-async fn chat(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    fake.requests.lock().unwrap().push((headers, body));
-    let reply = fake
-        .replies
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Reply::Status {
-            code: 500,
-            retry_after: None,
-            body: "no reply scripted",
-        });
-    match reply {
-        Reply::Stream { events, chunk, end } => {
-            let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-            if end == StreamEnd::Done {
-                text.push_str("data: [DONE]\n\n");
-            }
-            let pieces: Vec<String> = text
-                .as_bytes()
-                .chunks(chunk)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            let stream = futures_util::stream::unfold(
-                (pieces.into_iter(), end),
-                |(mut pieces, end)| async move {
-                    match pieces.next() {
-                        Some(piece) => {
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                            Some((Ok::<String, std::io::Error>(piece), (pieces, end)))
-                        }
-                        None if end == StreamEnd::Hang => {
-                            std::future::pending::<()>().await;
-                            None
-                        }
-                        None if end == StreamEnd::Break => Some((
-                            Err(std::io::Error::other("connection dropped")),
-                            (pieces, StreamEnd::Cut),
-                        )),
-                        None => None,
-                    }
-                },
-            );
-            (
-                [(header::CONTENT_TYPE, "text/event-stream")],
-                Body::from_stream(stream),
-            )
-                .into_response()
-        }
-        Reply::Status {
-            code,
-            retry_after,
-            body,
-        } => {
-            let mut response = (StatusCode::from_u16(code).unwrap(), body).into_response();
-            if let Some(value) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, value.parse().unwrap());
-            }
-            response
-        }
-        Reply::Raw(text) => ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response(),
-        Reply::Json(value) => axum::Json(value).into_response(),
-        Reply::Hang => {
-            std::future::pending::<()>().await;
-            unreachable!()
-        }
-    }
-}
-
-async fn serve() -> (Arc<Fake>, String) {
-    let fake = Arc::new(Fake::default());
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (fake, format!("http://{addr}/v1"))
-}
-
 fn config(base_url: &str) -> LlmConfig {
     LlmConfig {
         api_key: Some(ApiKey::new("test-key")),
         attempt_timeout: Duration::from_secs(5),
         ..LlmConfig::new(base_url, "fake-model")
-    }
-}
-
-fn text(content: &str) -> Value {
-    json!({ "choices": [{ "index": 0, "delta": { "content": content } }] })
-}
-
-fn tool(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
-    let mut call = json!({ "index": index, "function": { "arguments": arguments } });
-    if let Some(id) = id {
-        call["id"] = json!(id);
-        call["type"] = json!("function");
-    }
-    if let Some(name) = name {
-        call["function"]["name"] = json!(name);
-    }
-    json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [call] } }] })
-}
-
-fn finish(reason: &str) -> Value {
-    json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": reason }] })
-}
-
-fn stream(events: Vec<Value>) -> Reply {
-    Reply::Stream {
-        events,
-        chunk: 11,
-        end: StreamEnd::Done,
     }
 }
 

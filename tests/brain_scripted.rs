@@ -370,6 +370,48 @@ fn a_corrected_email_is_looked_up_again() {
     );
 }
 
+#[test]
+fn a_failed_lookup_is_retried_when_the_caller_asks_or_repeats_the_email_and_never_otherwise() {
+    let ctx = StartContext {
+        caller_email: Some("jane@acme.com".into()),
+        ..StartContext::default()
+    };
+    let (mut s, hello) = Session::start(ScriptedConfig::default(), ctx);
+    let (activity_id, _, _) = tool_call(&hello).unwrap();
+    let (crm_id, _, _) =
+        tool_call(&s.tool(&activity_id, ok(json!({"docs_processed": 40})))).expect("CRM looked up");
+    let kind = ErrorKind::Timeout;
+    assert!(s.tool(&crm_id, ToolResultView::Failed { kind }).is_empty());
+
+    assert_eq!(
+        tool_call(&s.user("we're about eight people")),
+        None,
+        "an ordinary answer does not retry a failed lookup"
+    );
+    let (retry_id, name, args) =
+        tool_call(&s.user("could you try again?")).expect("asked to retry, it looks up again");
+    assert_eq!(
+        (name, args),
+        (
+            ToolName::SalesforceLookup,
+            json!({ "email": "jane@acme.com" })
+        ),
+        "only the lookup that failed is run again"
+    );
+    assert_eq!(
+        tool_call(&s.user("yes, try again")),
+        None,
+        "no second lookup while one is running"
+    );
+    assert!(
+        s.tool(&retry_id, ToolResultView::Failed { kind })
+            .is_empty()
+    );
+    let (_, name, _) = tool_call(&s.user("it's jane@acme.com"))
+        .expect("giving the same email again retries the failed lookup");
+    assert_eq!(name, ToolName::SalesforceLookup);
+}
+
 fn until_slots_listed() -> (Session, String) {
     let mut s = qualified_caller_until_offer(ok(json!({})), ok(json!({})));
     let (slots_id, _, _) = tool_call(&s.user("yes")).unwrap();

@@ -1,7 +1,7 @@
 //! The dev page's JSON API: live service cards and fault controls wired to
 //! the CRM simulator's admin API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::Json;
@@ -15,16 +15,65 @@ use crate::services::sim::FaultUpdate;
 
 use super::DevState;
 
+/// How many recent tool calls a service card shows.
+const RECENT_CALLS: usize = 40;
+
 /// The fault each service is set to from the page.
 #[derive(Default)]
 pub struct FaultBoard {
     faults: Mutex<BTreeMap<String, String>>,
 }
 
-#[derive(Serialize)]
+/// Tool calls as the agent lived them, per service: how long the caller
+/// waited for each and how it ended. The simulator's own request log cannot
+/// say this: a hung request never finishes there, and retries are separate
+/// requests.
+#[derive(Default)]
+pub struct ToolCallBoard {
+    services: Mutex<BTreeMap<String, ServiceCalls>>,
+}
+
+#[derive(Default)]
+struct ServiceCalls {
+    total: usize,
+    recent: VecDeque<Sample>,
+}
+
+impl ToolCallBoard {
+    pub fn record(&self, service: &str, elapsed_ms: f64, outcome: &str) {
+        let Ok(mut services) = self.services.lock() else {
+            return;
+        };
+        let calls = services.entry(service.to_owned()).or_default();
+        calls.total += 1;
+        if calls.recent.len() == RECENT_CALLS {
+            calls.recent.pop_front();
+        }
+        calls.recent.push_back(Sample {
+            ms: elapsed_ms,
+            ok: matches!(outcome, "ok" | "not_found"),
+            outcome: outcome.to_owned(),
+        });
+    }
+
+    fn card_data(&self, service: &str) -> (usize, Vec<Sample>) {
+        self.services
+            .lock()
+            .ok()
+            .and_then(|services| {
+                services
+                    .get(service)
+                    .map(|c| (c.total, c.recent.iter().cloned().collect()))
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Serialize)]
 pub struct Sample {
     ms: f64,
     ok: bool,
+    outcome: String,
 }
 
 #[derive(Serialize)]
@@ -33,9 +82,12 @@ pub struct ServiceCard {
     display_name: String,
     breaker: BreakerState,
     fault: String,
+    /// Tool calls to this service, with the latency the caller waited.
     calls: usize,
     p50_ms: f64,
     recent_latencies_ms: Vec<Sample>,
+    /// HTTP requests the simulator received for this service (retries count).
+    requests: usize,
 }
 
 pub async fn services(State(state): State<DevState>) -> Json<Vec<ServiceCard>> {
@@ -52,19 +104,7 @@ pub async fn services(State(state): State<DevState>) -> Json<Vec<ServiceCard>> {
         .iter()
         .map(|(service, binding)| {
             let prefix = format!("{service}.");
-            let recent: Vec<Sample> = requests
-                .iter()
-                .filter(|r| r.endpoint.starts_with(&prefix))
-                .rev()
-                .take(40)
-                .map(|r| Sample {
-                    ms: r.latency_ms as f64,
-                    ok: r.fault == "none",
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let (calls, recent) = state.tool_calls.card_data(service);
             let mut sorted: Vec<f64> = recent.iter().map(|s| s.ms).collect();
             sorted.sort_by(f64::total_cmp);
             ServiceCard {
@@ -75,12 +115,13 @@ pub async fn services(State(state): State<DevState>) -> Json<Vec<ServiceCard>> {
                     .get(service)
                     .cloned()
                     .unwrap_or_else(|| "healthy".into()),
-                calls: requests
+                calls,
+                p50_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+                recent_latencies_ms: recent,
+                requests: requests
                     .iter()
                     .filter(|r| r.endpoint.starts_with(&prefix))
                     .count(),
-                p50_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
-                recent_latencies_ms: recent,
             }
         })
         .collect();

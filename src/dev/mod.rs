@@ -9,13 +9,14 @@
 mod api;
 pub mod console;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, put};
 
@@ -38,6 +39,7 @@ pub struct DevState {
     pub env: SessionEnv,
     pub worker: WorkerHandle,
     pub faults: Arc<api::FaultBoard>,
+    pub tool_calls: Arc<api::ToolCallBoard>,
     next_room: Arc<AtomicU64>,
 }
 
@@ -89,6 +91,7 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
     let worker =
         Worker::new(worker_config, handler).map_err(|e| DevError::Worker(e.to_string()))?;
     let worker_handle = worker.handle();
+    worker_handle.attach_fleet(env.fleet.clone());
     let worker_task = tokio::spawn(async move {
         if let Err(err) = worker.run().await {
             tracing::error!(error = %err, "dev worker stopped");
@@ -105,6 +108,7 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         env,
         worker: worker_handle,
         faults: Arc::new(api::FaultBoard::default()),
+        tool_calls: Arc::new(api::ToolCallBoard::default()),
         next_room: Arc::new(AtomicU64::new(1)),
     };
     let app = Router::new()
@@ -152,20 +156,26 @@ async fn converse(mut socket: WebSocket, state: DevState) {
         let frame = AgentEvent::Error {
             message: format!("could not start the agent: {err}"),
         };
-        let _ = socket
-            .send(Message::Text(
-                serde_json::to_string(&frame).unwrap_or_default().into(),
-            ))
-            .await;
+        let _ = send_event(&mut socket, &frame).await;
         return;
     }
+    let mut tally = ToolTally::default();
     loop {
         tokio::select! {
             event = transport.from_session.recv() => match event {
                 Some(event) => {
+                    tally.observe(&event, &state.tool_calls);
                     let ended = matches!(event, AgentEvent::SessionEnded { .. });
-                    let text = serde_json::to_string(&event).unwrap_or_default();
-                    if socket.send(Message::Text(text.into())).await.is_err() || ended {
+                    if send_event(&mut socket, &event).await.is_err() {
+                        break;
+                    }
+                    if ended {
+                        // A closing handshake, so the browser sees a clean end
+                        // of call rather than a dropped connection.
+                        let _ = socket.send(Message::Close(Some(CloseFrame {
+                            code: close_code::NORMAL,
+                            reason: "call ended".into(),
+                        }))).await;
                         break;
                     }
                 }
@@ -179,15 +189,53 @@ async fn converse(mut socket: WebSocket, state: DevState) {
                         }
                     }
                     Err(message) => {
-                        let frame = serde_json::to_string(&AgentEvent::Error { message }).unwrap_or_default();
-                        let _ = socket.send(Message::Text(frame.into())).await;
+                        let _ = send_event(&mut socket, &AgentEvent::Error { message }).await;
                     }
                 },
+                Some(Ok(Message::Binary(_))) => {
+                    let message = "binary frames are not part of the protocol; send JSON text frames such as {\"type\":\"user\",\"text\":\"...\"}".to_owned();
+                    let _ = send_event(&mut socket, &AgentEvent::Error { message }).await;
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             },
         }
     }
     let _ = transport.to_session.send(CallerEvent::Hangup).await;
     state.loopback.participant_leaves(&room, caller);
+}
+
+async fn send_event(socket: &mut WebSocket, event: &AgentEvent) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(event).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await
+}
+
+/// Pairs a call's `tool_finished` with the service its `tool_started` named,
+/// for the service cards.
+#[derive(Default)]
+struct ToolTally {
+    in_flight: HashMap<String, String>,
+}
+
+impl ToolTally {
+    fn observe(&mut self, event: &AgentEvent, board: &api::ToolCallBoard) {
+        match event {
+            AgentEvent::ToolStarted {
+                call_id, service, ..
+            } => {
+                self.in_flight.insert(call_id.clone(), service.clone());
+            }
+            AgentEvent::ToolFinished {
+                call_id,
+                outcome,
+                elapsed_ms,
+                ..
+            } => {
+                if let Some(service) = self.in_flight.remove(call_id) {
+                    board.record(&service, *elapsed_ms, outcome);
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! What every session of a process shares: the phrase book, the CRM
-//! clients, one guard per service (so breakers see all sessions' calls), and
-//! the session settings. Built once from the configuration.
+//! clients, one guard per service (so breakers see all sessions' calls), the
+//! fleet (breakers and retry budgets shared with other workers, saved
+//! conversations) and the session settings. Built once from the configuration.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use crate::brain::{CrmChoice, ScriptedConfig};
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::recovery::{LadderTiming, PhraseBook, ServiceBinding};
 use crate::resilience::{BreakerRegistry, Clock, Guard, metrics_listener, tracing_listener};
 use crate::services::sim::CrmSimulator;
@@ -15,6 +17,7 @@ use crate::services::{
     AmplitudeClient, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient, Secret,
 };
 
+use super::brain::LlmSetup;
 use super::tools::{CalendarSettings, Toolbox};
 
 /// Shared by all sessions of one process.
@@ -26,6 +29,11 @@ pub struct SessionEnv {
     pub registry: Arc<BreakerRegistry>,
     pub handoff_after: u32,
     pub scripted: ScriptedConfig,
+    /// Set when `[llm] enabled`: the model leads, the script is its fallback.
+    pub llm: Option<LlmSetup>,
+    /// Every service's breaker and retry budget are shared through it;
+    /// sessions save their state to it after each turn.
+    pub fleet: Fleet,
 }
 
 /// Why the session environment could not be built.
@@ -39,6 +47,8 @@ pub enum EnvError {
     Http(String),
     #[error("credentials: {0}")]
     Credentials(String),
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 /// Where the CRM clients point and with what credentials.
@@ -121,11 +131,29 @@ impl CrmEndpoints {
 }
 
 impl SessionEnv {
-    /// Build the clients and one guard per configured service.
+    /// Build the clients and one guard per configured service, sharing them
+    /// through the fleet the config's `[fleet]` section asks for. Must be
+    /// called inside a tokio runtime (the fleet runs a sync task).
     pub fn build(
         config: &Config,
         endpoints: CrmEndpoints,
         seed: u64,
+    ) -> Result<SessionEnv, EnvError> {
+        let fleet =
+            Fleet::new(config.fleet_settings()).map_err(|e| EnvError::Fleet(e.to_string()))?;
+        SessionEnv::build_with_fleet(config, endpoints, seed, fleet)
+    }
+
+    /// Like [`SessionEnv::build`], on an existing fleet: each service's
+    /// breaker is shared with it and each guard spends retries from the
+    /// fleet's budget for that service. Calls never wait on the fleet: the
+    /// breakers and budgets are local and the fleet syncs them in the
+    /// background.
+    pub fn build_with_fleet(
+        config: &Config,
+        endpoints: CrmEndpoints,
+        seed: u64,
+        fleet: Fleet,
     ) -> Result<SessionEnv, EnvError> {
         let http = HttpLayer::new().map_err(|e| EnvError::Http(e.to_string()))?;
         let toolbox = Toolbox {
@@ -166,26 +194,29 @@ impl SessionEnv {
                 .guard_config(name)
                 .ok_or(EnvError::MissingService(name))?;
             let breaker = registry.get_or_register(name, guard_config.breaker.clone());
+            fleet.share_breaker(breaker.clone());
+            let budget = fleet.retry_budget(name, guard_config.budget);
             let guard: Arc<Guard> = Guard::builder(guard_config)
                 .breaker(breaker)
+                .retry_budget(budget)
                 .seed(seed.wrapping_add(index as u64))
                 .build()
                 .map_err(|e| EnvError::Guard(e.to_string()))?;
-            let ladder = config
+            let timing: LadderTiming = config
                 .ladder_timing(name)
-                .ok_or(EnvError::MissingService(name))?;
-            let timing = LadderTiming {
-                filler_after: ladder.filler_after,
-                filler_repeat: ladder.filler_repeat,
-                filler_max: ladder.filler_max,
-                budget: ladder.budget,
-            };
+                .ok_or(EnvError::MissingService(name))?
+                .into();
             bindings.insert(
                 name.to_string(),
                 ServiceBinding::new(guard, service.display_name.clone(), timing),
             );
         }
+        let llm = LlmSetup::from_config(config, &registry, CrmChoice::Salesforce, seed)?;
+        // The model's breaker too, when there is one: a provider outage seen
+        // by one worker reaches them all.
+        fleet.share_registry(&registry);
         Ok(SessionEnv {
+            llm,
             phrasebook: PhraseBook::embedded(),
             toolbox,
             bindings,
@@ -196,6 +227,7 @@ impl SessionEnv {
                 seed,
                 ..ScriptedConfig::default()
             },
+            fleet,
         })
     }
 }

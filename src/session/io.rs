@@ -26,7 +26,8 @@ pub enum CallerEvent {
 pub enum AgentEvent {
     Speech {
         text: String,
-        /// answer | filler | still_working | failure | unknown_outcome | handoff | recovered | greeting
+        /// answer | filler | still_working | failure | unknown_outcome | handoff | recovered
+        /// (the greeting is an `answer`)
         kind: String,
         interruptible: bool,
     },

@@ -6,9 +6,11 @@
 //! cancels the call in flight and a hang-up ends the session with every tool
 //! call paired.
 
+pub mod brain;
 pub mod convert;
 pub mod env;
 pub mod io;
+pub mod resume;
 pub mod room;
 pub mod tools;
 
@@ -17,14 +19,17 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::brain::{Action, BrainState, ScriptedBrain, StartContext, ToolName};
+use crate::brain::{Action, BrainState, ScriptedBrain, StartContext, ToolName, ToolResultView};
 use crate::recovery::{
-    CancelReason, ConversationState, FailurePolicy, Interrupt, OutcomeKind, PhraseSession,
-    SessionAction, Speech, SpeechKind, ToolCall, ToolRunner,
+    CancelReason, Category, ConversationState, FailurePolicy, Interrupt, LadderTiming, Level,
+    OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction, Speech, SpeechKind,
+    ToolCall, ToolRunner,
 };
 
+pub use brain::{LlmSetup, SessionBrain, Turn};
 pub use env::{CrmEndpoints, EnvError, SessionEnv};
 pub use io::{AgentEvent, CallerEvent, SessionIo, TransportIo};
+pub use resume::{SavedSession, SessionSaver};
 
 /// How one tool call went, as measured by the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +78,7 @@ impl EndReason {
 pub struct Session {
     env: SessionEnv,
     state: ConversationState,
-    brain: ScriptedBrain,
+    brain: SessionBrain,
     runner: ToolRunner,
     outbound: mpsc::Sender<AgentEvent>,
     speech_rx: mpsc::UnboundedReceiver<Speech>,
@@ -81,6 +86,10 @@ pub struct Session {
     turns: u64,
     pending_user: VecDeque<String>,
     ended: Option<EndReason>,
+    /// Where each committed turn's state goes, when the call is resumable.
+    saver: Option<SessionSaver>,
+    /// Said instead of the greeting when this session picks a call up.
+    resume_line: Option<String>,
 }
 
 impl Session {
@@ -94,7 +103,7 @@ impl Session {
         let mut scripted = env.scripted.clone();
         scripted.seed = seed;
         Session {
-            brain: ScriptedBrain::new(scripted),
+            brain: SessionBrain::new(scripted, env.llm.as_ref()),
             env,
             state: ConversationState::new(),
             runner,
@@ -104,14 +113,69 @@ impl Session {
             turns: 0,
             pending_user: VecDeque::new(),
             ended: None,
+            saver: None,
+            resume_line: None,
+        }
+    }
+
+    /// Pick up a conversation another session saved: no greeting, the
+    /// state, signals and transcript carry on from its last committed turn.
+    /// The script leads from there, as after a model failure: the model's
+    /// own history is not saved.
+    pub fn resume(
+        env: SessionEnv,
+        outbound: mpsc::Sender<AgentEvent>,
+        seed: u64,
+        saved: SavedSession,
+    ) -> Session {
+        let mut scripted = env.scripted.clone();
+        scripted.seed = seed;
+        let mut session = Session::new(env, outbound, seed);
+        session.resume_line = Some(saved.resume_line(seed));
+        session.brain = SessionBrain::Scripted(ScriptedBrain::resume(scripted, saved.brain));
+        session.state = saved.state;
+        session.turns = saved.turns;
+        session
+    }
+
+    /// Save the state after every committed turn through `saver`.
+    pub fn saving_to(mut self, saver: SessionSaver) -> Session {
+        self.saver = Some(saver);
+        self
+    }
+
+    /// The state a resumed session needs. Cheap: the transcript's sealed
+    /// chunks are shared, not copied.
+    pub fn snapshot(&self) -> SavedSession {
+        SavedSession {
+            version: resume::SAVED_SESSION_VERSION,
+            state: self.state.clone(),
+            brain: self.brain.state().clone(),
+            turns: self.turns,
+        }
+    }
+
+    fn commit_turn(&self) {
+        if let Some(saver) = &self.saver {
+            saver.save(self.snapshot());
         }
     }
 
     /// Run until the caller leaves, the agent closes, or `inbound` ends.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<CallerEvent>) -> SessionReport {
         self.emit_state("listening").await;
-        let greeting = self.brain.on_start(&StartContext::default());
-        self.perform(greeting, &mut inbound).await;
+        match self.resume_line.take() {
+            Some(line) => {
+                self.runner
+                    .speak(&mut self.state, line, SpeechKind::Recovered);
+                self.flush_speech().await;
+            }
+            None => {
+                let greeting = self.brain.on_start(&StartContext::default());
+                self.perform(greeting, &mut inbound).await;
+            }
+        }
+        self.commit_turn();
         while self.ended.is_none() {
             let text = match self.pending_user.pop_front() {
                 Some(text) => text,
@@ -127,9 +191,9 @@ impl Session {
             self.turns += 1;
             self.state.transcript.push_user(text.clone());
             self.emit_state("thinking").await;
-            let stage = convert::brain_stage(self.state.stage());
-            let actions = self.brain.on_user(&text, &BrainState { stage });
+            let actions = self.ask(Ask::User(&text)).await;
             self.perform(actions, &mut inbound).await;
+            self.commit_turn();
             if self.ended.is_none() {
                 self.emit_state("listening").await;
             }
@@ -140,6 +204,9 @@ impl Session {
             .transcript
             .cancel_unpaired(CancelReason::Shutdown);
         let ended = self.ended.unwrap_or(EndReason::Shutdown);
+        if let Some(saver) = &self.saver {
+            saver.end(ended);
+        }
         let _ = self
             .outbound
             .send(AgentEvent::SessionEnded {
@@ -188,7 +255,7 @@ impl Session {
                     args,
                 } => {
                     let (view, handoff) = self.call_tool(name, args, inbound).await;
-                    let follow = self.brain.on_tool_result(&call_id, view);
+                    let follow = self.ask(Ask::ToolResult(&call_id, view)).await;
                     for action in follow.into_iter().rev() {
                         queue.push_front(action);
                     }
@@ -236,14 +303,17 @@ impl Session {
 
         let toolbox = self.env.toolbox.clone();
         let outcome = {
-            let run = self
-                .runner
-                .run(&mut self.state, call, move |attempt, _call| {
+            // Boxed: the recovery stack's future (Guard, retries, HTTP) is
+            // several KiB, and an idle session should not carry it.
+            let mut run = Box::pin(self.runner.run(
+                &mut self.state,
+                call,
+                move |attempt, _call| {
                     let toolbox = toolbox.clone();
                     let args = args.clone();
                     async move { toolbox.invoke(tool, &args, attempt).await }
-                });
-            tokio::pin!(run);
+                },
+            ));
             let mut speech_rx_closed = false;
             loop {
                 tokio::select! {
@@ -287,7 +357,7 @@ impl Session {
         );
         let rolled_back_exactly = failed.then(|| self.state.rolled_back_to(&before));
         let name = convert::outcome_name(&outcome);
-        let error = outcome.error.as_ref().map(|e| format!("{e:?}"));
+        let error = outcome.error.as_ref().map(ToString::to_string);
         let _ = self
             .outbound
             .send(AgentEvent::ToolFinished {
@@ -312,6 +382,55 @@ impl Session {
         (convert::result_view(&outcome), handoff)
     }
 
+    /// Ask the brain what to do next. While the model thinks the caller
+    /// hears the `llm` profile's filler ladder; when the model fails the
+    /// caller hears an honest line and the script carries on.
+    async fn ask(&mut self, ask: Ask<'_>) -> Vec<Action> {
+        let session = BrainState {
+            stage: convert::brain_stage(self.state.stage()),
+        };
+        let ladder = self
+            .env
+            .llm
+            .as_ref()
+            .filter(|_| self.brain.thinks_remotely())
+            .map(|llm| llm.timing);
+        let turn = {
+            let brain = &mut self.brain;
+            let thinking = async move {
+                match ask {
+                    Ask::User(text) => brain.on_user(text, &session).await,
+                    Ask::ToolResult(call_id, view) => {
+                        brain.on_tool_result(call_id, view, &session).await
+                    }
+                }
+            };
+            match ladder {
+                Some(ladder) => {
+                    keep_company(
+                        thinking,
+                        &ladder,
+                        &mut self.runner,
+                        &mut self.state,
+                        &mut self.speech_rx,
+                        &self.outbound,
+                    )
+                    .await
+                }
+                None => thinking.await,
+            }
+        };
+        if let Some(error) = &turn.fell_back {
+            tracing::warn!(%error, "the model failed; the scripted policy carries on");
+            metrics::counter!("voxguard_llm_fallbacks_total").increment(1);
+            let line = draw_line(&mut self.runner, Category::Generic);
+            self.runner
+                .speak(&mut self.state, line, SpeechKind::Failure);
+            self.flush_speech().await;
+        }
+        turn.actions
+    }
+
     async fn flush_speech(&mut self) {
         while let Ok(speech) = self.speech_rx.try_recv() {
             forward_speech(&self.outbound, speech).await;
@@ -326,6 +445,67 @@ impl Session {
                 agent_state: agent_state.into(),
             })
             .await;
+    }
+}
+
+/// What the brain is asked.
+enum Ask<'a> {
+    User(&'a str),
+    ToolResult(&'a str, ToolResultView),
+}
+
+/// How a model request's wait is described to the caller.
+const THINKING_DISPLAY: &str = "the system";
+
+/// A promise-free line of `category` from the session's phrase bags.
+fn draw_line(runner: &mut ToolRunner, category: Category) -> String {
+    let ctx = PhraseContext {
+        service_display: THINKING_DISPLAY,
+        level: Level::First,
+        allowed_promises: PromiseSet::NONE_ONLY,
+    };
+    match runner.phrases_mut().draw(category, &ctx) {
+        Ok(phrase) => phrase.text,
+        Err(err) => {
+            tracing::warn!(error = %err, "phrase draw failed; using the last-resort line");
+            "Sorry, give me a moment.".to_string()
+        }
+    }
+}
+
+/// Await `thinking`, speaking a filler at `filler_after` and still-working
+/// lines every `filler_repeat` after it (at most `filler_max` in all).
+async fn keep_company<T>(
+    thinking: impl std::future::Future<Output = T>,
+    ladder: &LadderTiming,
+    runner: &mut ToolRunner,
+    state: &mut ConversationState,
+    speech_rx: &mut mpsc::UnboundedReceiver<Speech>,
+    outbound: &mpsc::Sender<AgentEvent>,
+) -> T {
+    let started = tokio::time::Instant::now();
+    let mut spoken = 0u32;
+    let mut next = started + ladder.filler_after;
+    tokio::pin!(thinking);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut thinking => return done,
+            _ = tokio::time::sleep_until(next), if spoken < ladder.filler_max => {
+                let (category, kind) = if spoken == 0 {
+                    (Category::Filler, SpeechKind::Filler)
+                } else {
+                    (Category::StillWorking, SpeechKind::StillWorking)
+                };
+                let line = draw_line(runner, category);
+                runner.speak(state, line, kind);
+                while let Ok(speech) = speech_rx.try_recv() {
+                    forward_speech(outbound, speech).await;
+                }
+                spoken += 1;
+                next += ladder.filler_repeat;
+            }
+        }
     }
 }
 

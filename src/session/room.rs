@@ -3,6 +3,11 @@
 //! the caller leaving ends the session, the agent's state is published as
 //! `lk.agent.state`, and a transport registered for the room (the dev page's
 //! WebSocket) carries the caller's words and the agent's speech.
+//!
+//! Jobs are resumable: a room whose conversation was saved by an earlier
+//! job (a worker that died or was redeployed) continues where it stopped.
+//! A job that is cancelled or loses its room keeps the saved state for the
+//! next one; a call that ends normally forgets it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +19,8 @@ use tokio::sync::mpsc;
 use crate::worker::{AgentState, JobContext, JobHandler, JobResult, RoomEvent};
 
 use super::io::{self, AgentEvent, CallerEvent, SessionIo, TransportIo};
-use super::{Session, SessionEnv, SessionReport};
+use super::resume::{self, SessionSaver};
+use super::{EndReason, Session, SessionEnv, SessionReport};
 
 /// Transports waiting for their room's job, keyed by room name.
 #[derive(Clone, Default)]
@@ -89,13 +95,28 @@ async fn run_job(
     let seed = job_seed(&job.job.id);
     let (events_tx, mut events_rx) = mpsc::channel::<AgentEvent>(256);
     let (caller_tx, caller_rx) = mpsc::channel::<CallerEvent>(64);
-    let session = tokio::spawn(Session::new(env, events_tx, seed).run(caller_rx));
+    let room_name = job.room.room_name().to_string();
+    let fleet = env.fleet.clone();
+    let saver = SessionSaver::start(fleet.clone(), &room_name, fleet.config().state_ttl);
+    let session = match resume::load(&fleet, &room_name).await {
+        Some(saved) => {
+            tracing::info!(room = %room_name, turns = saved.turns, "resuming a saved conversation");
+            Session::resume(env, events_tx, seed, saved)
+        }
+        None => Session::new(env, events_tx, seed),
+    };
+    let session = tokio::spawn(session.saving_to(saver.clone()).run(caller_rx));
+    let caller_line = CallerLine {
+        events: caller_tx,
+        saver: saver.clone(),
+    };
 
     let room = job.room.clone();
     let mut room_events = room.events();
     let mut inbound = inbound;
     let cancel = job.cancel.clone();
     let mut hung_up = false;
+    let mut stopped = false;
     loop {
         tokio::select! {
             event = events_rx.recv() => match event {
@@ -114,32 +135,68 @@ async fn run_job(
                 None => break,
             },
             caller = inbound.recv(), if !hung_up => match caller {
-                Some(event) => { let _ = caller_tx.send(event).await; }
+                Some(event) => { let _ = caller_line.events.send(event).await; }
                 None => {
                     hung_up = true;
-                    let _ = caller_tx.send(CallerEvent::Hangup).await;
+                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
                 }
             },
             room_event = room_events.recv(), if !hung_up => match room_event {
-                Ok(RoomEvent::ParticipantLeft { .. } | RoomEvent::Disconnected { .. })
+                Ok(RoomEvent::ParticipantLeft { .. }) => {
+                    hung_up = true;
+                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
+                }
+                // The agent lost the room, not the caller: the call may go on
+                // with another job, so its state stays.
+                Ok(RoomEvent::Disconnected { .. })
                 | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     hung_up = true;
-                    let _ = caller_tx.send(CallerEvent::Hangup).await;
+                    stopped = true;
+                    saver.keep_on_end();
+                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             },
             _ = cancel.cancelled(), if !hung_up => {
                 hung_up = true;
-                let _ = caller_tx.send(CallerEvent::Hangup).await;
+                stopped = true;
+                saver.keep_on_end();
+                let _ = caller_line.events.send(CallerEvent::Hangup).await;
             }
         }
     }
-    let report = session
+    let mut report = session
         .await
         .map_err(|e| format!("session task failed: {e}"))?;
+    if stopped && report.ended == EndReason::CallerLeft {
+        report.ended = EndReason::Shutdown;
+    }
+    // The last write (or the forget) lands before the job reports done; each
+    // takes at most the fleet's redis_timeout, or is queued by the fleet.
+    if !saver.flushed(SAVER_FLUSH_LIMIT).await {
+        tracing::warn!(room = %room_name, "conversation state still being written as the job ends");
+    }
     room.leave().await;
     Ok(report)
 }
+
+/// The session's line from the caller. When the job is dropped mid-call
+/// (the worker aborts its sessions on shutdown) the session sees the line
+/// close, not a hang-up: the call is not over, so its saved state stays.
+/// Once the session has ended, keeping changes nothing.
+struct CallerLine {
+    events: mpsc::Sender<CallerEvent>,
+    saver: SessionSaver,
+}
+
+impl Drop for CallerLine {
+    fn drop(&mut self) {
+        self.saver.keep_on_end();
+    }
+}
+
+/// How long a finished job waits for its last state write.
+const SAVER_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn agent_state_of(name: &str) -> AgentState {
     match name {

@@ -125,14 +125,20 @@ impl LlmBrain {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| LlmSetupError::Client(e.to_string()))?;
+        Ok(LlmBrain::with_client(config, http))
+    }
+
+    /// A conversation that shares `http` (and its connection pool) with
+    /// other conversations of the process.
+    pub fn with_client(config: LlmConfig, http: reqwest::Client) -> LlmBrain {
         let transcript = vec![ChatMessage::system(&config.system_prompt)];
-        Ok(LlmBrain {
+        LlmBrain {
             config,
             http,
             transcript,
             awaiting_results: Vec::new(),
             held_user_messages: Vec::new(),
-        })
+        }
     }
 
     /// Continue a conversation from a saved transcript; tool calls in it

@@ -24,7 +24,7 @@ use super::action::{Action, BrainState, Stage, StartContext, ToolName, ToolResul
 use super::signals::{Confirmation, Question, Tokens, extract_answering};
 pub use lines::Wording;
 pub use records::{Activity, CrmRecord, OfferedSlot, match_slot, read_slots};
-use records::{says_goodbye, sounds_frustrated};
+use records::{asks_to_retry, says_goodbye, sounds_frustrated};
 use state::DISCOVERY_ORDER;
 pub use state::{Booking, Lookup, PendingCall, ScriptedConfig, ScriptedState, is_sales_qualified};
 use turn::Turn;
@@ -109,8 +109,11 @@ impl ScriptedBrain {
             turn.say(self.repeat_or_continue(awaiting));
             return turn.finish();
         }
+        let repeated_email = heard.signals.email.is_some() && new_email.is_none();
         if let Some(email) = new_email {
             self.on_new_email(&mut turn, email);
+        } else if (repeated_email || asks_to_retry(&tokens)) && !self.lookups_running() {
+            self.retry_failed_lookups(&mut turn);
         }
         if let Some(ack) = lines::acknowledge(&heard.signals) {
             turn.say(ack);
@@ -310,6 +313,24 @@ impl ScriptedBrain {
             .pending
             .iter()
             .any(|p| p.tool != ToolName::ChilipiperSlots && p.tool != ToolName::ChilipiperBook)
+    }
+
+    /// Look the caller up again where an earlier lookup failed (the caller
+    /// gave the email again or asked to retry).
+    fn retry_failed_lookups(&mut self, turn: &mut Turn) {
+        if self.state.signals.email.is_none() {
+            return;
+        }
+        if matches!(self.state.activity, Lookup::Unavailable) {
+            self.start_lookups(turn);
+        } else if matches!(self.state.crm, Lookup::Unavailable) {
+            self.state.crm = Lookup::Pending;
+            self.call_tool(
+                turn,
+                self.config.crm.lookup_tool(),
+                json!({ "email": self.state.signals.email }),
+            );
+        }
     }
 
     fn start_lookups(&mut self, turn: &mut Turn) {

@@ -146,6 +146,22 @@ pub fn says_goodbye(tokens: &Tokens) -> bool {
     .any(|p| tokens.contains(p))
 }
 
+/// Whether the caller asks the agent to try something again.
+pub fn asks_to_retry(tokens: &Tokens) -> bool {
+    [
+        "try again",
+        "try it again",
+        "try that again",
+        "retry",
+        "check again",
+        "look again",
+        "one more time",
+        "give it another go",
+    ]
+    .iter()
+    .any(|p| tokens.contains(p))
+}
+
 /// Whether the caller sounds stuck or annoyed.
 pub fn sounds_frustrated(tokens: &Tokens) -> bool {
     [

@@ -62,7 +62,7 @@ pub fn confirmation(tokens: &Tokens) -> Option<Confirmation> {
         return Some(Confirmation::Yes);
     }
     let mut by_length: Vec<&(&str, Option<Confirmation>)> = ANSWERS.iter().collect();
-    by_length.sort_by_key(|(phrase, _)| std::cmp::Reverse(phrase_len(phrase)));
+    by_length.sort_by_cached_key(|(phrase, _)| std::cmp::Reverse(phrase_len(phrase)));
     (0..tokens.len()).find_map(|i| {
         by_length
             .iter()

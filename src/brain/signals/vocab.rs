@@ -257,7 +257,7 @@ const URGENCIES: &[(&str, Urgency)] = &[
 /// position, left to right. A hit consumes its tokens.
 fn scan<T: Copy>(tokens: &Tokens, table: &[(&str, T)]) -> Vec<(usize, T)> {
     let mut by_length: Vec<&(&str, T)> = table.iter().collect();
-    by_length.sort_by_key(|(phrase, _)| std::cmp::Reverse(phrase_len(phrase)));
+    by_length.sort_by_cached_key(|(phrase, _)| std::cmp::Reverse(phrase_len(phrase)));
     let mut hits = Vec::new();
     let mut i = 0;
     while i < tokens.len() {

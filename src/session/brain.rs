@@ -1,0 +1,188 @@
+//! The brain a session talks to: the scripted policy alone, or the model
+//! leading with the script as its fallback. Model requests are risky calls
+//! like any tool: they run under the `llm` guard (its own breaker and
+//! profile), and [`LlmSetup`] holds what every session of the process
+//! shares for them.
+
+use std::sync::Arc;
+
+use crate::brain::llm::{ApiKey, LlmBrain, LlmConfig};
+use crate::brain::{
+    Action, BrainMode, BrainState, CrmChoice, HybridBrain, ScriptedBrain, ScriptedConfig,
+    ScriptedState, StartContext, ToolResultView,
+};
+use crate::config::Config;
+use crate::recovery::LadderTiming;
+use crate::resilience::{BreakerRegistry, CallError, Guard};
+
+use super::env::EnvError;
+
+/// What every LLM-led session of a process shares.
+#[derive(Clone)]
+pub struct LlmSetup {
+    pub config: LlmConfig,
+    pub http: reqwest::Client,
+    pub guard: Arc<Guard>,
+    /// When the caller hears a filler while the model thinks, and the
+    /// budget of one turn's model request (retries included).
+    pub timing: LadderTiming,
+}
+
+impl std::fmt::Debug for LlmSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmSetup")
+            .field("config", &self.config)
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LlmSetup {
+    /// The model's client and guard from `[llm]`, or `None` when the model is
+    /// off. The guard's breaker is registered as `llm` in `registry`, so it
+    /// shows on `/worker`, `/metrics` and the dev page like any service.
+    pub fn from_config(
+        config: &Config,
+        registry: &BreakerRegistry,
+        crm: CrmChoice,
+        seed: u64,
+    ) -> Result<Option<LlmSetup>, EnvError> {
+        let llm = &config.llm;
+        if !llm.enabled {
+            return Ok(None);
+        }
+        let api_key = match &llm.api_key {
+            Some(reference) => Some(ApiKey::new(
+                reference
+                    .resolve("llm.api_key")
+                    .map_err(|e| EnvError::Credentials(e.to_string()))?
+                    .expose(),
+            )),
+            None => None,
+        };
+        let unknown_profile =
+            || EnvError::Guard(format!("llm.profile `{}` is not a profile", llm.profile));
+        let guard_config = config.llm_guard_config().ok_or_else(unknown_profile)?;
+        let timing: LadderTiming = config
+            .llm_ladder_timing()
+            .ok_or_else(unknown_profile)?
+            .into();
+        let breaker = registry.get_or_register("llm", guard_config.breaker.clone());
+        let guard = Guard::builder(guard_config.clone())
+            .breaker(breaker)
+            .seed(seed ^ 0x11a)
+            .build()
+            .map_err(|e| EnvError::Guard(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| EnvError::Http(e.to_string()))?;
+        let mut brain_config = LlmConfig::new(llm.base_url.clone(), llm.model.clone());
+        brain_config.api_key = api_key;
+        brain_config.attempt_timeout = guard_config.retry.attempt_timeout;
+        brain_config.crm = crm;
+        Ok(Some(LlmSetup {
+            config: brain_config,
+            http,
+            guard,
+            timing,
+        }))
+    }
+}
+
+/// One turn's actions, and the model failure that made the script take over
+/// on this turn (the session owns up to it before the actions).
+#[derive(Debug)]
+pub struct Turn {
+    pub actions: Vec<Action>,
+    pub fell_back: Option<CallError>,
+}
+
+impl Turn {
+    fn scripted(actions: Vec<Action>) -> Turn {
+        Turn {
+            actions,
+            fell_back: None,
+        }
+    }
+}
+
+/// The session's brain.
+pub enum SessionBrain {
+    Scripted(ScriptedBrain),
+    Hybrid(Box<HybridBrain>),
+}
+
+impl SessionBrain {
+    /// The model leads when `llm` is set; the script otherwise.
+    pub fn new(scripted: ScriptedConfig, llm: Option<&LlmSetup>) -> SessionBrain {
+        match llm {
+            None => SessionBrain::Scripted(ScriptedBrain::new(scripted)),
+            Some(setup) => {
+                let model = LlmBrain::with_client(setup.config.clone(), setup.http.clone());
+                SessionBrain::Hybrid(Box::new(
+                    HybridBrain::new(model, scripted)
+                        .with_guard(setup.guard.clone(), setup.timing.budget),
+                ))
+            }
+        }
+    }
+
+    /// Who decides right now.
+    pub fn mode(&self) -> BrainMode {
+        match self {
+            SessionBrain::Scripted(_) => BrainMode::Scripted,
+            SessionBrain::Hybrid(brain) => brain.mode(),
+        }
+    }
+
+    /// Whether this turn may wait on the model (and so needs a filler ladder).
+    pub fn thinks_remotely(&self) -> bool {
+        self.mode() == BrainMode::Llm
+    }
+
+    /// What the conversation has established so far.
+    pub fn state(&self) -> &ScriptedState {
+        match self {
+            SessionBrain::Scripted(brain) => brain.state(),
+            SessionBrain::Hybrid(brain) => brain.state(),
+        }
+    }
+
+    pub fn on_start(&mut self, ctx: &StartContext) -> Vec<Action> {
+        match self {
+            SessionBrain::Scripted(brain) => brain.on_start(ctx),
+            SessionBrain::Hybrid(brain) => brain.on_start(ctx),
+        }
+    }
+
+    pub async fn on_user(&mut self, text: &str, session: &BrainState) -> Turn {
+        match self {
+            SessionBrain::Scripted(brain) => Turn::scripted(brain.on_user(text, session)),
+            SessionBrain::Hybrid(brain) => {
+                let turn = brain.on_user(text, session).await;
+                Turn {
+                    actions: turn.actions,
+                    fell_back: turn.fell_back,
+                }
+            }
+        }
+    }
+
+    pub async fn on_tool_result(
+        &mut self,
+        call_id: &str,
+        result: ToolResultView,
+        session: &BrainState,
+    ) -> Turn {
+        match self {
+            SessionBrain::Scripted(brain) => Turn::scripted(brain.on_tool_result(call_id, result)),
+            SessionBrain::Hybrid(brain) => {
+                let turn = brain.on_tool_result(call_id, result, session).await;
+                Turn {
+                    actions: turn.actions,
+                    fell_back: turn.fell_back,
+                }
+            }
+        }
+    }
+}
