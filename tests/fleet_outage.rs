@@ -160,3 +160,29 @@ async fn a_fleet_pointed_at_a_dead_port_starts_and_answers_at_once() {
     assert!(fleet.sync_now().await.is_err());
     assert!(!fleet.health().connected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_whose_handshake_outlasts_redis_timeout_is_still_joined() {
+    let prefix = unique_prefix("slow-handshake");
+    require_redis().await;
+    let handshake = 300 * MS;
+    let proxy = RedisProxy::start_with_handshake_delay(handshake).await;
+    let config = FleetConfig {
+        url: proxy.url.clone(),
+        ..config(BackendKind::Redis, &prefix)
+    };
+    assert!(
+        config.redis_timeout < handshake,
+        "the handshake must outlast one operation's timeout for this test to mean anything"
+    );
+    let fleet = Fleet::new(config).expect("valid URL");
+    fleet.share_breaker(breaker("crm", 5000 * MS));
+
+    let joined = within(Duration::from_secs(5), || fleet.health().connected).await;
+    assert!(
+        joined.is_some(),
+        "a connection slower than redis_timeout is finished in the background and used: {:?}",
+        fleet.health()
+    );
+    cleanup(&prefix).await;
+}

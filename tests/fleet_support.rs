@@ -148,6 +148,12 @@ pub struct RedisProxy {
 
 impl RedisProxy {
     pub async fn start() -> RedisProxy {
+        RedisProxy::start_with_handshake_delay(Duration::ZERO).await
+    }
+
+    /// A proxy that holds each connection's first reply for `delay`, as a
+    /// distant Redis behind TLS answers its handshake.
+    pub async fn start_with_handshake_delay(delay: Duration) -> RedisProxy {
         let upstream = match redis::Client::open(redis_url().as_str())
             .expect("Redis URL")
             .get_connection_info()
@@ -165,7 +171,7 @@ impl RedisProxy {
                 if *watcher.borrow() == ProxyMode::Down {
                     continue;
                 }
-                tokio::spawn(relay(client, upstream.clone(), watcher.clone()));
+                tokio::spawn(relay(client, upstream.clone(), watcher.clone(), delay));
             }
         });
         RedisProxy { url, mode }
@@ -176,7 +182,12 @@ impl RedisProxy {
     }
 }
 
-async fn relay(mut client: TcpStream, upstream: String, mut mode: watch::Receiver<ProxyMode>) {
+async fn relay(
+    mut client: TcpStream,
+    upstream: String,
+    mut mode: watch::Receiver<ProxyMode>,
+    mut first_reply_delay: Duration,
+) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -196,7 +207,10 @@ async fn relay(mut client: TcpStream, upstream: String, mut mode: watch::Receive
                     _ => return,
                 },
                 read = server.read(&mut to_client) => match read {
-                    Ok(n) if n > 0 => if client.write_all(&to_client[..n]).await.is_err() { return },
+                    Ok(n) if n > 0 => {
+                        tokio::time::sleep(std::mem::take(&mut first_reply_delay)).await;
+                        if client.write_all(&to_client[..n]).await.is_err() { return }
+                    }
                     _ => return,
                 },
                 changed = mode.changed() => if changed.is_err() { return },

@@ -16,6 +16,10 @@ use super::rules::{
 };
 use crate::resilience::BreakerTally;
 
+/// Saved conversations are swept for expired ones each time their count
+/// reaches a multiple of this.
+const SWEEP_EVERY: usize = 64;
+
 /// Shared state held in this process. Clone the `Arc` to share it between
 /// several [`Fleet`](super::Fleet)s.
 #[derive(Debug)]
@@ -68,9 +72,21 @@ impl MemoryStore {
     }
 
     pub(crate) fn save_session(&self, room: &str, state: &serde_json::Value, ttl: Duration) {
-        let expires = Instant::now() + ttl;
-        self.sessions
-            .insert(room.to_string(), (state.clone(), expires));
+        let now = Instant::now();
+        let previous = self
+            .sessions
+            .insert(room.to_string(), (state.clone(), now + ttl));
+        // Calls that were stopped and never picked up again are never read:
+        // sweep expired states now and then so a long-running worker does
+        // not keep them.
+        if previous.is_none() && self.sessions.len() % SWEEP_EVERY == 0 {
+            self.sessions.retain(|_, (_, expires)| *expires > now);
+        }
+    }
+
+    /// Saved conversations held, expired or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     pub(crate) fn load_session(&self, room: &str) -> Option<serde_json::Value> {
@@ -92,5 +108,26 @@ impl MemoryStore {
 
     pub(crate) fn delete_session(&self, room: &str) {
         self.sessions.remove(room);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_conversations_nobody_reads_are_swept() {
+        let store = MemoryStore::new();
+        for room in 0..SWEEP_EVERY - 1 {
+            store.save_session(
+                &format!("stopped-{room}"),
+                &serde_json::json!(room),
+                Duration::from_millis(1),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store.save_session("live", &serde_json::json!("on"), Duration::from_secs(60));
+        assert_eq!(store.session_count(), 1, "only the live call is kept");
+        assert_eq!(store.load_session("live"), Some(serde_json::json!("on")));
     }
 }

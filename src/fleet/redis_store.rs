@@ -3,12 +3,18 @@
 //! dead Redis costs a caller at most `redis_timeout`, then nothing while the
 //! breaker is open. The breaker's growing open periods double as the
 //! reconnect backoff.
+//!
+//! Connecting (TCP, TLS, handshake) runs in a task of its own with a longer
+//! [`CONNECT_TIMEOUT`]: an operation waits for it no longer than
+//! `redis_timeout`, but a handshake slower than that still completes and is
+//! used by the next operation, so a distant Redis is reachable at all.
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::FleetError;
@@ -21,11 +27,23 @@ use crate::resilience::{
 const BREAKER_SYNC: &str = include_str!("lua/breaker_sync.lua");
 const BUDGET_SYNC: &str = include_str!("lua/budget_sync.lua");
 
+/// How long a connection attempt may take, whatever `redis_timeout` is.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state of the store's one multiplexed connection.
+#[derive(Debug, Default)]
+enum Link {
+    #[default]
+    Idle,
+    Connecting(JoinHandle<RedisResult<MultiplexedConnection>>),
+    Ready(MultiplexedConnection),
+}
+
 /// A guarded Redis connection and the fleet's scripts.
 #[derive(Debug)]
 pub struct RedisStore {
     client: Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Link>,
     breaker: CircuitBreaker,
     timeout: Duration,
     prefix: String,
@@ -42,7 +60,7 @@ impl RedisStore {
         breaker.subscribe(metrics_listener());
         Ok(RedisStore {
             client,
-            connection: Mutex::new(None),
+            connection: Mutex::new(Link::Idle),
             breaker,
             timeout,
             prefix: prefix.to_string(),
@@ -84,29 +102,56 @@ impl RedisStore {
         permit.record(verdict, start.elapsed());
         if result.is_err() {
             // A timed-out request may still be queued on the multiplexed
-            // connection: start afresh next time. Never wait for the lock
-            // here; whoever holds it is reconnecting already.
-            if let Ok(mut slot) = self.connection.try_lock() {
-                slot.take();
+            // connection: start afresh next time. A connection attempt still
+            // under way is left to finish. Never wait for the lock here;
+            // whoever holds it is connecting already.
+            if let Ok(mut slot) = self.connection.try_lock()
+                && matches!(*slot, Link::Ready(_))
+            {
+                *slot = Link::Idle;
             }
         }
         result
     }
 
+    /// The connection, connecting first if needed. Dropping this future
+    /// (the operation timed out) leaves a connection attempt running.
     async fn connection(&self) -> Result<MultiplexedConnection, FleetError> {
         let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
+        if let Link::Ready(connection) = &*slot {
             return Ok(connection.clone());
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout);
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        if matches!(*slot, Link::Idle) {
+            let client = self.client.clone();
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(CONNECT_TIMEOUT)
+                .set_response_timeout(self.timeout);
+            *slot = Link::Connecting(tokio::spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            }));
+        }
+        let Link::Connecting(attempt) = &mut *slot else {
+            return Err(FleetError::Unavailable);
+        };
+        let joined = attempt.await;
+        match joined {
+            Ok(Ok(connection)) => {
+                *slot = Link::Ready(connection.clone());
+                Ok(connection)
+            }
+            Ok(Err(error)) => {
+                *slot = Link::Idle;
+                Err(error.into())
+            }
+            Err(join) => {
+                *slot = Link::Idle;
+                Err(FleetError::Unavailable).inspect_err(|_| {
+                    tracing::warn!(error = %join, "the Redis connection attempt did not finish")
+                })
+            }
+        }
     }
 
     pub(crate) async fn sync_breaker(
