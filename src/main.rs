@@ -50,6 +50,23 @@ enum Command {
         latencies_out: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Pause between the agent listening and the caller's next line (e.g. 20ms, 2s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        think_time: Option<std::time::Duration>,
+        /// Spread call starts evenly over this long (e.g. 30s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ramp: Option<std::time::Duration>,
+        /// Run the CRM simulator and LiveKit stand-in in this process
+        /// instead of a child process.
+        #[arg(long)]
+        in_process: bool,
+    },
+    /// The CRM simulator and LiveKit stand-in for `simulate`, in a process of
+    /// their own: prints its addresses as one JSON line, exits when stdin closes.
+    #[command(hide = true)]
+    SimPeer {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Check, explain or tune timeout profiles.
     Profile {
@@ -86,6 +103,7 @@ fn main() -> ExitCode {
         Command::Dev { config } => run_dev(config.as_deref()),
         Command::Console { config } => run_console(config.as_deref()),
         Command::Start { config } => run_start(config.as_deref()),
+        Command::SimPeer { seed } => run_sim_peer(seed),
         Command::Simulate {
             calls,
             concurrency,
@@ -94,6 +112,9 @@ fn main() -> ExitCode {
             json,
             latencies_out,
             config,
+            think_time,
+            ramp,
+            in_process,
         } => run_simulate(SimulateArgs {
             calls,
             concurrency,
@@ -102,6 +123,9 @@ fn main() -> ExitCode {
             json,
             latencies_out,
             config,
+            think_time,
+            ramp,
+            in_process,
         }),
     }
 }
@@ -278,8 +302,27 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let fleet = match voxguard::fleet::Fleet::new(config.fleet_settings()) {
+            Ok(fleet) => fleet,
+            Err(err) => {
+                eprintln!("voxguard start: [fleet] in {}: {err}", config.origin);
+                return ExitCode::from(2);
+            }
+        };
+        let settings = fleet.config();
+        tracing::info!(
+            backend = ?settings.backend,
+            key_prefix = %settings.key_prefix,
+            sync_interval = %humantime::format_duration(settings.sync_interval),
+            "fleet state backend"
+        );
         let seed = rand::random::<u64>();
-        let env = match voxguard::session::SessionEnv::build(&config, endpoints, seed) {
+        let env = match voxguard::session::SessionEnv::build_with_fleet(
+            &config,
+            endpoints,
+            seed,
+            fleet.clone(),
+        ) {
             Ok(env) => env,
             Err(err) => {
                 eprintln!("voxguard start: {err}");
@@ -298,6 +341,7 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        worker.handle().attach_fleet(fleet);
         match voxguard::worker::run_until_signal(worker).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -316,6 +360,20 @@ struct SimulateArgs {
     json: bool,
     latencies_out: Option<PathBuf>,
     config: Option<PathBuf>,
+    think_time: Option<std::time::Duration>,
+    ramp: Option<std::time::Duration>,
+    in_process: bool,
+}
+
+fn run_sim_peer(seed: u64) -> ExitCode {
+    init_tracing("error");
+    match runtime().block_on(voxguard::simulate::peer::serve(seed)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voxguard sim-peer: {err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_simulate(args: SimulateArgs) -> ExitCode {
@@ -325,7 +383,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         Err(code) => return code,
     };
     init_tracing("error");
-    let plan = match voxguard::simulate::SimulationPlan::new(
+    let mut plan = match voxguard::simulate::SimulationPlan::new(
         &args.scenario,
         args.calls,
         args.concurrency,
@@ -337,6 +395,19 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    plan.think_time = args.think_time.unwrap_or(plan.think_time);
+    plan.ramp = args.ramp.unwrap_or(plan.ramp);
+    if !args.in_process {
+        plan.peer = match std::env::current_exe() {
+            Ok(program) => voxguard::simulate::Peer::ChildProcess { program },
+            Err(err) => {
+                eprintln!(
+                    "voxguard simulate: cannot find this program to start its peer: {err} (--in-process runs without one)"
+                );
+                return ExitCode::from(1);
+            }
+        };
+    }
     let show_progress = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
         if show_progress && (done == total || done % 10 == 0) {

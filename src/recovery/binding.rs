@@ -19,7 +19,7 @@ pub fn breaker_probe(guard: &Arc<Guard>) -> BreakerProbe {
 #[derive(Clone)]
 pub struct ServiceBinding {
     pub guard: Arc<Guard>,
-    /// Fills `{service}` in phrases: "the calendar", "your account records".
+    /// Fills `{service}` in phrases: "the calendar", "our CRM".
     pub display_name: String,
     pub timing: LadderTiming,
     pub breaker_state: BreakerProbe,

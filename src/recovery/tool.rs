@@ -156,10 +156,12 @@ pub enum OutcomeKind {
 }
 
 /// Why a call did not produce an answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ToolFailure {
+    #[error("{0}")]
     Call(CallError),
     /// The tool's code panicked; the payload if it was text.
+    #[error("the tool panicked: {0}")]
     Panicked(String),
 }
 

@@ -9,18 +9,22 @@ use crate::session::{AgentEvent, SessionReport};
 
 use super::report::Outcomes;
 
-/// Something the caller heard, at an offset from the call's start.
+/// Something the caller heard, at an offset from the call's start (kept
+/// only when a trace of every call is asked for).
 #[derive(Debug, Clone)]
 pub struct HeardEvent {
     pub at: Duration,
     pub event: AgentEvent,
 }
 
-/// Everything one scripted caller observed.
-#[derive(Debug, Clone, Default)]
+/// Everything one scripted caller observed, checked as it was heard so a
+/// call in progress holds its open tool call and last line, not its history.
+#[derive(Debug, Default)]
 pub struct CallLog {
     pub room: String,
-    pub heard: Vec<HeardEvent>,
+    pub heard: CallCheck,
+    /// Every event with its time, when tracing.
+    pub trace: Option<Vec<HeardEvent>>,
     pub timed_out: bool,
     pub dispatch_error: Option<String>,
 }
@@ -47,6 +51,31 @@ pub struct Checked {
 /// A tool call resolved later than its budget plus this counts as an overrun.
 pub const OVERRUN_MARGIN: Duration = Duration::from_millis(50);
 
+/// What every call is checked against: the lines that promise a retry and
+/// each service's budget.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    retry_promises: Vec<String>,
+    budgets: HashMap<String, Duration>,
+}
+
+impl Expectations {
+    pub fn new(book: &PhraseBook, bindings: &BTreeMap<String, ServiceBinding>) -> Expectations {
+        Expectations {
+            retry_promises: retry_promises(book, bindings),
+            budgets: bindings
+                .iter()
+                .map(|(service, binding)| (service.clone(), binding.timing.budget))
+                .collect(),
+        }
+    }
+
+    fn promises_retry(&self, line: &str) -> bool {
+        let line = line.to_lowercase();
+        self.retry_promises.contains(&line)
+    }
+}
+
 /// Every retry-promising line the phrase book can produce, lower-cased.
 fn retry_promises(book: &PhraseBook, bindings: &BTreeMap<String, ServiceBinding>) -> Vec<String> {
     let mut lines = Vec::new();
@@ -68,28 +97,7 @@ fn retry_promises(book: &PhraseBook, bindings: &BTreeMap<String, ServiceBinding>
     lines
 }
 
-pub fn check(
-    logs: &[CallLog],
-    reports: &HashMap<String, SessionReport>,
-    book: &PhraseBook,
-    bindings: &BTreeMap<String, ServiceBinding>,
-    budgets: &HashMap<String, Duration>,
-) -> Checked {
-    let promises = retry_promises(book, bindings);
-    let mut out = Checked::default();
-    for log in logs {
-        let report = reports.get(&log.room);
-        if report.is_none() || log.timed_out || log.dispatch_error.is_some() {
-            out.sessions_missing += 1;
-        }
-        check_heard(log, report, &promises, budgets, &mut out);
-        if let Some(report) = report {
-            check_transcript(report, &mut out);
-        }
-    }
-    out
-}
-
+#[derive(Debug)]
 struct InFlight {
     started: Duration,
     service: String,
@@ -97,79 +105,123 @@ struct InFlight {
     promised_retry: bool,
 }
 
-fn check_heard(
-    log: &CallLog,
-    report: Option<&SessionReport>,
-    promises: &[String],
-    budgets: &HashMap<String, Duration>,
-    out: &mut Checked,
-) {
-    let mut last_line: Option<&str> = None;
-    let mut in_flight: Option<InFlight> = None;
-    let mut finished_calls = 0usize;
-    for heard in &log.heard {
-        match &heard.event {
+/// One tool call as the caller heard it.
+#[derive(Debug)]
+struct HeardCall {
+    service: String,
+    first_speech: Duration,
+    resolution: Duration,
+    outcome: &'static str,
+    promised_retry: bool,
+}
+
+/// The caller-side checks of one call, fed event by event.
+#[derive(Debug, Default)]
+pub struct CallCheck {
+    last_line: Option<String>,
+    in_flight: Option<InFlight>,
+    calls: Vec<HeardCall>,
+    immediate_repeats: u64,
+}
+
+impl CallCheck {
+    /// The caller heard `event`, `at` into the call.
+    pub fn hear(&mut self, event: &AgentEvent, at: Duration, expectations: &Expectations) {
+        match event {
             AgentEvent::Speech { text, .. } => {
-                if last_line == Some(text.as_str()) {
-                    out.immediate_repeats += 1;
+                if self.last_line.as_deref() == Some(text.as_str()) {
+                    self.immediate_repeats += 1;
                 }
-                last_line = Some(text.as_str());
-                if let Some(flight) = in_flight.as_mut() {
-                    flight.first_speech.get_or_insert(heard.at - flight.started);
-                    if promises.iter().any(|p| p == &text.to_lowercase()) {
+                if let Some(flight) = self.in_flight.as_mut() {
+                    flight.first_speech.get_or_insert(at - flight.started);
+                    if expectations.promises_retry(text) {
                         flight.promised_retry = true;
                     }
                 }
+                match self.last_line.as_mut() {
+                    Some(last) => text.clone_into(last),
+                    None => self.last_line = Some(text.clone()),
+                }
             }
             AgentEvent::ToolStarted { service, .. } => {
-                in_flight = Some(InFlight {
-                    started: heard.at,
+                self.in_flight = Some(InFlight {
+                    started: at,
                     service: service.clone(),
                     first_speech: None,
                     promised_retry: false,
                 });
             }
             AgentEvent::ToolFinished { outcome, .. } => {
-                let Some(flight) = in_flight.take() else {
-                    continue;
+                let Some(flight) = self.in_flight.take() else {
+                    return;
                 };
-                let resolution = heard.at - flight.started;
-                let first = flight.first_speech.unwrap_or(resolution);
-                out.tool_calls += 1;
-                out.first_speech_ms.push(first.as_secs_f64() * 1000.0);
-                out.resolution_ms.push(resolution.as_secs_f64() * 1000.0);
-                let budget = budgets.get(&flight.service).copied().unwrap_or_default();
-                if resolution > budget + OVERRUN_MARGIN {
-                    out.budget_overruns += 1;
-                }
-                let outcome: &'static str = match outcome.as_str() {
-                    "ok" => "ok",
-                    "not_found" => "not_found",
-                    "unknown_outcome" => "unknown_outcome",
-                    "cancelled" => "cancelled",
-                    _ => "fallback",
-                };
-                match outcome {
-                    "ok" | "not_found" => out.outcomes.ok += 1,
-                    "unknown_outcome" => out.outcomes.unknown_outcome += 1,
-                    _ => out.outcomes.fallback += 1,
-                }
-                out.samples.push((
-                    flight.service.clone(),
-                    resolution.as_secs_f64() * 1000.0,
-                    outcome,
-                ));
-                // A promised retry must have happened: the call made more than one attempt.
-                let retried = report
-                    .and_then(|r| r.tool_calls.get(finished_calls))
-                    .map(|t| t.retried)
-                    .unwrap_or(false);
-                if flight.promised_retry && !retried {
-                    out.false_promises += 1;
-                }
-                finished_calls += 1;
+                let resolution = at - flight.started;
+                self.calls.push(HeardCall {
+                    service: flight.service,
+                    first_speech: flight.first_speech.unwrap_or(resolution),
+                    resolution,
+                    outcome: match outcome.as_str() {
+                        "ok" => "ok",
+                        "not_found" => "not_found",
+                        "unknown_outcome" => "unknown_outcome",
+                        "cancelled" => "cancelled",
+                        _ => "fallback",
+                    },
+                    promised_retry: flight.promised_retry,
+                });
             }
             _ => {}
+        }
+    }
+}
+
+impl Checked {
+    /// Adds one finished call: what its caller heard and its session's report.
+    pub fn add_call(
+        &mut self,
+        log: &CallLog,
+        report: Option<&SessionReport>,
+        expectations: &Expectations,
+    ) {
+        if report.is_none() || log.timed_out || log.dispatch_error.is_some() {
+            self.sessions_missing += 1;
+        }
+        self.immediate_repeats += log.heard.immediate_repeats;
+        for (index, call) in log.heard.calls.iter().enumerate() {
+            self.tool_calls += 1;
+            self.first_speech_ms
+                .push(call.first_speech.as_secs_f64() * 1000.0);
+            self.resolution_ms
+                .push(call.resolution.as_secs_f64() * 1000.0);
+            let budget = expectations
+                .budgets
+                .get(&call.service)
+                .copied()
+                .unwrap_or_default();
+            if call.resolution > budget + OVERRUN_MARGIN {
+                self.budget_overruns += 1;
+            }
+            match call.outcome {
+                "ok" | "not_found" => self.outcomes.ok += 1,
+                "unknown_outcome" => self.outcomes.unknown_outcome += 1,
+                _ => self.outcomes.fallback += 1,
+            }
+            self.samples.push((
+                call.service.clone(),
+                call.resolution.as_secs_f64() * 1000.0,
+                call.outcome,
+            ));
+            // A promised retry must have happened: the call made more than one attempt.
+            let retried = report
+                .and_then(|r| r.tool_calls.get(index))
+                .map(|t| t.retried)
+                .unwrap_or(false);
+            if call.promised_retry && !retried {
+                self.false_promises += 1;
+            }
+        }
+        if let Some(report) = report {
+            check_transcript(report, self);
         }
     }
 }

@@ -1,9 +1,14 @@
 //! `voxguard simulate`: drives scripted calls through the full stack and
 //! reports latency and the invariants checked on the sessions' transcripts.
 
+pub mod boundary;
+pub mod caller;
 pub mod checks;
+pub mod measure;
+pub mod peer;
 pub mod report;
 pub mod run;
 
+pub use boundary::Peer;
 pub use report::{LatencySummary, Outcomes, SimulationReport};
 pub use run::{SCENARIOS, SimulationOutput, SimulationPlan, run};

@@ -60,7 +60,14 @@ pub struct SimulationReport {
     pub outcomes: Outcomes,
     pub breaker_transitions: BTreeMap<String, Vec<String>>,
     pub sessions_peak: u64,
+    /// The worker's process only when `mode` is `child-process`.
     pub rss_peak_bytes: u64,
+    /// `child-process` (the CRM simulator and LiveKit stand-in ran in a
+    /// `voxguard sim-peer` child) or `in-process` (one process for all).
+    pub mode: String,
+    /// The child peer's own VmHWM, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_rss_peak_bytes: Option<u64>,
     pub seed: u64,
     pub concurrency: u64,
     pub wall_ms: f64,
@@ -142,28 +149,21 @@ impl SimulationReport {
             .unwrap_or(0);
         let _ = writeln!(
             out,
-            "  sessions peak {}   rss peak {:.1} MiB ({} B/session)",
+            "  sessions peak {}   rss peak {:.1} MiB ({} B/session, {})",
             self.sessions_peak,
             self.rss_peak_bytes as f64 / (1024.0 * 1024.0),
-            per_session
+            per_session,
+            self.mode
         );
+        if let Some(peer) = self.peer_rss_peak_bytes {
+            let _ = writeln!(
+                out,
+                "  simulator peer rss peak {:.1} MiB",
+                peer as f64 / (1024.0 * 1024.0)
+            );
+        }
         out
     }
-}
-
-/// The process's peak resident set size (VmHWM), in bytes, where the OS tells it.
-pub fn rss_peak_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

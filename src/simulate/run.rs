@@ -3,26 +3,29 @@
 //! worker, sessions, brain, ToolRunner and Guard — over real sockets.
 //!
 //! Each call is a scripted caller on the room's transport. The invariants are
-//! checked afterwards on what the caller heard and on the sessions' final
-//! transcripts, not taken from the code under test.
+//! checked on what the caller heard and on the session's final transcript,
+//! not taken from the code under test. Each call is checked as soon as it
+//! ends and then forgotten, so a long run holds what its running calls hold,
+//! not the history of every call it made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::config::profile_cli::{LatencySample, SampleOutcome};
 use crate::resilience::BreakerEvent;
-use crate::services::sim::{CrmSimulator, FaultUpdate};
 use crate::session::room::{SessionJobHandler, Transports};
-use crate::session::{AgentEvent, CallerEvent, CrmEndpoints, SessionEnv, SessionReport};
-use crate::worker::loopback::LoopbackServer;
+use crate::session::{SessionEnv, SessionReport};
 use crate::worker::{Worker, WorkerConfig};
 
-use super::checks::{self, CallLog, HeardEvent};
+use super::boundary::{self, Peer, PeerLink};
+use super::caller::{CHOICES, Caller};
+use super::checks::{CallLog, Checked, Expectations};
+use super::measure::{Counted, LagProbe, SessionGauge, rss_bytes};
 use super::report::{LatencySummary, SimulationReport};
 
 /// The scenarios `voxguard simulate --scenario` accepts.
@@ -38,6 +41,11 @@ pub const SCENARIOS: [&str; 9] = [
     "mixed",
 ];
 
+/// The caller's identity in every simulated room.
+const CALLER_IDENTITY: &str = "sim-caller";
+/// How long a caller that finished waits for its session's report.
+const REPORT_WAIT: Duration = Duration::from_secs(10);
+
 /// What one run is asked to do.
 #[derive(Debug, Clone)]
 pub struct SimulationPlan {
@@ -47,9 +55,12 @@ pub struct SimulationPlan {
     pub seed: u64,
     /// Pause between a caller hearing the agent listen and speaking again.
     pub think_time: Duration,
-    /// Call starts are spread over at least this long (outage-recovery needs
-    /// calls before, during and after the outage).
-    pub spread: Duration,
+    /// Call starts are spread evenly over at least this long (a large run
+    /// ramps up instead of dialling every call in the same instant).
+    pub ramp: Duration,
+    /// Where the CRM simulator and the LiveKit stand-in run; in this
+    /// process unless asked (`voxguard simulate` runs them in a child).
+    pub peer: Peer,
 }
 
 impl SimulationPlan {
@@ -68,41 +79,52 @@ impl SimulationPlan {
         if calls == 0 || concurrency == 0 {
             return Err("--calls and --concurrency must be at least 1".into());
         }
-        let spread = if scenario == "outage-recovery" {
-            Duration::from_secs(16)
-        } else {
-            Duration::ZERO
-        };
+        if u32::try_from(calls).is_err() {
+            return Err(format!(
+                "--calls {calls} is more than one run can make (at most {})",
+                u32::MAX
+            ));
+        }
         Ok(SimulationPlan {
             scenario: scenario.into(),
             calls,
             concurrency,
             seed,
             think_time: Duration::from_millis(20),
-            spread,
+            ramp: Duration::ZERO,
+            peer: Peer::InProcess,
         })
     }
+
+    /// How long call starts are spread over: the asked ramp, and at least
+    /// 16 s for outage-recovery, which needs calls before, during and after
+    /// the outage.
+    pub fn spread(&self) -> Duration {
+        if self.scenario == "outage-recovery" {
+            self.ramp.max(Duration::from_secs(16))
+        } else {
+            self.ramp
+        }
+    }
 }
-
-/// The caller's lines: discovery, the email that triggers the lookups, slots, a booking.
-const CALLER: [&str; 8] = [
-    "Hi, we're a law firm, about eight people",
-    "twelve hundred docs a month",
-    "we use HubSpot",
-    "this month ideally",
-    "yes, that sounds great",
-    "sure, it's {email}",
-    "yes please",
-    "{choice}",
-];
-
-/// Callers spread their picks so concurrent callers rarely want the same slot.
-const CHOICES: [&str; 3] = ["the first one", "the second one", "the third one"];
 
 /// The outcome of a run, with the latency samples for `profile tune`.
 pub struct SimulationOutput {
     pub report: SimulationReport,
     pub samples: Vec<LatencySample>,
+}
+
+/// Shared by every call of a run.
+struct Run {
+    peer: PeerLink,
+    transports: Transports,
+    expectations: Expectations,
+    /// Sessions' reports are routed to the call waiting for its room.
+    waiting_reports: Mutex<HashMap<String, oneshot::Sender<SessionReport>>>,
+    checked: Mutex<Checked>,
+    emails: Vec<String>,
+    think: Duration,
+    trace: bool,
 }
 
 /// Run the plan and check every call.
@@ -112,163 +134,88 @@ pub async fn run(
     progress: impl Fn(usize, usize) + Send + Sync + 'static,
 ) -> Result<SimulationOutput, String> {
     let started = Instant::now();
-    let sim = CrmSimulator::start(([127, 0, 0, 1], 0).into(), plan.seed)
-        .await
-        .map_err(|e| e.to_string())?;
-    let preset: FaultUpdate =
-        serde_json::from_value(serde_json::json!({ "preset": plan.scenario }))
-            .map_err(|e| e.to_string())?;
-    sim.set_faults(preset)?;
-    let emails: Vec<String> = sim
-        .fixtures()
-        .people
-        .iter()
-        .map(|p| p.email.clone())
-        .collect();
-    let env = SessionEnv::build(config, CrmEndpoints::simulator(&sim), plan.seed)
-        .map_err(|e| e.to_string())?;
-
-    let transitions: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
-    {
-        let transitions = transitions.clone();
-        env.registry
-            .subscribe(Arc::new(move |event: &BreakerEvent| {
-                if let Ok(mut map) = transitions.lock() {
-                    let list = map.entry(event.service.to_string()).or_default();
-                    if list.is_empty() {
-                        list.push(state_name(event.from).into());
-                    }
-                    list.push(state_name(event.to).into());
-                }
-            }));
+    let setup = boundary::start(&plan.peer, plan.seed, &plan.scenario).await?;
+    let mut holder = setup.holder;
+    if setup.emails.is_empty() {
+        holder.stop().await;
+        return Err("the CRM simulator has no people to call about".into());
     }
+    let env = match SessionEnv::build(config, setup.endpoints, plan.seed) {
+        Ok(env) => env,
+        Err(err) => {
+            holder.stop().await;
+            return Err(err.to_string());
+        }
+    };
+    let transitions = record_transitions(&env);
 
-    let loopback = LoopbackServer::start(([127, 0, 0, 1], 0).into())
-        .await
-        .map_err(|e| e.to_string())?;
-    let lk = loopback.config();
-    let mut worker_config =
-        WorkerConfig::new(loopback.url(), lk.api_key.clone(), lk.api_secret.clone());
+    let mut worker_config = WorkerConfig::new(setup.livekit_url, setup.api_key, setup.api_secret);
     worker_config.agent_name = "voxguard-simulate".into();
     // Headroom over the callers' concurrency: a session still winding down
     // after its caller hung up holds a slot for a moment.
     worker_config.max_sessions =
         u32::try_from(plan.concurrency.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
     let transports = Transports::default();
-    let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<(String, SessionReport)>();
-    let handler = Arc::new(SessionJobHandler {
-        env: env.clone(),
-        transports: transports.clone(),
-        reports: Some(reports_tx),
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel::<(String, SessionReport)>();
+    let gauge = Arc::new(SessionGauge::default());
+    let handler = Arc::new(Counted {
+        inner: SessionJobHandler {
+            env: env.clone(),
+            transports: transports.clone(),
+            reports: Some(reports_tx),
+        },
+        gauge: Arc::clone(&gauge),
     });
-    let worker = Worker::new(worker_config, handler).map_err(|e| e.to_string())?;
+    let worker = match Worker::new(worker_config, handler) {
+        Ok(worker) => worker,
+        Err(err) => {
+            holder.stop().await;
+            return Err(err.to_string());
+        }
+    };
     let worker_handle = worker.handle();
     let worker_task = tokio::spawn(worker.run());
-    if !worker_handle
-        .wait_registrations(1, Duration::from_secs(10))
-        .await
-    {
-        return Err("the worker did not register with the loopback dispatcher".into());
+    let registered = tokio::select! {
+        registered = worker_handle.wait_registrations(1, Duration::from_secs(10)) => Ok(registered),
+        died = holder.exited() => Err(died),
+    };
+    if registered != Ok(true) {
+        worker_task.abort();
+        holder.stop().await;
+        return Err(registered
+            .err()
+            .unwrap_or_else(|| "the worker did not register with the loopback dispatcher".into()));
     }
 
-    let lag = tokio::spawn(measure_lag());
-    let gate = Arc::new(Semaphore::new(plan.concurrency));
-    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let progress = Arc::new(progress);
-    let mut calls = Vec::with_capacity(plan.calls);
-    let spacing = plan
-        .spread
-        .checked_div(plan.calls as u32)
-        .unwrap_or_default();
-    for index in 0..plan.calls {
-        let permit = gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !spacing.is_zero() {
-            tokio::time::sleep_until(started + spacing * index as u32).await;
-        }
-        let room = format!("sim-{}-{index}", plan.scenario);
-        let transport = transports.attach(&room);
-        let loopback = loopback.clone();
-        let email = emails[index % emails.len()].clone();
-        let (active, peak, done, progress) =
-            (active.clone(), peak.clone(), done.clone(), progress.clone());
-        let think = plan.think_time;
-        let total = plan.calls;
-        calls.push(tokio::spawn(async move {
-            let now_active = active.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            peak.fetch_max(now_active, std::sync::atomic::Ordering::Relaxed);
-            let log = match loopback.dispatch_job(&room, "sim-caller").await {
-                Ok(_) => call(transport, &email, CHOICES[index % CHOICES.len()], think).await,
-                Err(err) => CallLog {
-                    room: room.clone(),
-                    dispatch_error: Some(err.to_string()),
-                    ..CallLog::default()
-                },
-            };
-            active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            progress(
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                total,
-            );
-            drop(permit);
-            CallLog { room, ..log }
-        }));
-    }
-    let mut logs = Vec::with_capacity(calls.len());
-    let mut panics = 0u64;
-    for call in calls {
-        match call.await {
-            Ok(log) => logs.push(log),
-            Err(err) if err.is_panic() => panics += 1,
-            Err(_) => {}
-        }
-    }
-    // Every session reports once its job ends; wait for them (bounded).
-    let mut reports: HashMap<String, SessionReport> = HashMap::new();
-    let wait_until = Instant::now() + Duration::from_secs(10);
-    let dispatched = logs
-        .iter()
-        .filter(|log| log.dispatch_error.is_none())
-        .count();
-    while reports.len() < dispatched {
-        match tokio::time::timeout_at(wait_until, reports_rx.recv()).await {
-            Ok(Some((room, report))) => {
-                reports.insert(room, report);
-            }
-            _ => break,
-        }
-    }
-    lag.abort();
-    let lag_samples = LAG.lock().map(|l| l.clone()).unwrap_or_default();
+    let run = Arc::new(Run {
+        peer: setup.link,
+        transports,
+        expectations: Expectations::new(&env.phrasebook, &env.bindings),
+        waiting_reports: Mutex::default(),
+        checked: Mutex::default(),
+        emails: setup.emails,
+        think: plan.think_time,
+        trace: std::env::var_os("VOXGUARD_SIM_TRACE").is_some(),
+    });
+    let router = tokio::spawn(route_reports(reports_rx, Arc::clone(&run)));
+    let lag = LagProbe::start();
+    let driven = tokio::select! {
+        driven = drive_calls(plan, &run, started, progress) => driven,
+        died = holder.exited() => Err(died),
+    };
+    let lag_samples = lag.finish().await;
+    let rss_peak = rss_bytes().map(|(_, peak)| peak).unwrap_or(0);
+    let peer_rss_peak = holder.peer_rss_peak();
+    router.abort();
     worker_handle.shutdown_now();
     worker_task.abort();
+    holder.stop().await;
+    let panics = driven?;
 
-    let budget_of: HashMap<String, Duration> = env
-        .bindings
-        .iter()
-        .map(|(service, binding)| (service.clone(), binding.timing.budget))
-        .collect();
-    if std::env::var_os("VOXGUARD_SIM_TRACE").is_some() {
-        for log in &logs {
-            eprintln!("call {}", log.room);
-            for heard in &log.heard {
-                eprintln!(
-                    "  {:>8.1} ms  {}",
-                    heard.at.as_secs_f64() * 1000.0,
-                    serde_json::to_string(&heard.event).unwrap_or_default()
-                );
-            }
-        }
-    }
-    let checked = checks::check(&logs, &reports, &env.phrasebook, &env.bindings, &budget_of);
+    let checked = std::mem::take(&mut *lock(&run.checked));
     let report = SimulationReport {
         scenario: plan.scenario.clone(),
-        calls: logs.len() as u64,
+        calls: plan.calls as u64,
         turns: checked.turns,
         tool_calls: checked.tool_calls,
         first_speech_ms: LatencySummary::of(&checked.first_speech_ms),
@@ -280,14 +227,16 @@ pub async fn run(
         false_promises: checked.false_promises,
         panics: panics + checked.panics,
         outcomes: checked.outcomes,
-        breaker_transitions: transitions.lock().map(|t| t.clone()).unwrap_or_default(),
-        sessions_peak: peak.load(std::sync::atomic::Ordering::Relaxed) as u64,
-        rss_peak_bytes: super::report::rss_peak_bytes(),
+        breaker_transitions: lock(&transitions).clone(),
+        sessions_peak: gauge.peak() as u64,
+        rss_peak_bytes: rss_peak,
+        mode: plan.peer.mode().into(),
+        peer_rss_peak_bytes: peer_rss_peak,
         seed: plan.seed,
         concurrency: plan.concurrency as u64,
         wall_ms: started.elapsed().as_secs_f64() * 1000.0,
         event_loop_lag_ms: LatencySummary::of(&lag_samples),
-        sessions_failed: checked.sessions_missing,
+        sessions_failed: checked.sessions_missing + panics,
     };
     let samples = checked
         .samples
@@ -305,75 +254,137 @@ pub async fn run(
     Ok(SimulationOutput { report, samples })
 }
 
+/// Dials every call of the plan, at most `concurrency` at once, spread over
+/// the plan's ramp; returns how many call tasks panicked.
+async fn drive_calls(
+    plan: &SimulationPlan,
+    run: &Arc<Run>,
+    started: Instant,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+) -> Result<u64, String> {
+    let gate = Arc::new(Semaphore::new(plan.concurrency));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = Arc::new(progress);
+    let mut calls = tokio::task::JoinSet::new();
+    let spacing = plan
+        .spread()
+        .checked_div(plan.calls as u32)
+        .unwrap_or_default();
+    let mut panics = 0u64;
+    for index in 0..plan.calls {
+        let permit = Arc::clone(&gate)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !spacing.is_zero() {
+            tokio::time::sleep_until(started + spacing * index as u32).await;
+        }
+        // Reap finished calls as we go so the set stays as small as the load.
+        while let Some(finished) = calls.try_join_next() {
+            panics += u64::from(finished.is_err_and(|e| e.is_panic()));
+        }
+        let (run, done, progress) = (Arc::clone(run), Arc::clone(&done), Arc::clone(&progress));
+        let room = format!("sim-{}-{index}", plan.scenario);
+        let total = plan.calls;
+        calls.spawn(async move {
+            one_call(&run, room, index).await;
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                total,
+            );
+            drop(permit);
+        });
+    }
+    while let Some(finished) = calls.join_next().await {
+        panics += u64::from(finished.is_err_and(|e| e.is_panic()));
+    }
+    Ok(panics)
+}
+
+/// One call from dial to checks: the caller talks, leaves the room, and the
+/// call is checked against its session's report.
+async fn one_call(run: &Run, room: String, index: usize) {
+    let (report_tx, report_rx) = oneshot::channel();
+    lock(&run.waiting_reports).insert(room.clone(), report_tx);
+    let transport = run.transports.attach(&room);
+    let caller = Caller {
+        email: &run.emails[index % run.emails.len()],
+        choice: CHOICES[index % CHOICES.len()],
+        think: run.think,
+        trace: run.trace,
+    };
+    let mut log = match run.peer.dispatch_job(&room, CALLER_IDENTITY).await {
+        Ok(()) => caller.call(transport, &run.expectations).await,
+        Err(err) => CallLog {
+            dispatch_error: Some(err),
+            ..CallLog::default()
+        },
+    };
+    log.room = room;
+    run.peer
+        .participant_leaves(&log.room, CALLER_IDENTITY)
+        .await;
+    let report = if log.dispatch_error.is_none() {
+        tokio::time::timeout(REPORT_WAIT, report_rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
+    lock(&run.waiting_reports).remove(&log.room);
+    if let Some(trace) = &log.trace {
+        let mut lines = format!("call {}\n", log.room);
+        for heard in trace {
+            lines.push_str(&format!(
+                "  {:>8.1} ms  {}\n",
+                heard.at.as_secs_f64() * 1000.0,
+                serde_json::to_string(&heard.event).unwrap_or_default()
+            ));
+        }
+        eprint!("{lines}");
+    }
+    lock(&run.checked).add_call(&log, report.as_ref(), &run.expectations);
+}
+
+/// Hands each session's report to the call waiting for its room.
+async fn route_reports(
+    mut reports: mpsc::UnboundedReceiver<(String, SessionReport)>,
+    run: Arc<Run>,
+) {
+    while let Some((room, report)) = reports.recv().await {
+        if let Some(waiting) = lock(&run.waiting_reports).remove(&room) {
+            let _ = waiting.send(report);
+        }
+    }
+}
+
+/// Every breaker transition of the run, per service, starting from the first state.
+fn record_transitions(env: &SessionEnv) -> Arc<Mutex<BTreeMap<String, Vec<String>>>> {
+    let transitions: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+    let sink = Arc::clone(&transitions);
+    env.registry
+        .subscribe(Arc::new(move |event: &BreakerEvent| {
+            let mut map = lock(&sink);
+            let list = map.entry(event.service.to_string()).or_default();
+            if list.is_empty() {
+                list.push(state_name(event.from).into());
+            }
+            list.push(state_name(event.to).into());
+        }));
+    transitions
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn state_name(state: crate::resilience::BreakerState) -> &'static str {
     match state {
         crate::resilience::BreakerState::Closed => "closed",
         crate::resilience::BreakerState::Open => "open",
         crate::resilience::BreakerState::HalfOpen => "half_open",
-    }
-}
-
-/// One scripted caller: speaks each line once the agent listens, records
-/// what it heard and when.
-async fn call(
-    mut transport: crate::session::TransportIo,
-    email: &str,
-    choice: &str,
-    think: Duration,
-) -> CallLog {
-    let start = Instant::now();
-    let mut log = CallLog::default();
-    let mut lines = CALLER.iter();
-    let deadline = start + Duration::from_secs(120);
-    loop {
-        let event = match tokio::time::timeout_at(deadline, transport.from_session.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => break,
-            Err(_) => {
-                log.timed_out = true;
-                break;
-            }
-        };
-        let at = start.elapsed();
-        let listening =
-            matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
-        let ended = matches!(&event, AgentEvent::SessionEnded { .. });
-        log.heard.push(HeardEvent { at, event });
-        if ended {
-            break;
-        }
-        if listening {
-            if !think.is_zero() {
-                tokio::time::sleep(think).await;
-            }
-            let next = match lines.next() {
-                Some(line) => CallerEvent::User {
-                    text: line.replace("{email}", email).replace("{choice}", choice),
-                },
-                None => CallerEvent::Hangup,
-            };
-            if transport.to_session.send(next).await.is_err() {
-                break;
-            }
-        }
-    }
-    log
-}
-
-static LAG: Mutex<Vec<f64>> = Mutex::new(Vec::new());
-
-/// Event-loop lag: how late a 10 ms timer fires, sampled for the whole run.
-async fn measure_lag() {
-    if let Ok(mut lag) = LAG.lock() {
-        lag.clear();
-    }
-    let period = Duration::from_millis(10);
-    loop {
-        let asked = Instant::now();
-        tokio::time::sleep(period).await;
-        let late = asked.elapsed().saturating_sub(period).as_secs_f64() * 1000.0;
-        if let Ok(mut lag) = LAG.lock() {
-            lag.push(late);
-        }
     }
 }

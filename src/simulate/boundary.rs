@@ -1,0 +1,336 @@
+//! Where the other side of simulate's boundaries runs: the CRM simulator and
+//! the loopback LiveKit stand-in, either in this process ([`Peer::InProcess`])
+//! or in a `voxguard sim-peer` child process driven over HTTP
+//! ([`Peer::ChildProcess`], see [`super::peer`]). The callers' media side
+//! (the in-process room transports) stays with the worker either way.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+use crate::services::sim::{CrmSimulator, FaultUpdate, SimCredentials};
+use crate::session::CrmEndpoints;
+use crate::session::tools::CalendarSettings;
+use crate::worker::loopback::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+
+use super::measure::rss_bytes_of;
+use super::peer::{PeerReady, RoomParticipant};
+
+/// How long a child peer may take to print its ready line.
+const READY_WAIT: Duration = Duration::from_secs(20);
+/// Bounds every control request, so a wedged peer fails the call, not the run.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the run's peer lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// Simulator and stand-in on this process's runtime (one process).
+    InProcess,
+    /// `<program> sim-peer --seed S` as a child process.
+    ChildProcess { program: PathBuf },
+}
+
+impl Peer {
+    /// The `mode` the report names.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Peer::InProcess => "in-process",
+            Peer::ChildProcess { .. } => "child-process",
+        }
+    }
+}
+
+/// What the run learns of its peer at start.
+pub struct PeerSetup {
+    pub link: PeerLink,
+    /// Keeps an in-process peer alive / owns the child process.
+    pub holder: PeerHolder,
+    pub livekit_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub endpoints: CrmEndpoints,
+    pub emails: Vec<String>,
+}
+
+/// What the calls use to act on rooms on the other side.
+#[derive(Clone)]
+pub enum PeerLink {
+    InProcess(LoopbackHandle),
+    Http {
+        client: reqwest::Client,
+        control_url: String,
+    },
+}
+
+/// Owns the other side for the length of the run.
+pub enum PeerHolder {
+    InProcess(Box<CrmSimulator>),
+    Child(ChildPeer),
+}
+
+/// A running `voxguard sim-peer`; it exits when its stdin closes.
+pub struct ChildPeer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pid: u32,
+}
+
+/// Start the peer and put the scenario's fault preset in place.
+pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, String> {
+    let preset = serde_json::json!({ "preset": scenario });
+    match peer {
+        Peer::InProcess => {
+            let sim = CrmSimulator::start(([127, 0, 0, 1], 0).into(), seed)
+                .await
+                .map_err(|e| e.to_string())?;
+            let update: FaultUpdate = serde_json::from_value(preset).map_err(|e| e.to_string())?;
+            sim.set_faults(update)?;
+            let emails = sim
+                .fixtures()
+                .people
+                .iter()
+                .map(|p| p.email.clone())
+                .collect();
+            let endpoints = CrmEndpoints::simulator(&sim);
+            let loopback_config = LoopbackConfig {
+                keep_history: false,
+                ..LoopbackConfig::default()
+            };
+            let loopback = LoopbackServer::start_with(([127, 0, 0, 1], 0).into(), loopback_config)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(PeerSetup {
+                livekit_url: loopback.url(),
+                api_key: loopback.config().api_key.clone(),
+                api_secret: loopback.config().api_secret.clone(),
+                link: PeerLink::InProcess(loopback),
+                holder: PeerHolder::InProcess(Box::new(sim)),
+                endpoints,
+                emails,
+            })
+        }
+        Peer::ChildProcess { program } => {
+            let (child, ready) = spawn_child(program, seed).await?;
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(CONTROL_TIMEOUT)
+                .pool_max_idle_per_host(256)
+                .build()
+                .map_err(|e| format!("control client: {e}"))?;
+            let faults_url = format!("{}/_sim/faults", ready.crm_base_url);
+            let answer = client
+                .put(&faults_url)
+                .json(&preset)
+                .send()
+                .await
+                .map_err(|e| format!("the simulator peer did not take the faults: {e}"))?;
+            if !answer.status().is_success() {
+                return Err(format!(
+                    "the simulator peer refused the `{scenario}` faults: {} {}",
+                    answer.status(),
+                    answer.text().await.unwrap_or_default()
+                ));
+            }
+            Ok(PeerSetup {
+                endpoints: endpoints_of(&ready),
+                link: PeerLink::Http {
+                    client,
+                    control_url: ready.control_url,
+                },
+                holder: PeerHolder::Child(child),
+                livekit_url: ready.livekit_url,
+                api_key: ready.api_key,
+                api_secret: ready.api_secret,
+                emails: ready.emails,
+            })
+        }
+    }
+}
+
+/// The simulator's endpoints as the peer announced them; it runs with the
+/// default simulator credentials.
+fn endpoints_of(ready: &PeerReady) -> CrmEndpoints {
+    let creds = SimCredentials::default();
+    CrmEndpoints {
+        amplitude: (
+            ready.crm_base_url.clone(),
+            creds.amplitude_api_key,
+            creds.amplitude_secret_key,
+        ),
+        salesforce: (
+            ready.crm_base_url.clone(),
+            creds.salesforce_client_id,
+            creds.salesforce_client_secret,
+        ),
+        hubspot: (ready.crm_base_url.clone(), creds.hubspot_token),
+        chilipiper: (ready.chilipiper_base_url.clone(), creds.chilipiper_api_key),
+        calendar: CalendarSettings {
+            host_user_id: ready.host_user_id.clone(),
+            meeting_type_id: ready.meeting_type_id.clone(),
+            window: Duration::from_secs(7 * 86_400),
+        },
+    }
+}
+
+async fn spawn_child(program: &PathBuf, seed: u64) -> Result<(ChildPeer, PeerReady), String> {
+    let mut child = Command::new(program)
+        .args(["sim-peer", "--seed", &seed.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start the simulator peer `{} sim-peer`: {e}",
+                program.display()
+            )
+        })?;
+    let pid = child.id().unwrap_or_default();
+    let stdin = child.stdin.take();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("the simulator peer has no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = match tokio::time::timeout(READY_WAIT, lines.next_line()).await {
+        Err(_) => {
+            let _ = child.start_kill();
+            return Err(format!(
+                "the simulator peer (pid {pid}) printed nothing within {READY_WAIT:?}"
+            ));
+        }
+        Ok(Err(err)) => return Err(format!("cannot read the simulator peer's output: {err}")),
+        Ok(Ok(None)) => {
+            let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            return Err(format!(
+                "the simulator peer (pid {pid}) exited before it was ready: {}",
+                match status {
+                    Ok(Ok(status)) => status.to_string(),
+                    _ => "no exit status".into(),
+                }
+            ));
+        }
+        Ok(Ok(Some(line))) => line,
+    };
+    let ready: PeerReady = serde_json::from_str(&first).map_err(|err| {
+        let _ = child.start_kill();
+        format!("the simulator peer printed {first:?}, not its addresses: {err}")
+    })?;
+    // The peer prints nothing more; keep its stdout drained all the same.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((ChildPeer { child, stdin, pid }, ready))
+}
+
+impl PeerLink {
+    /// A job for `room`, where `participant` is present, goes to the worker.
+    pub async fn dispatch_job(&self, room: &str, participant: &str) -> Result<(), String> {
+        match self {
+            PeerLink::InProcess(loopback) => loopback
+                .dispatch_job(room, participant)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            PeerLink::Http {
+                client,
+                control_url,
+            } => {
+                let answer = control(client, control_url, "jobs", room, participant).await?;
+                match answer.get("job_id") {
+                    Some(serde_json::Value::String(_)) => Ok(()),
+                    _ => Err(format!(
+                        "the simulator peer did not dispatch a job: {}",
+                        answer
+                            .get("error")
+                            .and_then(|e| e.as_str())
+                            .map_or_else(|| answer.to_string(), str::to_owned)
+                    )),
+                }
+            }
+        }
+    }
+
+    /// `participant` leaves `room`.
+    pub async fn participant_leaves(&self, room: &str, participant: &str) {
+        match self {
+            PeerLink::InProcess(loopback) => {
+                loopback.participant_leaves(room, participant);
+            }
+            PeerLink::Http {
+                client,
+                control_url,
+            } => {
+                // A lost leave shows up in the checks (the session outlives
+                // its caller), so its error needs no second report here.
+                let _ = control(client, control_url, "leaves", room, participant).await;
+            }
+        }
+    }
+}
+
+async fn control(
+    client: &reqwest::Client,
+    control_url: &str,
+    path: &str,
+    room: &str,
+    participant: &str,
+) -> Result<serde_json::Value, String> {
+    let body = RoomParticipant {
+        room: room.into(),
+        participant: participant.into(),
+    };
+    let answer = client
+        .post(format!("{control_url}/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("simulator peer /{path}: {e}"))?;
+    answer
+        .json()
+        .await
+        .map_err(|e| format!("simulator peer /{path}: unreadable answer: {e}"))
+}
+
+impl PeerHolder {
+    /// Resolves only if a child peer exits (an in-process peer never does).
+    pub async fn exited(&mut self) -> String {
+        match self {
+            PeerHolder::InProcess(_) => std::future::pending().await,
+            PeerHolder::Child(child) => {
+                let status = child.child.wait().await;
+                format!(
+                    "the simulator peer (pid {}) exited during the run: {}",
+                    child.pid,
+                    status.map_or_else(|e| e.to_string(), |s| s.to_string())
+                )
+            }
+        }
+    }
+
+    /// A child peer's peak resident set (VmHWM), in bytes.
+    pub fn peer_rss_peak(&self) -> Option<u64> {
+        match self {
+            PeerHolder::InProcess(_) => None,
+            PeerHolder::Child(child) => rss_bytes_of(&child.pid.to_string()).map(|(_, peak)| peak),
+        }
+    }
+
+    /// Stop the peer: close a child's stdin and wait (bounded) for it.
+    pub async fn stop(self) {
+        match self {
+            PeerHolder::InProcess(sim) => sim.shutdown().await,
+            PeerHolder::Child(mut child) => {
+                drop(child.stdin.take());
+                if tokio::time::timeout(Duration::from_secs(5), child.child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.child.kill().await;
+                }
+            }
+        }
+    }
+}
