@@ -460,7 +460,7 @@ async fn while_redis_hangs_mid_call_every_turn_completes_within_its_profile_and_
         let took = caller.say(&line).await;
         let tools = caller.heard[heard_before..]
             .iter()
-            .filter(|e| matches!(e, AgentEvent::ToolStarted { .. }))
+            .filter(|e| matches!(e, AgentEvent::ToolStarted(_)))
             .count();
         turns.push((line, took, tools));
     }

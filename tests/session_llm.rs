@@ -174,7 +174,7 @@ async fn a_model_tool_call_runs_through_the_recovery_layer_and_its_result_goes_b
 
     assert!(
         heard.events.iter().any(|(_, e)| matches!(e,
-            AgentEvent::ToolFinished { tool, outcome, .. } if tool == "salesforce_lookup" && outcome == "ok")),
+            AgentEvent::ToolFinished(finished) if finished.tool == "salesforce_lookup" && finished.outcome == "ok")),
         "the model's tool call ran against the CRM: {:?}",
         heard.events
     );

@@ -87,15 +87,13 @@ fn render(event: &AgentEvent) -> bool {
     match event {
         AgentEvent::Speech { text, kind, .. } if kind == "answer" => println!("agent: {text}"),
         AgentEvent::Speech { text, kind, .. } => println!("agent ({kind}): {text}"),
-        AgentEvent::ToolStarted { tool, service, .. } => println!("  → {tool} ({service})"),
-        AgentEvent::ToolFinished {
-            tool,
-            outcome,
-            elapsed_ms,
-            ..
-        } => {
-            println!("  ← {tool}: {outcome} in {elapsed_ms:.0} ms")
+        AgentEvent::ToolStarted(started) => {
+            println!("  → {} ({})", started.tool, started.service)
         }
+        AgentEvent::ToolFinished(finished) => println!(
+            "  ← {}: {} in {:.0} ms",
+            finished.tool, finished.outcome, finished.elapsed_ms
+        ),
         AgentEvent::SessionEnded { reason } => {
             println!("call ended: {reason}");
             return true;

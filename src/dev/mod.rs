@@ -220,19 +220,13 @@ struct ToolTally {
 impl ToolTally {
     fn observe(&mut self, event: &AgentEvent, board: &api::ToolCallBoard) {
         match event {
-            AgentEvent::ToolStarted {
-                call_id, service, ..
-            } => {
-                self.in_flight.insert(call_id.clone(), service.clone());
+            AgentEvent::ToolStarted(started) => {
+                self.in_flight
+                    .insert(started.call_id.clone(), started.service.clone());
             }
-            AgentEvent::ToolFinished {
-                call_id,
-                outcome,
-                elapsed_ms,
-                ..
-            } => {
-                if let Some(service) = self.in_flight.remove(call_id) {
-                    board.record(&service, *elapsed_ms, outcome);
+            AgentEvent::ToolFinished(finished) => {
+                if let Some(service) = self.in_flight.remove(&finished.call_id) {
+                    board.record(&service, finished.elapsed_ms, &finished.outcome);
                 }
             }
             _ => {}

@@ -2,7 +2,10 @@
 //! console, simulate) and for tests that run two fleets side by side.
 //!
 //! Breakers and budgets follow the same rules as Redis (`rules.rs`) under a
-//! lock; sessions live in a concurrent map and expire by TTL on read.
+//! lock; sessions live in a concurrent map and expire by TTL on read. A
+//! saved conversation is kept as its compact JSON text, as Redis keeps it:
+//! a parsed `serde_json::Value` tree of the same state takes several times
+//! the memory, once per running call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,7 @@ pub struct MemoryStore {
     origin: Instant,
     breakers: Mutex<HashMap<String, SharedBreaker>>,
     budgets: Mutex<HashMap<String, SharedBudget>>,
-    sessions: DashMap<String, (serde_json::Value, Instant)>,
+    sessions: DashMap<String, (Box<str>, Instant)>,
 }
 
 impl MemoryStore {
@@ -75,7 +78,7 @@ impl MemoryStore {
         let now = Instant::now();
         let previous = self
             .sessions
-            .insert(room.to_string(), (state.clone(), now + ttl));
+            .insert(room.to_string(), (state.to_string().into(), now + ttl));
         // Calls that were stopped and never picked up again are never read:
         // sweep expired states now and then so a long-running worker does
         // not keep them.
@@ -94,9 +97,10 @@ impl MemoryStore {
         let live = self
             .sessions
             .get(room)
-            .map(|entry| (entry.1 > now).then(|| entry.0.clone()));
+            .map(|entry| (entry.1 > now).then(|| serde_json::from_str(&entry.0)));
         match live {
-            Some(Some(state)) => Some(state),
+            // Written from a `Value` by `save_session`, so it parses back.
+            Some(Some(state)) => state.ok(),
             Some(None) => {
                 self.sessions
                     .remove_if(room, |_, (_, expires)| *expires <= now);

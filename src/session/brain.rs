@@ -159,7 +159,9 @@ impl SessionBrain {
         match self {
             SessionBrain::Scripted(brain) => Turn::scripted(brain.on_user(text, session)),
             SessionBrain::Hybrid(brain) => {
-                let turn = brain.on_user(text, session).await;
+                // Boxed: the model's request future is KiBs, and a scripted
+                // session's turn should not be sized for it.
+                let turn = Box::pin(brain.on_user(text, session)).await;
                 Turn {
                     actions: turn.actions,
                     fell_back: turn.fell_back,
@@ -177,7 +179,7 @@ impl SessionBrain {
         match self {
             SessionBrain::Scripted(brain) => Turn::scripted(brain.on_tool_result(call_id, result)),
             SessionBrain::Hybrid(brain) => {
-                let turn = brain.on_tool_result(call_id, result, session).await;
+                let turn = Box::pin(brain.on_tool_result(call_id, result, session)).await;
                 Turn {
                     actions: turn.actions,
                     fell_back: turn.fell_back,

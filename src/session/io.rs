@@ -31,20 +31,11 @@ pub enum AgentEvent {
         kind: String,
         interruptible: bool,
     },
-    ToolStarted {
-        call_id: String,
-        tool: String,
-        service: String,
-    },
-    ToolFinished {
-        call_id: String,
-        tool: String,
-        /// ok | not_found | fallback | unknown_outcome | cancelled
-        outcome: String,
-        elapsed_ms: f64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
+    /// Boxed (as is `ToolFinished`): every queue between a session and
+    /// its caller is sized by the largest variant, and speech is the common
+    /// event.
+    ToolStarted(Box<ToolStarted>),
+    ToolFinished(Box<ToolFinished>),
     State {
         stage: String,
         /// initializing | listening | thinking | speaking
@@ -56,6 +47,26 @@ pub enum AgentEvent {
     Error {
         message: String,
     },
+}
+
+/// A tool call began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolStarted {
+    pub call_id: String,
+    pub tool: String,
+    pub service: String,
+}
+
+/// A tool call ended, one way or another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolFinished {
+    pub call_id: String,
+    pub tool: String,
+    /// ok | not_found | fallback | unknown_outcome | cancelled
+    pub outcome: String,
+    pub elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The session's side of a transport.
@@ -123,6 +134,26 @@ mod tests {
         assert!(err.contains(r#"{"type":"user","text":"...""#), "{err}");
         let err = parse_caller_frame(&"x".repeat(20_000)).unwrap_err();
         assert!(err.contains("16 KiB"), "{err}");
+    }
+
+    #[test]
+    fn boxed_tool_events_keep_their_flat_wire_shape() {
+        let event = AgentEvent::ToolFinished(Box::new(ToolFinished {
+            call_id: "salesforce_lookup-1".into(),
+            tool: "salesforce_lookup".into(),
+            outcome: "fallback".into(),
+            elapsed_ms: 812.5,
+            error: None,
+        }));
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "tool_finished", "call_id": "salesforce_lookup-1",
+                "tool": "salesforce_lookup", "outcome": "fallback", "elapsed_ms": 812.5})
+        );
+        let back: AgentEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        assert!(std::mem::size_of::<AgentEvent>() <= 64);
     }
 
     #[test]

@@ -162,7 +162,17 @@ impl Session {
     }
 
     /// Run until the caller leaves, the agent closes, or `inbound` ends.
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<CallerEvent>) -> SessionReport {
+    pub fn run(
+        self,
+        inbound: mpsc::Receiver<CallerEvent>,
+    ) -> impl Future<Output = SessionReport> + Send {
+        // The session lives on the heap once: an `async fn` taking `self`
+        // by value would hold it twice (its argument and its local) for the
+        // whole call.
+        Box::new(self).converse(inbound)
+    }
+
+    async fn converse(mut self: Box<Self>, mut inbound: mpsc::Receiver<CallerEvent>) -> SessionReport {
         self.emit_state("listening").await;
         match self.resume_line.take() {
             Some(line) => {
@@ -294,11 +304,11 @@ impl Session {
         let call_id = format!("{}-{}", tool.as_str(), self.tool_calls.len() + 1);
         let _ = self
             .outbound
-            .send(AgentEvent::ToolStarted {
+            .send(AgentEvent::ToolStarted(Box::new(io::ToolStarted {
                 call_id: call_id.clone(),
                 tool: tool.as_str().into(),
                 service: service.clone(),
-            })
+            })))
             .await;
 
         let toolbox = self.env.toolbox.clone();
@@ -360,13 +370,13 @@ impl Session {
         let error = outcome.error.as_ref().map(ToString::to_string);
         let _ = self
             .outbound
-            .send(AgentEvent::ToolFinished {
+            .send(AgentEvent::ToolFinished(Box::new(io::ToolFinished {
                 call_id,
                 tool: tool.as_str().into(),
                 outcome: name.into(),
                 elapsed_ms: outcome.resolved_at.as_secs_f64() * 1000.0,
                 error,
-            })
+            })))
             .await;
         self.tool_calls.push(ToolCallReport {
             tool: tool.as_str().into(),
@@ -406,15 +416,16 @@ impl Session {
                 }
             };
             match ladder {
+                // Boxed: only a model-led turn carries the filler ladder.
                 Some(ladder) => {
-                    keep_company(
+                    Box::pin(keep_company(
                         thinking,
                         &ladder,
                         &mut self.runner,
                         &mut self.state,
                         &mut self.speech_rx,
                         &self.outbound,
-                    )
+                    ))
                     .await
                 }
                 None => thinking.await,

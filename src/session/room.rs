@@ -16,7 +16,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use crate::worker::{AgentState, JobContext, JobHandler, JobResult, RoomEvent};
+use crate::worker::{
+    AgentState, CancelSignal, JobContext, JobHandler, JobResult, RoomConnection, RoomEvent,
+};
 
 use super::io::{self, AgentEvent, CallerEvent, SessionIo, TransportIo};
 use super::resume::{self, SessionSaver};
@@ -52,12 +54,20 @@ pub struct SessionJobHandler {
 
 impl JobHandler for SessionJobHandler {
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
-        let env = self.env.clone();
-        let attached = job.room.room_name().to_string();
+        // The job's assignment (its proto is ~1 KiB) is not kept for the
+        // call's length: the session needs the room, the cancel signal and
+        // a seed.
+        let call = JobCall {
+            env: Box::new(self.env.clone()),
+            seed: job_seed(&job.job.id),
+            room: job.room,
+            cancel: job.cancel,
+        };
+        let attached = call.room.room_name().to_string();
         let transport = self.transports.take(&attached);
         let reports = self.reports.clone();
         Box::pin(async move {
-            let report = run_job(env, job, transport).await?;
+            let report = run_job(call, transport).await?;
             let unpaired = report.state.transcript.unpaired_tool_calls().len();
             if let Some(reports) = reports {
                 let _ = reports.send((attached, report));
@@ -70,11 +80,21 @@ impl JobHandler for SessionJobHandler {
     }
 }
 
-async fn run_job(
-    env: SessionEnv,
-    job: JobContext,
-    transport: Option<SessionIo>,
-) -> Result<SessionReport, String> {
+/// What a job's session runs with.
+struct JobCall {
+    env: Box<SessionEnv>,
+    seed: u64,
+    room: RoomConnection,
+    cancel: CancelSignal,
+}
+
+async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionReport, String> {
+    let JobCall {
+        env,
+        seed,
+        room,
+        cancel,
+    } = call;
     // Without a registered transport the room's media would carry the caller;
     // until a media transport is plugged in, the session hears nothing and
     // its speech goes to the log.
@@ -92,18 +112,17 @@ async fn run_job(
             (session_io, Some(transport_io), true)
         }
     };
-    let seed = job_seed(&job.job.id);
     let (events_tx, mut events_rx) = mpsc::channel::<AgentEvent>(256);
     let (caller_tx, caller_rx) = mpsc::channel::<CallerEvent>(64);
-    let room_name = job.room.room_name().to_string();
+    let room_name = room.room_name().to_string();
     let fleet = env.fleet.clone();
     let saver = SessionSaver::start(fleet.clone(), &room_name, fleet.config().state_ttl);
-    let session = match resume::load(&fleet, &room_name).await {
+    let session = match Box::pin(resume::load(&fleet, &room_name)).await {
         Some(saved) => {
             tracing::info!(room = %room_name, turns = saved.turns, "resuming a saved conversation");
-            Session::resume(env, events_tx, seed, saved)
+            Session::resume(*env, events_tx, seed, saved)
         }
-        None => Session::new(env, events_tx, seed),
+        None => Session::new(*env, events_tx, seed),
     };
     let session = tokio::spawn(session.saving_to(saver.clone()).run(caller_rx));
     let caller_line = CallerLine {
@@ -111,10 +130,8 @@ async fn run_job(
         saver: saver.clone(),
     };
 
-    let room = job.room.clone();
     let mut room_events = room.events();
     let mut inbound = inbound;
-    let cancel = job.cancel.clone();
     let mut hung_up = false;
     let mut stopped = false;
     loop {

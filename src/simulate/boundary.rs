@@ -117,7 +117,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(CONTROL_TIMEOUT)
-                .pool_max_idle_per_host(256)
+                .pool_max_idle_per_host(32)
                 .build()
                 .map_err(|e| format!("control client: {e}"))?;
             let faults_url = format!("{}/_sim/faults", ready.crm_base_url);

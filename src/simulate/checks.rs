@@ -143,15 +143,16 @@ impl CallCheck {
                     None => self.last_line = Some(text.clone()),
                 }
             }
-            AgentEvent::ToolStarted { service, .. } => {
+            AgentEvent::ToolStarted(started) => {
                 self.in_flight = Some(InFlight {
                     started: at,
-                    service: service.clone(),
+                    service: started.service.clone(),
                     first_speech: None,
                     promised_retry: false,
                 });
             }
-            AgentEvent::ToolFinished { outcome, .. } => {
+            AgentEvent::ToolFinished(finished) => {
+                let outcome = &finished.outcome;
                 let Some(flight) = self.in_flight.take() else {
                     return;
                 };

@@ -149,15 +149,17 @@ impl RoomConnection {
         // The agent sends a handful of requests per turn; a full queue makes
         // `set_agent_state` wait rather than grow memory.
         let (requests_tx, requests_rx) = mpsc::channel(4);
+        // Boxed: the socket is ~1.4 KiB and the task's future would
+        // otherwise hold it twice (as its argument and as its local).
         let task = tokio::spawn(
-            RoomTask {
+            Box::new(RoomTask {
                 socket,
                 roster,
                 local_identity: local_identity.clone(),
                 events: events_tx.clone(),
                 callers: callers_tx,
                 keepalive,
-            }
+            })
             .run(requests_rx),
         );
         tracing::info!(room = %room_name, identity = %local_identity, "joined room");
@@ -259,7 +261,7 @@ struct RoomTask {
 }
 
 impl RoomTask {
-    async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+    async fn run(mut self: Box<Self>, mut requests: mpsc::Receiver<Request>) {
         let mut ping = tokio::time::interval_at(
             Instant::now() + self.keepalive.interval,
             self.keepalive.interval,

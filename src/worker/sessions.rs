@@ -305,6 +305,9 @@ pub fn start_session(
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| state.config.url.clone());
     let job_id = job.id.clone();
+    // Boxed: the assignment's proto is ~1 KiB and waits in the session's
+    // task until the room is joined.
+    let job = Box::new(job);
     let task_state = Arc::clone(state);
     let task = state.spawn_session(async move {
         let job_id = job.id.clone();
@@ -326,7 +329,7 @@ pub fn start_session(
 async fn run_session(
     state: &WorkerState,
     handler: SharedHandler,
-    job: proto::Job,
+    job: Box<proto::Job>,
     token: String,
     url: String,
     cancel: super::job::CancelSignal,
@@ -337,7 +340,7 @@ async fn run_session(
     };
     room.set_agent_state(AgentState::Initializing).await;
     let context = JobContext {
-        job,
+        job: *job,
         token,
         url,
         room: room.clone(),
