@@ -15,6 +15,10 @@ pub fn breaker_probe(guard: &Arc<Guard>) -> BreakerProbe {
     Arc::new(move || guard.breaker().state())
 }
 
+/// Every service's binding by name, shared read-only by the sessions of a
+/// worker (one map for all of them, not one per call).
+pub type Bindings = Arc<std::collections::BTreeMap<String, ServiceBinding>>;
+
 /// How the runner reaches one service.
 #[derive(Clone)]
 pub struct ServiceBinding {

@@ -26,7 +26,7 @@ mod resolve;
 pub mod runner;
 pub mod tool;
 
-pub use binding::{BreakerProbe, RunnerError, ServiceBinding, ToolCall, breaker_probe};
+pub use binding::{Bindings, BreakerProbe, RunnerError, ServiceBinding, ToolCall, breaker_probe};
 pub use classify::category_for;
 pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
 pub use runner::ToolRunner;

@@ -3,7 +3,6 @@
 //! conversation back exactly on failure, pairing every tool call with one
 //! result, and speaking only phrases whose promises will be kept.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
@@ -12,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::binding::{RunnerError, ServiceBinding, ToolCall};
+use super::binding::{Bindings, RunnerError, ServiceBinding, ToolCall};
 use super::phrases::{Category, Level, Phrase, PhraseContext, PhraseSession, Promise, PromiseSet};
 use super::policy::FailurePolicy;
 use super::resolve::Flight;
@@ -75,7 +74,7 @@ const LAST_RESORT_LINE: &str = "Sorry, one moment.";
 /// # }
 /// ```
 pub struct ToolRunner {
-    pub(super) services: HashMap<String, ServiceBinding>,
+    pub(super) services: Bindings,
     pub(super) phrases: PhraseSession,
     pub(super) policy: FailurePolicy,
     pub(super) speech: Box<dyn SpeechSink>,
@@ -95,7 +94,7 @@ impl ToolRunner {
         speech: impl SpeechSink + 'static,
     ) -> ToolRunner {
         ToolRunner {
-            services: HashMap::new(),
+            services: Bindings::default(),
             phrases,
             policy,
             speech: Box::new(speech),
@@ -103,7 +102,12 @@ impl ToolRunner {
     }
 
     pub fn add_service(&mut self, service: impl Into<String>, binding: ServiceBinding) {
-        self.services.insert(service.into(), binding);
+        std::sync::Arc::make_mut(&mut self.services).insert(service.into(), binding);
+    }
+
+    /// Use `services` (shared, not copied) as this runner's services.
+    pub fn share_services(&mut self, services: Bindings) {
+        self.services = services;
     }
 
     pub fn policy(&self) -> &FailurePolicy {

@@ -86,10 +86,20 @@ pub enum ToolResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
-    User { text: String },
-    Agent { text: String, kind: SpeechKind },
-    ToolCall(ToolCallRecord),
-    ToolResult { id: ToolCallId, result: ToolResult },
+    User {
+        text: String,
+    },
+    Agent {
+        text: String,
+        kind: SpeechKind,
+    },
+    /// Boxed: a call record is twice the size of the other entries, and
+    /// every entry of a transcript is sized by the largest.
+    ToolCall(Box<ToolCallRecord>),
+    ToolResult {
+        id: ToolCallId,
+        result: ToolResult,
+    },
 }
 
 /// Why an entry was refused.
@@ -164,7 +174,7 @@ impl Transcript {
             arguments,
             idempotency_key,
         };
-        self.push_unchecked(Entry::ToolCall(record));
+        self.push_unchecked(Entry::ToolCall(Box::new(record)));
         id
     }
 
@@ -236,7 +246,7 @@ impl Transcript {
 
     pub fn call(&self, id: ToolCallId) -> Option<&ToolCallRecord> {
         self.iter().find_map(|e| match e {
-            Entry::ToolCall(record) if record.id == id => Some(record),
+            Entry::ToolCall(record) if record.id == id => Some(&**record),
             _ => None,
         })
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::brain::{CrmChoice, ScriptedConfig};
 use crate::config::Config;
 use crate::fleet::Fleet;
-use crate::recovery::{LadderTiming, PhraseBook, ServiceBinding};
+use crate::recovery::{Bindings, LadderTiming, PhraseBook, ServiceBinding};
 use crate::resilience::{BreakerRegistry, Clock, Guard, metrics_listener, tracing_listener};
 use crate::services::sim::CrmSimulator;
 use crate::services::{
@@ -25,7 +25,7 @@ use super::tools::{CalendarSettings, Toolbox};
 pub struct SessionEnv {
     pub phrasebook: Arc<PhraseBook>,
     pub toolbox: Toolbox,
-    pub bindings: BTreeMap<String, ServiceBinding>,
+    pub bindings: Bindings,
     pub registry: Arc<BreakerRegistry>,
     pub handoff_after: u32,
     pub scripted: ScriptedConfig,
@@ -219,7 +219,7 @@ impl SessionEnv {
             llm,
             phrasebook: PhraseBook::embedded(),
             toolbox,
-            bindings,
+            bindings: Arc::new(bindings),
             registry,
             handoff_after: config.session.max_consecutive_failures,
             scripted: ScriptedConfig {

@@ -97,9 +97,7 @@ impl Session {
         let (speech_tx, speech_rx) = mpsc::unbounded_channel();
         let phrases = PhraseSession::new(env.phrasebook.clone(), seed);
         let mut runner = ToolRunner::new(phrases, FailurePolicy::new(env.handoff_after), speech_tx);
-        for (service, binding) in &env.bindings {
-            runner.add_service(service.clone(), binding.clone());
-        }
+        runner.share_services(env.bindings.clone());
         let mut scripted = env.scripted.clone();
         scripted.seed = seed;
         Session {
@@ -172,7 +170,10 @@ impl Session {
         Box::new(self).converse(inbound)
     }
 
-    async fn converse(mut self: Box<Self>, mut inbound: mpsc::Receiver<CallerEvent>) -> SessionReport {
+    async fn converse(
+        mut self: Box<Self>,
+        mut inbound: mpsc::Receiver<CallerEvent>,
+    ) -> SessionReport {
         self.emit_state("listening").await;
         match self.resume_line.take() {
             Some(line) => {

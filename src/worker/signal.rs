@@ -29,10 +29,10 @@ pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The signal protocol version announced on join (what the SDK announces).
 const PROTOCOL_VERSION: u32 = 18;
 /// Signal messages are small: participant updates, pongs, metadata acks.
-/// Larger frames (a JoinResponse) take several reads into a message buffer
-/// that lives only as long as the frame. Every room holds one of these for
-/// the call's length, so it is kept small.
-const READ_BUFFER: usize = 1024;
+/// Larger frames grow the buffer for as long as they need it. (tungstenite
+/// keeps the handshake's 4 KiB buffer as the socket's first read buffer, so
+/// a smaller setting here saves nothing.)
+const READ_BUFFER: usize = 4 * 1024;
 /// A JoinResponse for a very large room is the biggest message we expect.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
