@@ -95,7 +95,27 @@ enum ProfileAction {
     },
 }
 
+/// glibc's allocator gives each thread that allocates its own arena (up to
+/// eight per core). Sessions migrate between the runtime's threads, so a
+/// call's memory ends up spread over many half-empty arenas: about 10% more
+/// resident memory per session at 1,000 sessions. One arena per core (at
+/// least two) matches the runtime's worker threads, which do the
+/// allocating. `MALLOC_ARENA_MAX`, when set, wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let arenas = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let arenas = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only changes the allocator's settings; it is called
+        // first thing in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Profile { action, config } => run_profile(action, config.as_deref()),

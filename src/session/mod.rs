@@ -90,7 +90,12 @@ pub struct Session {
     saver: Option<SessionSaver>,
     /// Said instead of the greeting when this session picks a call up.
     resume_line: Option<String>,
+    /// Told each agent state as it is emitted (the room publishes it).
+    state_mirror: Option<StateMirror>,
 }
+
+/// Receives the agent's state (`listening`, `thinking`, ...) as it changes.
+type StateMirror = Box<dyn Fn(&'static str) + Send + Sync>;
 
 impl Session {
     pub fn new(env: SessionEnv, outbound: mpsc::Sender<AgentEvent>, seed: u64) -> Session {
@@ -113,6 +118,7 @@ impl Session {
             ended: None,
             saver: None,
             resume_line: None,
+            state_mirror: None,
         }
     }
 
@@ -139,6 +145,16 @@ impl Session {
     /// Save the state after every committed turn through `saver`.
     pub fn saving_to(mut self, saver: SessionSaver) -> Session {
         self.saver = Some(saver);
+        self
+    }
+
+    /// Call `mirror` with each agent state the session emits, as well as
+    /// sending it as an event (a LiveKit job publishes it on the room).
+    pub fn mirroring_state_to(
+        mut self,
+        mirror: impl Fn(&'static str) + Send + Sync + 'static,
+    ) -> Session {
+        self.state_mirror = Some(Box::new(mirror));
         self
     }
 
@@ -449,7 +465,10 @@ impl Session {
         }
     }
 
-    async fn emit_state(&self, agent_state: &str) {
+    async fn emit_state(&self, agent_state: &'static str) {
+        if let Some(mirror) = &self.state_mirror {
+            mirror(agent_state);
+        }
         let _ = self
             .outbound
             .send(AgentEvent::State {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::worker::{
     AgentState, CancelSignal, JobContext, JobHandler, JobResult, RoomConnection, RoomEvent,
@@ -98,21 +98,16 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     // Without a registered transport the room's media would carry the caller;
     // until a media transport is plugged in, the session hears nothing and
     // its speech goes to the log.
-    let (
-        SessionIo {
-            inbound,
-            outbound: to_transport,
-        },
-        _unattached,
-        log_only,
-    ) = match transport {
-        Some(io) => (io, None, false),
+    let (SessionIo { inbound, outbound }, mut unattached) = match transport {
+        Some(io) => (io, None),
         None => {
             let (session_io, transport_io) = io::channel(64);
-            (session_io, Some(transport_io), true)
+            (session_io, Some(transport_io))
         }
     };
-    let (events_tx, mut events_rx) = mpsc::channel::<AgentEvent>(256);
+    // The session speaks straight to the transport; the room only learns
+    // the agent's state, through a watch (one value, not a queue).
+    let (state_tx, mut state_rx) = watch::channel(AgentState::Initializing);
     let (caller_tx, caller_rx) = mpsc::channel::<CallerEvent>(64);
     let room_name = room.room_name().to_string();
     let fleet = env.fleet.clone();
@@ -120,11 +115,18 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     let session = match Box::pin(resume::load(&fleet, &room_name)).await {
         Some(saved) => {
             tracing::info!(room = %room_name, turns = saved.turns, "resuming a saved conversation");
-            Session::resume(*env, events_tx, seed, saved)
+            Session::resume(*env, outbound, seed, saved)
         }
-        None => Session::new(*env, events_tx, seed),
+        None => Session::new(*env, outbound, seed),
     };
-    let session = tokio::spawn(session.saving_to(saver.clone()).run(caller_rx));
+    let mut session = tokio::spawn(
+        session
+            .saving_to(saver.clone())
+            .mirroring_state_to(move |agent_state| {
+                state_tx.send_replace(agent_state_of(agent_state));
+            })
+            .run(caller_rx),
+    );
     let caller_line = CallerLine {
         events: caller_tx,
         saver: saver.clone(),
@@ -134,22 +136,21 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     let mut inbound = inbound;
     let mut hung_up = false;
     let mut stopped = false;
-    loop {
+    let mut mirroring = true;
+    let finished = loop {
         tokio::select! {
-            event = events_rx.recv() => match event {
-                Some(event) => {
-                    if let AgentEvent::State { agent_state, .. } = &event {
-                        room.set_agent_state(agent_state_of(agent_state)).await;
-                    }
-                    if log_only {
-                        if let AgentEvent::Speech { kind, .. } = &event {
-                            tracing::info!(room = room.room_name(), kind, "agent speech (no media transport attached)");
-                        }
-                    } else {
-                        let _ = to_transport.send(event).await;
-                    }
+            finished = &mut session => break finished,
+            changed = state_rx.changed(), if mirroring => match changed {
+                Ok(()) => {
+                    let agent_state = *state_rx.borrow_and_update();
+                    room.set_agent_state(agent_state).await;
                 }
-                None => break,
+                Err(_) => mirroring = false,
+            },
+            Some(event) = next_unattached(&mut unattached) => {
+                if let AgentEvent::Speech { kind, .. } = &event {
+                    tracing::info!(room = room.room_name(), kind, "agent speech (no media transport attached)");
+                }
             },
             caller = inbound.recv(), if !hung_up => match caller {
                 Some(event) => { let _ = caller_line.events.send(event).await; }
@@ -181,10 +182,8 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
                 let _ = caller_line.events.send(CallerEvent::Hangup).await;
             }
         }
-    }
-    let mut report = session
-        .await
-        .map_err(|e| format!("session task failed: {e}"))?;
+    };
+    let mut report = finished.map_err(|e| format!("session task failed: {e}"))?;
     if stopped && report.ended == EndReason::CallerLeft {
         report.ended = EndReason::Shutdown;
     }
@@ -209,6 +208,15 @@ struct CallerLine {
 impl Drop for CallerLine {
     fn drop(&mut self) {
         self.saver.keep_on_end();
+    }
+}
+
+/// The next event for a room with no transport attached; pending forever
+/// when there is a transport.
+async fn next_unattached(unattached: &mut Option<TransportIo>) -> Option<AgentEvent> {
+    match unattached {
+        Some(transport) => transport.from_session.recv().await,
+        None => std::future::pending().await,
     }
 }
 
