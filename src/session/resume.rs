@@ -230,14 +230,17 @@ async fn write_loop(fleet: Fleet, room: String, ttl: Duration, shared: Arc<Share
             (pending.save.take(), pending.forget, pending.closed)
         };
         // The call is over: a state still waiting would only be deleted.
+        // The fleet's calls are boxed while they run: with Redis they are
+        // KiBs of future, and an idle writer (one per running call) should
+        // not carry them.
         if forget {
-            fleet.delete_session(&room).await;
+            Box::pin(fleet.delete_session(&room)).await;
             return;
         }
         if let Some(saved) = save {
             match serde_json::to_value(&*saved) {
                 Ok(value) => {
-                    fleet.save_session(&room, &value, ttl).await;
+                    Box::pin(fleet.save_session(&room, &value, ttl)).await;
                 }
                 Err(error) => {
                     tracing::warn!(room, %error, "conversation state not saved");
