@@ -107,33 +107,44 @@ impl Fleet {
         state: &serde_json::Value,
         ttl: Duration,
     ) -> SessionWrite {
+        self.save_session_json(room, state.to_string(), ttl).await
+    }
+
+    /// [`Fleet::save_session`] for a state already serialized to JSON text
+    /// (what the store keeps; no `Value` tree is built on the way).
+    pub async fn save_session_json(&self, room: &str, json: String, ttl: Duration) -> SessionWrite {
         match &self.inner.backend {
             FleetBackend::Memory(m) => {
-                m.save_session(room, state, ttl);
+                m.save_session(room, json, ttl);
                 SessionWrite::Stored
             }
-            FleetBackend::Redis(r) => {
-                let json = state.to_string();
-                match r.save_session(room, json.clone(), ttl).await {
-                    Ok(()) => {
-                        self.inner.sessions.forget(room);
-                        SessionWrite::Stored
-                    }
-                    Err(error) => {
-                        self.inner.note_error(&error);
-                        self.inner.sessions.push(room, Some(json), ttl);
-                        SessionWrite::Queued
-                    }
+            FleetBackend::Redis(r) => match r.save_session(room, json.clone(), ttl).await {
+                Ok(()) => {
+                    self.inner.sessions.forget(room);
+                    SessionWrite::Stored
                 }
-            }
+                Err(error) => {
+                    self.inner.note_error(&error);
+                    self.inner.sessions.push(room, Some(json), ttl);
+                    SessionWrite::Queued
+                }
+            },
         }
     }
 
     /// The room's saved state, if any. Takes at most `redis_timeout`; `None`
     /// at once while Redis is out of reach (unless this worker queued it).
     pub async fn load_session(&self, room: &str) -> Option<serde_json::Value> {
-        let json = match &self.inner.backend {
-            FleetBackend::Memory(m) => return m.load_session(room),
+        let json = self.load_session_json(room).await?;
+        serde_json::from_str(&json)
+            .inspect_err(|error| tracing::warn!(room, %error, "unreadable saved session"))
+            .ok()
+    }
+
+    /// [`Fleet::load_session`] as the JSON text the store keeps.
+    pub async fn load_session_json(&self, room: &str) -> Option<String> {
+        match &self.inner.backend {
+            FleetBackend::Memory(m) => m.load_session(room),
             FleetBackend::Redis(r) => match self.inner.sessions.latest(room) {
                 Some(queued) => queued,
                 None => r.load_session(room).await.unwrap_or_else(|error| {
@@ -141,11 +152,7 @@ impl Fleet {
                     None
                 }),
             },
-        };
-        let json = json?;
-        serde_json::from_str(&json)
-            .inspect_err(|error| tracing::warn!(room, %error, "unreadable saved session"))
-            .ok()
+        }
     }
 
     /// Forget the room's saved state (the conversation ended).

@@ -97,8 +97,8 @@ impl SavedSession {
 /// most the fleet's `redis_timeout`; an unreadable or stale state is logged
 /// and ignored (the call starts afresh).
 pub async fn load(fleet: &Fleet, room: &str) -> Option<SavedSession> {
-    let value = fleet.load_session(room).await?;
-    match serde_json::from_value::<SavedSession>(value) {
+    let json = fleet.load_session_json(room).await?;
+    match serde_json::from_str::<SavedSession>(&json) {
         Ok(saved) if saved.is_resumable() => Some(saved),
         Ok(saved) => {
             tracing::info!(
@@ -238,9 +238,9 @@ async fn write_loop(fleet: Fleet, room: String, ttl: Duration, shared: Arc<Share
             return;
         }
         if let Some(saved) = save {
-            match serde_json::to_value(&*saved) {
-                Ok(value) => {
-                    Box::pin(fleet.save_session(&room, &value, ttl)).await;
+            match serde_json::to_string(&*saved) {
+                Ok(json) => {
+                    Box::pin(fleet.save_session_json(&room, json, ttl)).await;
                 }
                 Err(error) => {
                     tracing::warn!(room, %error, "conversation state not saved");
