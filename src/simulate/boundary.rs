@@ -23,6 +23,11 @@ use super::peer::{PeerReady, RoomParticipant};
 const READY_WAIT: Duration = Duration::from_secs(20);
 /// Bounds every control request, so a wedged peer fails the call, not the run.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Control requests in flight at once. A burst of calls dials in through
+/// this many connections (each request takes a few milliseconds) instead of
+/// opening one HTTP connection per call: the harness's own memory would
+/// otherwise be counted in the worker process's peak.
+const CONTROL_CONNECTIONS: usize = 128;
 
 /// Where the run's peer lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,8 @@ pub enum PeerLink {
     Http {
         client: reqwest::Client,
         control_url: String,
+        /// One permit per control request in flight.
+        slots: std::sync::Arc<tokio::sync::Semaphore>,
     },
 }
 
@@ -117,7 +124,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(CONTROL_TIMEOUT)
-                .pool_max_idle_per_host(32)
+                .pool_max_idle_per_host(CONTROL_CONNECTIONS)
                 .build()
                 .map_err(|e| format!("control client: {e}"))?;
             let faults_url = format!("{}/_sim/faults", ready.crm_base_url);
@@ -139,6 +146,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
                 link: PeerLink::Http {
                     client,
                     control_url: ready.control_url,
+                    slots: std::sync::Arc::new(tokio::sync::Semaphore::new(CONTROL_CONNECTIONS)),
                 },
                 holder: PeerHolder::Child(child),
                 livekit_url: ready.livekit_url,
@@ -237,8 +245,9 @@ impl PeerLink {
             PeerLink::Http {
                 client,
                 control_url,
+                slots,
             } => {
-                let answer = control(client, control_url, "jobs", room, participant).await?;
+                let answer = control(client, control_url, slots, "jobs", room, participant).await?;
                 match answer.get("job_id") {
                     Some(serde_json::Value::String(_)) => Ok(()),
                     _ => Err(format!(
@@ -262,10 +271,11 @@ impl PeerLink {
             PeerLink::Http {
                 client,
                 control_url,
+                slots,
             } => {
                 // A lost leave shows up in the checks (the session outlives
                 // its caller), so its error needs no second report here.
-                let _ = control(client, control_url, "leaves", room, participant).await;
+                let _ = control(client, control_url, slots, "leaves", room, participant).await;
             }
         }
     }
@@ -274,10 +284,15 @@ impl PeerLink {
 async fn control(
     client: &reqwest::Client,
     control_url: &str,
+    slots: &tokio::sync::Semaphore,
     path: &str,
     room: &str,
     participant: &str,
 ) -> Result<serde_json::Value, String> {
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|_| format!("simulator peer /{path}: the run is over"))?;
     let body = RoomParticipant {
         room: room.into(),
         participant: participant.into(),
