@@ -542,3 +542,42 @@ async fn while_redis_hangs_mid_call_every_turn_completes_within_its_profile_and_
     );
     cleanup(&prefix).await;
 }
+
+#[tokio::test]
+async fn a_resumed_call_keeps_its_failures_in_a_row_and_takes_this_workers_threshold() {
+    let sim = simulator().await;
+    let fleet = Fleet::new(FleetConfig::default()).expect("memory fleet");
+    let env = env(&sim, fleet, 5);
+    let threshold = env.handoff_after;
+    assert!(
+        threshold >= 2,
+        "the embedded config hands off after several failures"
+    );
+
+    let mut saved = SavedSession::fresh(5);
+    let mut failures = voxguard::recovery::FailurePolicy::new(threshold + 10);
+    for _ in 0..threshold - 1 {
+        failures.record_failure("salesforce");
+    }
+    saved.failures = Some(failures);
+
+    let (session_io, _transport) = io::channel(16);
+    let resumed = Session::resume(env, session_io.outbound, 5, saved).snapshot();
+    let carried = resumed
+        .failures
+        .expect("the failures are part of the saved state");
+    assert_eq!(carried.consecutive_failures(), threshold - 1);
+    assert_eq!(carried.service("salesforce").total_failures, threshold - 1);
+    assert_eq!(
+        carried.handoff_after(),
+        threshold,
+        "this worker's threshold"
+    );
+    let mut next = carried.clone();
+    assert_eq!(
+        next.record_failure("salesforce"),
+        voxguard::recovery::SessionAction::HandOff,
+        "one more failure after the resume hands the caller to a person"
+    );
+    sim.shutdown().await;
+}

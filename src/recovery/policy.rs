@@ -55,6 +55,12 @@ impl FailurePolicy {
         self.handoff_after
     }
 
+    /// The same counts with another threshold (at least 1).
+    pub fn with_handoff_after(mut self, handoff_after: u32) -> FailurePolicy {
+        self.handoff_after = handoff_after.max(1);
+        self
+    }
+
     /// Unrecoverable failures in a row, across services.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive

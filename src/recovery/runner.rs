@@ -114,6 +114,11 @@ impl ToolRunner {
         &self.policy
     }
 
+    /// Carry on from `policy`'s counts (a resumed conversation).
+    pub fn restore_policy(&mut self, policy: FailurePolicy) {
+        self.policy = policy;
+    }
+
     pub fn phrases_mut(&mut self) -> &mut PhraseSession {
         &mut self.phrases
     }

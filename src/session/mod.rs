@@ -139,6 +139,13 @@ impl Session {
         session.brain = SessionBrain::Scripted(ScriptedBrain::resume(scripted, saved.brain));
         session.state = saved.state;
         session.turns = saved.turns;
+        if let Some(failures) = saved.failures {
+            // The counts carry over; the threshold is this worker's.
+            let handoff_after = session.runner.policy().handoff_after();
+            session
+                .runner
+                .restore_policy(failures.with_handoff_after(handoff_after));
+        }
         session
     }
 
@@ -166,6 +173,7 @@ impl Session {
             state: self.state.clone(),
             brain: self.brain.state().clone(),
             turns: self.turns,
+            failures: Some(self.runner.policy().clone()),
         }
     }
 

@@ -32,19 +32,24 @@ use tokio::task::JoinHandle;
 use super::EndReason;
 use crate::brain::ScriptedState;
 use crate::fleet::Fleet;
-use crate::recovery::{ConversationState, Entry, SpeechKind};
+use crate::recovery::{ConversationState, Entry, FailurePolicy, SpeechKind};
 
 /// Bumped when [`SavedSession`] changes shape; other versions are not resumed.
 pub const SAVED_SESSION_VERSION: u32 = 1;
 
 /// What a session needs to carry on: the conversation (stage, signals,
-/// notes, transcript), the scripted brain's memory and the turn count.
+/// notes, transcript), the scripted brain's memory, the turn count and the
+/// failures so far (so a resumed call hands off to a person after the same
+/// number of failures in a row as one that never moved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedSession {
     pub version: u32,
     pub state: ConversationState,
     pub brain: ScriptedState,
     pub turns: u64,
+    /// Absent in states saved before it was kept: the count starts afresh.
+    #[serde(default)]
+    pub failures: Option<FailurePolicy>,
 }
 
 impl SavedSession {
@@ -55,6 +60,7 @@ impl SavedSession {
             state: ConversationState::new(),
             brain: ScriptedState::new(seed),
             turns: 0,
+            failures: None,
         }
     }
 
@@ -288,7 +294,19 @@ mod tests {
         saved.brain.stage = BrainStage::Discovery;
         saved.brain.signals.team_size = Some(8);
         saved.turns = 2;
+        let mut failures = FailurePolicy::new(3);
+        failures.record_failure("salesforce");
+        saved.failures = Some(failures);
         saved
+    }
+
+    #[test]
+    fn a_state_saved_without_failures_still_resumes() {
+        let mut value = serde_json::to_value(mid_call()).unwrap();
+        value.as_object_mut().unwrap().remove("failures");
+        let back: SavedSession = serde_json::from_value(value).unwrap();
+        assert_eq!(back.failures, None);
+        assert!(back.is_resumable());
     }
 
     #[test]
