@@ -15,6 +15,7 @@ use voxguard::config::{Config, CredentialRef};
 use voxguard::recovery::check_pairing;
 use voxguard::resilience::BreakerState;
 use voxguard::services::sim::CrmSimulator;
+use voxguard::session::resume::{self, SessionSaver};
 use voxguard::session::{
     AgentEvent, CallerEvent, CrmEndpoints, Session, SessionEnv, SessionReport,
 };
@@ -294,4 +295,127 @@ async fn a_failing_model_opens_the_llm_breaker_and_later_sessions_fail_fast() {
         "{speech:?}"
     );
     assert_eq!(report.state.signals.team_size, Some(8));
+}
+
+/// Events up to and including the next `listening` state.
+async fn until_listening(out_rx: &mut mpsc::Receiver<AgentEvent>) -> Vec<AgentEvent> {
+    let mut events = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), out_rx.recv())
+            .await
+            .expect("the agent gets back to listening within 10 s")
+            .expect("the session runs");
+        let done =
+            matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+fn messages_with(request: &serde_json::Value, role: &str, needle: &str) -> usize {
+    request["messages"]
+        .as_array()
+        .expect("the request has messages")
+        .iter()
+        .filter(|m| {
+            m["role"] == role
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|content| content.contains(needle))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_model_was_leading_resumes_with_the_model_and_its_history() {
+    let h = harness("resume").await;
+    let room = "room-llm-resume";
+    let ttl = Duration::from_secs(60);
+    h.fake.then(stream(vec![
+        text("Eight people, got it. How many documents a month?"),
+        finish("stop"),
+    ]));
+
+    // The first session answers one turn through the model, then dies.
+    let (out_tx, mut out_rx) = mpsc::channel(256);
+    let (in_tx, in_rx) = mpsc::channel(16);
+    let first = tokio::spawn(
+        Session::new(h.env.clone(), out_tx, 5)
+            .saving_to(SessionSaver::start(h.env.fleet.clone(), room, ttl))
+            .run(in_rx),
+    );
+    until_listening(&mut out_rx).await;
+    in_tx
+        .send(CallerEvent::User {
+            text: "we're a law firm, about eight people".into(),
+        })
+        .await
+        .unwrap();
+    until_listening(&mut out_rx).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let saved = loop {
+        match resume::load(&h.env.fleet, room).await {
+            Some(saved) if saved.turns == 1 => break saved,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            other => panic!("the first turn was not saved: {other:?}"),
+        }
+    };
+    first.abort();
+    let history = saved.model.clone().expect("the model's history is saved");
+    assert!(
+        history
+            .iter()
+            .any(|m| m.content.as_deref()
+                == Some("Eight people, got it. How many documents a month?")),
+        "{history:?}"
+    );
+
+    // The next session picks the call up with the model leading again.
+    h.fake.then(stream(vec![
+        text("Twelve hundred a month, noted."),
+        finish("stop"),
+    ]));
+    let (out_tx, mut out_rx) = mpsc::channel(256);
+    let (in_tx, in_rx) = mpsc::channel(16);
+    let second = tokio::spawn(Session::resume(h.env.clone(), out_tx, 6, saved).run(in_rx));
+    until_listening(&mut out_rx).await;
+    in_tx
+        .send(CallerEvent::User {
+            text: "twelve hundred docs a month".into(),
+        })
+        .await
+        .unwrap();
+    let heard = until_listening(&mut out_rx).await;
+    in_tx.send(CallerEvent::Hangup).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the resumed session ends")
+        .unwrap();
+
+    assert!(
+        heard
+            .iter()
+            .any(|e| matches!(e, AgentEvent::Speech { text, kind, .. }
+            if kind == "answer" && text == "Twelve hundred a month, noted.")),
+        "the model answers the resumed call: {heard:?}"
+    );
+    assert_eq!(h.fake.request_count(), 2, "one model request per turn");
+    let (_, request) = h.fake.request(1);
+    assert_eq!(
+        messages_with(&request, "user", "about eight people"),
+        1,
+        "{request}"
+    );
+    assert_eq!(
+        messages_with(&request, "assistant", "How many documents a month?"),
+        1,
+        "{request}"
+    );
+    assert_eq!(
+        messages_with(&request, "user", "twelve hundred docs"),
+        1,
+        "{request}"
+    );
 }

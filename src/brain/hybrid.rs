@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::action::{Action, BrainState, FollowUp, Stage, StartContext, ToolName, ToolResultView};
-use super::llm::LlmBrain;
+use super::llm::{ChatMessage, LlmBrain};
 use super::scripted::{
     Activity, Booking, CrmRecord, Lookup, OfferedSlot, ScriptedBrain, ScriptedConfig,
     ScriptedState, read_slots,
@@ -69,6 +69,25 @@ impl HybridBrain {
             llm_calls: Vec::new(),
             scripted: None,
         }
+    }
+
+    /// Carry on a conversation the model was leading: `llm` holds its
+    /// history, `facts` what the script would start from.
+    pub fn resume(
+        llm: LlmBrain,
+        scripted_config: ScriptedConfig,
+        facts: ScriptedState,
+    ) -> HybridBrain {
+        HybridBrain {
+            facts,
+            ..HybridBrain::new(llm, scripted_config)
+        }
+    }
+
+    /// The model's conversation, while the model leads (`None` once the
+    /// script has taken over).
+    pub fn model_history(&self) -> Option<&[ChatMessage]> {
+        self.scripted.is_none().then(|| self.llm.transcript())
     }
 
     /// Run each LLM request under `guard`, within `budget` per turn.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::brain::llm::{ApiKey, LlmBrain, LlmConfig};
+use crate::brain::llm::{ApiKey, ChatMessage, LlmBrain, LlmConfig};
 use crate::brain::{
     Action, BrainMode, BrainState, CrmChoice, HybridBrain, ScriptedBrain, ScriptedConfig,
     ScriptedState, StartContext, ToolResultView,
@@ -124,6 +124,36 @@ impl SessionBrain {
                         .with_guard(setup.guard.clone(), setup.timing.budget),
                 ))
             }
+        }
+    }
+
+    /// Carry on a saved conversation: with the model leading again when it
+    /// was leading (`model` holds its history) and a model is configured
+    /// here, on the script otherwise.
+    pub fn resume(
+        scripted: ScriptedConfig,
+        llm: Option<&LlmSetup>,
+        facts: ScriptedState,
+        model: Option<Vec<ChatMessage>>,
+    ) -> SessionBrain {
+        match (llm, model) {
+            (Some(setup), Some(history)) => {
+                let model =
+                    LlmBrain::resume_with_client(setup.config.clone(), setup.http.clone(), history);
+                SessionBrain::Hybrid(Box::new(
+                    HybridBrain::resume(model, scripted, facts)
+                        .with_guard(setup.guard.clone(), setup.timing.budget),
+                ))
+            }
+            _ => SessionBrain::Scripted(ScriptedBrain::resume(scripted, facts)),
+        }
+    }
+
+    /// The model's conversation while it leads, for a resumable save.
+    pub fn model_history(&self) -> Option<&[ChatMessage]> {
+        match self {
+            SessionBrain::Scripted(_) => None,
+            SessionBrain::Hybrid(brain) => brain.model_history(),
         }
     }
 

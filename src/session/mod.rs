@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::brain::{Action, BrainState, ScriptedBrain, StartContext, ToolName, ToolResultView};
+use crate::brain::{Action, BrainState, StartContext, ToolName, ToolResultView};
 use crate::recovery::{
     CancelReason, Category, ConversationState, FailurePolicy, Interrupt, LadderTiming, Level,
     OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction, Speech, SpeechKind,
@@ -124,8 +124,9 @@ impl Session {
 
     /// Pick up a conversation another session saved: no greeting, the
     /// state, signals and transcript carry on from its last committed turn.
-    /// The script leads from there, as after a model failure: the model's
-    /// own history is not saved.
+    /// A model that was leading leads again with its own history (when this
+    /// worker has a model configured); otherwise the script carries on, as
+    /// after a model failure.
     pub fn resume(
         env: SessionEnv,
         outbound: mpsc::Sender<AgentEvent>,
@@ -136,7 +137,8 @@ impl Session {
         scripted.seed = seed;
         let mut session = Session::new(env, outbound, seed);
         session.resume_line = Some(saved.resume_line(seed));
-        session.brain = SessionBrain::Scripted(ScriptedBrain::resume(scripted, saved.brain));
+        session.brain =
+            SessionBrain::resume(scripted, session.env.llm.as_ref(), saved.brain, saved.model);
         session.state = saved.state;
         session.turns = saved.turns;
         if let Some(failures) = saved.failures {
@@ -174,6 +176,7 @@ impl Session {
             brain: self.brain.state().clone(),
             turns: self.turns,
             failures: Some(self.runner.policy().clone()),
+            model: self.brain.model_history().map(<[_]>::to_vec),
         }
     }
 

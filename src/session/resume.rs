@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use super::EndReason;
 use crate::brain::ScriptedState;
+use crate::brain::llm::ChatMessage;
 use crate::fleet::Fleet;
 use crate::recovery::{ConversationState, Entry, FailurePolicy, SpeechKind};
 
@@ -50,6 +51,10 @@ pub struct SavedSession {
     /// Absent in states saved before it was kept: the count starts afresh.
     #[serde(default)]
     pub failures: Option<FailurePolicy>,
+    /// The model's conversation when a model was leading the call; the
+    /// resumed session lets it lead again (where a model is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Vec<ChatMessage>>,
 }
 
 impl SavedSession {
@@ -61,6 +66,7 @@ impl SavedSession {
             brain: ScriptedState::new(seed),
             turns: 0,
             failures: None,
+            model: None,
         }
     }
 

@@ -147,7 +147,20 @@ impl LlmBrain {
         config: LlmConfig,
         transcript: Vec<ChatMessage>,
     ) -> Result<LlmBrain, LlmSetupError> {
-        let mut brain = LlmBrain::new(config)?;
+        Ok(LlmBrain::new(config)?.carrying_on(transcript))
+    }
+
+    /// [`LlmBrain::resume`] with a shared HTTP client.
+    pub fn resume_with_client(
+        config: LlmConfig,
+        http: reqwest::Client,
+        transcript: Vec<ChatMessage>,
+    ) -> LlmBrain {
+        LlmBrain::with_client(config, http).carrying_on(transcript)
+    }
+
+    fn carrying_on(self, transcript: Vec<ChatMessage>) -> LlmBrain {
+        let mut brain = self;
         let answered: Vec<&str> = transcript
             .iter()
             .filter_map(|m| m.tool_call_id.as_deref())
@@ -158,7 +171,7 @@ impl LlmBrain {
             .filter(|id| !answered.contains(&id.as_str()))
             .collect();
         brain.transcript = transcript;
-        Ok(brain)
+        brain
     }
 
     pub fn config(&self) -> &LlmConfig {
