@@ -73,6 +73,10 @@ pub struct ToolFinished {
 pub struct SessionIo {
     pub inbound: mpsc::Receiver<CallerEvent>,
     pub outbound: mpsc::Sender<AgentEvent>,
+    /// Lets whoever runs the session add to the caller's line (a hang-up
+    /// the room reported) without keeping the line open: once the transport
+    /// lets go, the session still sees the line close.
+    pub line: mpsc::WeakSender<CallerEvent>,
 }
 
 /// The transport's side of a session.
@@ -85,8 +89,13 @@ pub struct TransportIo {
 pub fn channel(capacity: usize) -> (SessionIo, TransportIo) {
     let (to_session, inbound) = mpsc::channel(capacity);
     let (outbound, from_session) = mpsc::channel(capacity);
+    let line = to_session.downgrade();
     (
-        SessionIo { inbound, outbound },
+        SessionIo {
+            inbound,
+            outbound,
+            line,
+        },
         TransportIo {
             to_session,
             from_session,

@@ -98,7 +98,14 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     // Without a registered transport the room's media would carry the caller;
     // until a media transport is plugged in, the session hears nothing and
     // its speech goes to the log.
-    let (SessionIo { inbound, outbound }, mut unattached) = match transport {
+    let (
+        SessionIo {
+            inbound,
+            outbound,
+            line,
+        },
+        mut unattached,
+    ) = match transport {
         Some(io) => (io, None),
         None => {
             let (session_io, transport_io) = io::channel(64);
@@ -108,7 +115,6 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     // The session speaks straight to the transport; the room only learns
     // the agent's state, through a watch (one value, not a queue).
     let (state_tx, mut state_rx) = watch::channel(AgentState::Initializing);
-    let (caller_tx, caller_rx) = mpsc::channel::<CallerEvent>(64);
     let room_name = room.room_name().to_string();
     let fleet = env.fleet.clone();
     let saver = SessionSaver::start(fleet.clone(), &room_name, fleet.config().state_ttl);
@@ -125,15 +131,17 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
             .mirroring_state_to(move |agent_state| {
                 state_tx.send_replace(agent_state_of(agent_state));
             })
-            .run(caller_rx),
+            .run(inbound),
     );
+    // The session reads the caller's line itself; the job only adds a
+    // hang-up when the room says the caller left or the job is stopped.
     let caller_line = CallerLine {
-        events: caller_tx,
+        line,
         saver: saver.clone(),
+        session: session.abort_handle(),
     };
 
     let mut room_events = room.events();
-    let mut inbound = inbound;
     let mut hung_up = false;
     let mut stopped = false;
     let mut mirroring = true;
@@ -152,17 +160,10 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
                     tracing::info!(room = room.room_name(), kind, "agent speech (no media transport attached)");
                 }
             },
-            caller = inbound.recv(), if !hung_up => match caller {
-                Some(event) => { let _ = caller_line.events.send(event).await; }
-                None => {
-                    hung_up = true;
-                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
-                }
-            },
             room_event = room_events.recv(), if !hung_up => match room_event {
                 Ok(RoomEvent::ParticipantLeft { .. }) => {
                     hung_up = true;
-                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
+                    caller_line.hang_up().await;
                 }
                 // The agent lost the room, not the caller: the call may go on
                 // with another job, so its state stays.
@@ -171,7 +172,7 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
                     hung_up = true;
                     stopped = true;
                     saver.keep_on_end();
-                    let _ = caller_line.events.send(CallerEvent::Hangup).await;
+                    caller_line.hang_up().await;
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             },
@@ -179,7 +180,7 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
                 hung_up = true;
                 stopped = true;
                 saver.keep_on_end();
-                let _ = caller_line.events.send(CallerEvent::Hangup).await;
+                caller_line.hang_up().await;
             }
         }
     };
@@ -196,18 +197,29 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
     Ok(report)
 }
 
-/// The session's line from the caller. When the job is dropped mid-call
-/// (the worker aborts its sessions on shutdown) the session sees the line
-/// close, not a hang-up: the call is not over, so its saved state stays.
-/// Once the session has ended, keeping changes nothing.
+/// The job's hold on the caller's line. When the job is dropped mid-call
+/// (the worker aborts its sessions on shutdown) the session is stopped with
+/// it and its saved state stays: the call is not over. Once the session has
+/// ended, neither changes anything.
 struct CallerLine {
-    events: mpsc::Sender<CallerEvent>,
+    line: mpsc::WeakSender<CallerEvent>,
     saver: SessionSaver,
+    session: tokio::task::AbortHandle,
+}
+
+impl CallerLine {
+    /// Tell the session the caller is gone (unless the line is already closed).
+    async fn hang_up(&self) {
+        if let Some(line) = self.line.upgrade() {
+            let _ = line.send(CallerEvent::Hangup).await;
+        }
+    }
 }
 
 impl Drop for CallerLine {
     fn drop(&mut self) {
         self.saver.keep_on_end();
+        self.session.abort();
     }
 }
 
