@@ -38,6 +38,14 @@ impl std::fmt::Debug for LlmSetup {
 }
 
 impl LlmSetup {
+    /// `brain` leading a session, each model request under this setup's
+    /// guard and within its budget.
+    fn leading(&self, brain: HybridBrain) -> SessionBrain {
+        SessionBrain::Hybrid(Box::new(
+            brain.with_guard(self.guard.clone(), self.timing.budget),
+        ))
+    }
+
     /// The model's client and guard from `[llm]`, or `None` when the model is
     /// off. The guard's breaker is registered as `llm` in `registry`, so it
     /// shows on `/worker`, `/metrics` and the dev page like any service.
@@ -117,13 +125,10 @@ impl SessionBrain {
     pub fn new(scripted: ScriptedConfig, llm: Option<&LlmSetup>) -> SessionBrain {
         match llm {
             None => SessionBrain::Scripted(ScriptedBrain::new(scripted)),
-            Some(setup) => {
-                let model = LlmBrain::with_client(setup.config.clone(), setup.http.clone());
-                SessionBrain::Hybrid(Box::new(
-                    HybridBrain::new(model, scripted)
-                        .with_guard(setup.guard.clone(), setup.timing.budget),
-                ))
-            }
+            Some(setup) => setup.leading(HybridBrain::new(
+                LlmBrain::with_client(setup.config.clone(), setup.http.clone()),
+                scripted,
+            )),
         }
     }
 
@@ -137,14 +142,11 @@ impl SessionBrain {
         model: Option<Vec<ChatMessage>>,
     ) -> SessionBrain {
         match (llm, model) {
-            (Some(setup), Some(history)) => {
-                let model =
-                    LlmBrain::resume_with_client(setup.config.clone(), setup.http.clone(), history);
-                SessionBrain::Hybrid(Box::new(
-                    HybridBrain::resume(model, scripted, facts)
-                        .with_guard(setup.guard.clone(), setup.timing.budget),
-                ))
-            }
+            (Some(setup), Some(history)) => setup.leading(HybridBrain::resume(
+                LlmBrain::resume_with_client(setup.config.clone(), setup.http.clone(), history),
+                scripted,
+                facts,
+            )),
             _ => SessionBrain::Scripted(ScriptedBrain::resume(scripted, facts)),
         }
     }

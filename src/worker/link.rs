@@ -12,7 +12,6 @@ use proto::worker_message::Message as WorkerMessage;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -20,7 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::config::WorkerConfig;
 use super::job::{CancelReason, SharedHandler};
 use super::metrics;
-use super::protocol::{self, ConnectError, ProtocolError};
+use super::protocol::{self, ConnectError, ProtocolError, UpgradeRequestError};
 use super::sessions::{WorkerState, start_session};
 
 /// The server closes a worker that has not registered within 10 s; we give up first.
@@ -58,14 +57,10 @@ pub async fn open(state: &WorkerState) -> Result<Socket, ConnectError> {
     let config = &state.config;
     let endpoint = config.agent_endpoint().map_err(ConnectError::Connect)?;
     let token = protocol::worker_token(&config.api_key, config.api_secret.expose())?;
-    let mut request = endpoint
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::Connect(e.to_string()))?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| ConnectError::Token("token is not a valid header".into()))?;
-    request.headers_mut().insert("Authorization", bearer);
+    let request = protocol::upgrade_request(&endpoint, &token).map_err(|e| match e {
+        UpgradeRequestError::Url(error) => ConnectError::Connect(error),
+        UpgradeRequestError::Token => ConnectError::Token("token is not a valid header".into()),
+    })?;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));

@@ -47,6 +47,32 @@ pub fn decode_worker(bytes: &[u8]) -> Result<proto::worker_message::Message, Pro
         .ok_or_else(|| ProtocolError::Decode("worker message without content".into()))
 }
 
+/// Why an authorized WebSocket upgrade request could not be built.
+#[derive(Debug)]
+pub(super) enum UpgradeRequestError {
+    /// The endpoint is not a valid URL (the text says why).
+    Url(String),
+    /// The token cannot be sent as a header value.
+    Token,
+}
+
+/// The upgrade request for `endpoint`, carrying `token` as a bearer token:
+/// how both the worker socket and a room's signal socket authenticate.
+pub(super) fn upgrade_request(
+    endpoint: &str,
+    token: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, UpgradeRequestError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = endpoint
+        .into_client_request()
+        .map_err(|e| UpgradeRequestError::Url(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| UpgradeRequestError::Token)?;
+    request.headers_mut().insert("Authorization", bearer);
+    Ok(request)
+}
+
 /// A worker token: HS256, issuer = API key, with an expiry and the `agent` video grant.
 pub fn worker_token(api_key: &str, api_secret: &str) -> Result<String, ConnectError> {
     AccessToken::with_api_key(api_key, api_secret)

@@ -17,12 +17,12 @@ use prost::Message as _;
 use proto::signal_request::Message as SignalRequest;
 use proto::signal_response::Message as SignalResponse;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::config::websocket_base;
+use super::protocol::{UpgradeRequestError, upgrade_request};
 
 pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -76,14 +76,12 @@ pub(super) async fn join(
     token: &str,
 ) -> Result<(Socket, proto::JoinResponse), JoinFailure> {
     let endpoint = rtc_endpoint(url).map_err(JoinFailure::Url)?;
-    let mut request = endpoint
-        .as_str()
-        .into_client_request()
-        .map_err(|e| JoinFailure::Url(e.to_string()))?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| JoinFailure::Connect("the room token is not a valid header".into()))?;
-    request.headers_mut().insert("Authorization", bearer);
+    let request = upgrade_request(&endpoint, token).map_err(|e| match e {
+        UpgradeRequestError::Url(error) => JoinFailure::Url(error),
+        UpgradeRequestError::Token => {
+            JoinFailure::Connect("the room token is not a valid header".into())
+        }
+    })?;
     let (mut socket, _) =
         tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true)
             .await
