@@ -10,6 +10,7 @@ pub mod brain;
 pub mod config;
 pub mod dev;
 pub mod fleet;
+pub mod media;
 pub mod recovery;
 pub mod resilience;
 pub mod services;

@@ -1,0 +1,9 @@
+//! Audio with no network: frames, WAV, Opus, resampling, voice activity,
+//! jitter buffering and paced playout. Nothing here knows about voice
+//! agents, speech providers or LiveKit.
+
+pub mod frame;
+pub mod wav;
+
+pub use frame::{AudioFrame, FrameError, FrameLength, level_dbfs};
+pub use wav::{Pcm, WavError};
