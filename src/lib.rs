@@ -1,11 +1,24 @@
 //! voxguard: a realtime voice-agent backend for LiveKit whose recovery layer
 //! keeps callers out of dead air when the services behind the agent fail.
 //!
-//! Layers, top calls down: `worker` (LiveKit protocol) → `session` (one
-//! conversation) → `brain` and `recovery` (what to say, how risky calls are
-//! run) → `services` (CRM clients) → `resilience` (the engine). `fleet` holds
-//! shared state; `config` loads and validates the TOML configuration.
+//! Layers, top calls down (tests/layering.rs holds the rules):
+//! - `dev`, `simulate` — commands built on the agent and the testbed;
+//! - `agent` — the composition root: configuration → guards → clients →
+//!   brains, the LiveKit job handler, the tool bindings;
+//! - `worker` — the LiveKit agent-worker protocol and health server;
+//! - `room` — a LiveKit participant: signal client, room connection;
+//! - `session` — one conversation, text in and text out, with `brain` (what
+//!   to say, which tool) and `recovery` (how risky calls are run);
+//! - `services` — CRM clients;
+//! - `media` — audio frames and codecs, no network;
+//! - `resilience` — the engine: deadlines, retries, breakers, guards;
+//! - `fleet` — state shared between workers; `config` — the TOML file;
+//!   `secret` — credentials that never print.
+//!
+//! `testbed` is the other side of every boundary (LiveKit stand-in, CRM
+//! simulator); production layers never import it.
 
+pub mod agent;
 pub mod brain;
 pub mod config;
 pub mod dev;
@@ -13,7 +26,10 @@ pub mod fleet;
 pub mod media;
 pub mod recovery;
 pub mod resilience;
+pub mod room;
+pub mod secret;
 pub mod services;
 pub mod session;
 pub mod simulate;
+pub mod testbed;
 pub mod worker;

@@ -214,7 +214,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn run_crm_sim(addr: &str) -> ExitCode {
     init_tracing("info");
-    match runtime().block_on(voxguard::services::sim::run_standalone(addr)) {
+    match runtime().block_on(voxguard::testbed::crm::run_standalone(addr)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("voxguard crm-sim: {err}");
@@ -239,7 +239,7 @@ fn run_dev(config_path: Option<&Path>) -> ExitCode {
         let stack = match voxguard::dev::start(&config, config.dev.addr, 42).await {
             Ok(stack) => stack,
             Err(err) => {
-                eprintln!("voxguard dev: {err}");
+                eprintln!("voxguard dev: {}", error_chain(&err));
                 return ExitCode::from(1);
             }
         };
@@ -273,7 +273,7 @@ fn run_console(config_path: Option<&Path>) -> ExitCode {
         match voxguard::dev::console::run(&config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("voxguard console: {err}");
+                eprintln!("voxguard console: {}", error_chain(&err));
                 ExitCode::from(1)
             }
         }
@@ -286,90 +286,34 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
         Err(code) => return code,
     };
     init_tracing(&config.log.filter);
-    let secret = match config.livekit.api_secret.resolve("livekit.api_secret") {
-        Ok(secret) => secret,
-        Err(err) => {
-            eprintln!("voxguard start: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut worker_config = voxguard::worker::WorkerConfig::new(
-        &config.livekit.url,
-        &config.livekit.api_key,
-        secret.expose(),
-    );
-    worker_config.agent_name = config.worker.agent_name.clone();
-    worker_config.max_sessions = config.worker.max_sessions;
-    worker_config.load_full_threshold = config.worker.load_full_threshold as f32;
-    worker_config.drain_timeout = config.worker.drain_timeout;
-    worker_config.ping_interval = config.worker.ping_interval;
-    worker_config.ping_timeout = config.worker.ping_timeout;
-    worker_config.status_interval = config.worker.status_interval;
-    worker_config.reconnect.max_retries = match config.worker.reconnect_max_retries {
-        0 => None,
-        n => Some(n),
-    };
-    worker_config.health_addr = Some(config.worker.health_addr);
-    if let Err(err) = worker_config.validate() {
-        eprintln!("voxguard start: {err}");
-        return ExitCode::from(2);
-    }
     runtime().block_on(async {
-        let endpoints = match voxguard::session::CrmEndpoints::from_config(&config) {
-            Ok(endpoints) => endpoints,
-            Err(err) => {
-                eprintln!("voxguard start: {err}");
-                return ExitCode::from(2);
-            }
+        let started = match voxguard::agent::Production::build(&config, rand::random()) {
+            Ok(production) => production.run_until_signal().await,
+            Err(err) => Err(err),
         };
-        let fleet = match voxguard::fleet::Fleet::new(config.fleet_settings()) {
-            Ok(fleet) => fleet,
-            Err(err) => {
-                eprintln!("voxguard start: [fleet] in {}: {err}", config.origin);
-                return ExitCode::from(2);
-            }
-        };
-        let settings = fleet.config();
-        tracing::info!(
-            backend = ?settings.backend,
-            key_prefix = %settings.key_prefix,
-            sync_interval = %humantime::format_duration(settings.sync_interval),
-            "fleet state backend"
-        );
-        let seed = rand::random::<u64>();
-        let env = match voxguard::session::SessionEnv::build_with_fleet(
-            &config,
-            endpoints,
-            seed,
-            fleet.clone(),
-        ) {
-            Ok(env) => env,
-            Err(err) => {
-                eprintln!("voxguard start: {err}");
-                return ExitCode::from(2);
-            }
-        };
-        let handler = std::sync::Arc::new(voxguard::session::room::SessionJobHandler {
-            env,
-            transports: Default::default(),
-            reports: None,
-        });
-        let worker = match voxguard::worker::Worker::new(worker_config, handler) {
-            Ok(worker) => worker,
-            Err(err) => {
-                eprintln!("voxguard start: {err}");
-                return ExitCode::from(2);
-            }
-        };
-        worker.handle().attach_fleet(fleet);
-        match voxguard::worker::run_until_signal(worker).await {
+        match started {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("voxguard start: {err}");
-                ExitCode::from(1)
+                eprintln!("voxguard start: {}", error_chain(&err));
+                ExitCode::from(if err.is_config() { 2 } else { 1 })
             }
         }
     })
+}
+
+/// An error and its causes on one line, outermost first.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 struct SimulateArgs {

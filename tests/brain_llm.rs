@@ -10,16 +10,17 @@ use tokio::time::Instant;
 mod llm_fake;
 
 use llm_fake::{Reply, StreamEnd, finish, serve, stream, text, tool};
-use voxguard::brain::llm::{ApiKey, LlmBrain, LlmConfig, LlmSetupError};
+use voxguard::brain::llm::{LlmBrain, LlmConfig, LlmSetupError};
 use voxguard::brain::{
     Action, BrainMode, BrainState, FollowUp, HybridBrain, ScriptedConfig, Stage, StartContext,
     ToolName, ToolResultView,
 };
 use voxguard::resilience::{CallError, ErrorKind};
+use voxguard::secret::Secret;
 
 fn config(base_url: &str) -> LlmConfig {
     LlmConfig {
-        api_key: Some(ApiKey::new("test-key")),
+        api_key: Some(Secret::new("test-key")),
         attempt_timeout: Duration::from_secs(5),
         ..LlmConfig::new(base_url, "fake-model")
     }
@@ -343,7 +344,7 @@ async fn connection_failures_say_whether_the_request_was_sent() {
 #[test]
 fn the_api_key_never_shows_in_debug_output() {
     let config = LlmConfig {
-        api_key: Some(ApiKey::new("sk-secret-123")),
+        api_key: Some(Secret::new("sk-secret-123")),
         ..LlmConfig::new("http://x/v1", "m")
     };
     assert!(!format!("{config:?}").contains("sk-secret-123"));

@@ -106,7 +106,7 @@ async fn the_dev_page_talks_to_the_agent_and_shows_salesforce_failing_until_its_
     );
 
     // What the page showed is what the stack did.
-    let salesforce = &stack.state.env.bindings["salesforce"];
+    let salesforce = &stack.state.agent.sessions.bindings["salesforce"];
     assert_ne!(salesforce.guard.breaker().state(), BreakerState::Closed);
     let hung = stack
         .state

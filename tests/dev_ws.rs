@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use voxguard::config::Config;
 use voxguard::dev::{self, DevStack};
-use voxguard::services::sim::fixtures::SalesforcePresence;
+use voxguard::testbed::crm::fixtures::SalesforcePresence;
 
 /// The fixture the README tells newcomers to use.
 const README_EMAIL: &str = "chloe.okafor@northwind.example";

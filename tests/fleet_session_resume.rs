@@ -13,16 +13,16 @@ use std::time::Duration;
 use support::*;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use voxguard::agent::{Agent, SessionJobHandler, Transports};
 use voxguard::config::Config;
 use voxguard::fleet::{BackendKind, Fleet, FleetConfig};
 use voxguard::recovery::{Entry, Integration, check_pairing};
-use voxguard::services::sim::CrmSimulator;
 use voxguard::session::resume::{self, SavedSession, SessionSaver};
-use voxguard::session::room::{SessionJobHandler, Transports};
 use voxguard::session::{
-    AgentEvent, CrmEndpoints, EndReason, Session, SessionEnv, SessionReport, TransportIo, io,
+    AgentEvent, AgentState, EndReason, Session, SessionEnv, SessionReport, TransportIo, io,
 };
-use voxguard::worker::loopback::{LoopbackHandle, LoopbackServer};
+use voxguard::testbed::crm::CrmSimulator;
+use voxguard::testbed::livekit::{LoopbackHandle, LoopbackServer};
 use voxguard::worker::{Worker, WorkerConfig, WorkerHandle};
 
 const MS: Duration = Duration::from_millis(1);
@@ -65,7 +65,9 @@ fn redis_fleet(prefix: &str) -> Fleet {
 
 fn env(sim: &CrmSimulator, fleet: Fleet, seed: u64) -> SessionEnv {
     let config = Config::embedded_default().expect("embedded config");
-    SessionEnv::build_with_fleet(&config, CrmEndpoints::simulator(sim), seed, fleet).expect("env")
+    Agent::build(&config, sim.crm_endpoints(), seed, fleet)
+        .expect("env")
+        .sessions
 }
 
 fn booking_lines(sim: &CrmSimulator) -> Vec<String> {
@@ -104,7 +106,7 @@ impl Caller {
                 .await
                 .expect("the agent answers within 30 s");
             let Some(event) = event else { return false };
-            let listening = matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+            let listening = matches!(&event, AgentEvent::State { agent_state, .. } if *agent_state == AgentState::Listening);
             let ended = matches!(&event, AgentEvent::SessionEnded { .. });
             self.heard.push(event);
             if ended {
@@ -438,7 +440,7 @@ async fn while_redis_hangs_mid_call_every_turn_completes_within_its_profile_and_
         .iter()
         .map(|(service, binding)| (service.clone(), binding.timing.budget))
         .collect();
-    let salesforce = env.registry.get("salesforce").expect("salesforce breaker");
+    let salesforce = env.bindings["salesforce"].guard.breaker().clone();
     let (session_io, transport) = io::channel(256);
     let ttl = fleet.config().state_ttl;
     let session = tokio::spawn(

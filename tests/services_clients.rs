@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use support::{ctx, world};
 use voxguard::resilience::CallError;
-use voxguard::services::sim::fixtures::SalesforcePresence;
+use voxguard::secret::Secret;
 use voxguard::services::{
-    AmplitudeClient, ChiliPiperClient, CrmSource, HubSpotClient, SalesforceClient, Secret,
-    SideEffect,
+    AmplitudeClient, ChiliPiperClient, CrmSource, HubSpotClient, SalesforceClient, SideEffect,
 };
+use voxguard::testbed::crm::fixtures::SalesforcePresence;
 
 const T: Duration = Duration::from_secs(2);
 

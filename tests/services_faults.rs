@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use support::{ALL_OPS, Op, World, ctx, run, world};
 use voxguard::resilience::CallError;
-use voxguard::services::sim::{FaultSpec, Latency, Outage, RetryAfterFormat};
+use voxguard::secret::Secret;
 use voxguard::services::{
-    AmplitudeClient, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient, Secret,
+    AmplitudeClient, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient,
 };
+use voxguard::testbed::crm::{FaultSpec, Latency, Outage, RetryAfterFormat};
 
 const T: Duration = Duration::from_secs(2);
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::{ctx, guard, world};
 use voxguard::resilience::{AttemptCtx, CallError, Deadline, ErrorKind, Retryability};
-use voxguard::services::sim::{FaultSpec, FaultUpdate, Outage, RetryAfterFormat};
+use voxguard::testbed::crm::{FaultSpec, FaultUpdate, Outage, RetryAfterFormat};
 
 const ATTEMPT: Duration = Duration::from_millis(300);
 

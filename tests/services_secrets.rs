@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{ALL_OPS, ctx, run, world};
-use voxguard::services::sim::{FaultSpec, FaultUpdate};
-use voxguard::services::{
-    AmplitudeClient, ChiliPiperClient, HubSpotClient, SalesforceClient, Secret,
-};
+use voxguard::secret::Secret;
+use voxguard::services::{AmplitudeClient, ChiliPiperClient, HubSpotClient, SalesforceClient};
+use voxguard::testbed::crm::{FaultSpec, FaultUpdate};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{ctx, world};
 use voxguard::resilience::CallError;
-use voxguard::services::sim::{SimError, run_standalone};
+use voxguard::testbed::crm::{SimError, run_standalone};
 
 const T: Duration = Duration::from_secs(2);
 

@@ -9,11 +9,12 @@ use voxguard::resilience::{
     AttemptCtx, BackoffConfig, BackoffKind, BreakerConfig, BudgetConfig, CallError, Deadline,
     Guard, GuardConfig, RetryConfig,
 };
-use voxguard::services::sim::{CrmSimulator, FaultSpec, FaultUpdate, SimCredentials};
+use voxguard::secret::Secret;
 use voxguard::services::{
     AmplitudeClient, BookingRequest, ChiliPiperClient, HttpLayer, HubSpotClient, SalesforceClient,
-    Secret, SlotQuery,
+    SlotQuery,
 };
+use voxguard::testbed::crm::{CrmSimulator, FaultSpec, FaultUpdate, SimCredentials};
 
 pub const SEED: u64 = 42;
 
@@ -106,7 +107,7 @@ impl World {
     /// The email of a fixture person matching `pick`.
     pub fn email(
         &self,
-        pick: impl Fn(&voxguard::services::sim::fixtures::Person) -> bool,
+        pick: impl Fn(&voxguard::testbed::crm::fixtures::Person) -> bool,
     ) -> String {
         self.sim
             .fixtures()

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
+use voxguard::agent::Agent;
 use voxguard::config::Config;
 use voxguard::recovery::{Entry, check_pairing};
-use voxguard::services::sim::{CrmSimulator, FaultUpdate};
-use voxguard::session::{
-    AgentEvent, CallerEvent, CrmEndpoints, EndReason, Session, SessionEnv, SessionReport,
-};
+use voxguard::session::{AgentEvent, AgentState, CallerEvent, EndReason, Session, SessionReport};
+use voxguard::testbed::crm::{CrmSimulator, FaultUpdate};
 
 const CALLER: [&str; 8] = [
     "Hi, we're a law firm, about eight people",
@@ -31,7 +30,9 @@ async fn simulator() -> CrmSimulator {
 
 async fn converse(sim: &CrmSimulator, seed: u64) -> (SessionReport, Vec<AgentEvent>) {
     let config = Config::embedded_default().expect("embedded config");
-    let env = SessionEnv::build(&config, CrmEndpoints::simulator(sim), seed).expect("env");
+    let env = Agent::from_config(&config, sim.crm_endpoints(), seed)
+        .expect("env")
+        .sessions;
     let (out_tx, mut out_rx) = mpsc::channel(1024);
     let (in_tx, in_rx) = mpsc::channel(16);
     let session = tokio::spawn(Session::new(env, out_tx, seed).run(in_rx));
@@ -42,8 +43,7 @@ async fn converse(sim: &CrmSimulator, seed: u64) -> (SessionReport, Vec<AgentEve
         .await
         .expect("agent answers")
     {
-        let listening =
-            matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+        let listening = matches!(&event, AgentEvent::State { agent_state, .. } if *agent_state == AgentState::Listening);
         let ended = matches!(&event, AgentEvent::SessionEnded { .. });
         events.push(event);
         if ended {

@@ -11,18 +11,18 @@ use std::time::Duration;
 use llm_fake::{Fake, Reply, finish, serve, stream, text, tool};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use voxguard::agent::Agent;
 use voxguard::config::{Config, CredentialRef};
 use voxguard::recovery::check_pairing;
 use voxguard::resilience::BreakerState;
-use voxguard::services::sim::CrmSimulator;
 use voxguard::session::resume::{self, SessionSaver};
-use voxguard::session::{
-    AgentEvent, CallerEvent, CrmEndpoints, Session, SessionEnv, SessionReport,
-};
+use voxguard::session::{AgentEvent, AgentState, CallerEvent, Session, SessionEnv, SessionReport};
+use voxguard::testbed::crm::CrmSimulator;
 
 struct Harness {
     fake: Arc<Fake>,
     env: SessionEnv,
+    registry: Arc<voxguard::resilience::BreakerRegistry>,
     _sim: CrmSimulator,
     _key: tempfile_free::KeyFile,
 }
@@ -55,11 +55,13 @@ async fn harness(tag: &str) -> Harness {
     config.llm.enabled = true;
     config.llm.base_url = url;
     config.llm.api_key = Some(CredentialRef::File(key.0.clone()));
-    let env = SessionEnv::build(&config, CrmEndpoints::simulator(&sim), 3).expect("env builds");
+    let agent = Agent::from_config(&config, sim.crm_endpoints(), 3).expect("env builds");
+    let env = agent.sessions;
     assert!(env.llm.is_some(), "the model is configured");
     Harness {
         fake,
         env,
+        registry: agent.registry,
         _sim: sim,
         _key: key,
     }
@@ -108,8 +110,7 @@ async fn one_turn(env: &SessionEnv, line: &str) -> (Heard, SessionReport) {
             .await
             .expect("the agent answers within 10 s")
             .expect("the session runs");
-        let done =
-            matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+        let done = matches!(&event, AgentEvent::State { agent_state, .. } if *agent_state == AgentState::Listening);
         events.push((said_at.elapsed(), event));
         if done {
             break;
@@ -256,7 +257,6 @@ async fn a_failing_model_opens_the_llm_breaker_and_later_sessions_fail_fast() {
     // Every request fails; the fake answers 500 to anything not scripted.
     let mut sessions = 0;
     while h
-        .env
         .registry
         .get("llm")
         .expect("the llm breaker is registered")
@@ -305,8 +305,7 @@ async fn until_listening(out_rx: &mut mpsc::Receiver<AgentEvent>) -> Vec<AgentEv
             .await
             .expect("the agent gets back to listening within 10 s")
             .expect("the session runs");
-        let done =
-            matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+        let done = matches!(&event, AgentEvent::State { agent_state, .. } if *agent_state == AgentState::Listening);
         events.push(event);
         if done {
             return events;

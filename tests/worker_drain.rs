@@ -10,7 +10,7 @@ use proto::JobStatus;
 use reqwest::StatusCode;
 use support::*;
 use tokio::sync::mpsc;
-use voxguard::worker::loopback::DispatchError;
+use voxguard::testbed::livekit::DispatchError;
 use voxguard::worker::{
     HealthServer, HoldUntilCallerLeaves, ScriptedJob, Worker, WorkerError, run_until,
 };
@@ -63,7 +63,7 @@ async fn drain_timeout_ends_the_remaining_sessions_with_a_final_status() {
     config.drain_timeout = Duration::from_millis(300);
     let stubborn = ScriptedJob {
         duration: Duration::from_secs(60),
-        result: Ok(()),
+        failure: None,
         honours_cancel: false,
     };
     let worker = registered_worker(&server, config, stubborn).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use livekit_protocol as proto;
 use proto::JobStatus;
 use support::*;
-use voxguard::worker::loopback::{DispatchError, LoopbackConfig};
+use voxguard::testbed::livekit::{DispatchError, LoopbackConfig};
 use voxguard::worker::{HoldUntilCallerLeaves, ScriptedJob};
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn a_session_ignoring_termination_is_cut_off_after_the_grace_and_reported_
     let server = loopback().await;
     let stubborn = ScriptedJob {
         duration: Duration::from_secs(60),
-        result: Ok(()),
+        failure: None,
         honours_cancel: false,
     };
     let worker = registered_worker(&server, worker_config(&server), stubborn).await;

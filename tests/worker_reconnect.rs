@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use livekit_protocol as proto;
 use proto::JobStatus;
 use support::*;
-use voxguard::worker::loopback::LoopbackConfig;
+use voxguard::testbed::livekit::LoopbackConfig;
 use voxguard::worker::{ConnectError, HoldUntilCallerLeaves, ScriptedJob, WorkerError};
 
 /// Starts a worker with one running session and returns it with the job id.
 async fn worker_with_a_running_session(
-    server: &voxguard::worker::loopback::LoopbackHandle,
+    server: &voxguard::testbed::livekit::LoopbackHandle,
 ) -> (RunningWorker, String) {
     let worker = registered_worker(server, worker_config(server), HoldUntilCallerLeaves).await;
     let job = server
@@ -34,7 +34,7 @@ async fn worker_with_a_running_session(
 }
 
 async fn assert_reconnected_keeping(
-    server: &voxguard::worker::loopback::LoopbackHandle,
+    server: &voxguard::testbed::livekit::LoopbackHandle,
     worker: &RunningWorker,
     job_id: &str,
 ) {

@@ -30,7 +30,7 @@ use crate::resilience::GuardConfig;
 
 pub use env::ENV_OVERRIDES;
 pub use error::{ConfigError, Problem};
-pub use profile::{LadderTiming, Profile, ProfileOverrides, WorstCase};
+pub use profile::{Profile, ProfileOverrides, WorstCase};
 pub use secret::{CredentialRef, Secret};
 pub use sections::{
     DevConfig, FleetBackend, FleetConfig, LiveKitConfig, LlmConfig, LogConfig, SessionConfig,
@@ -163,7 +163,7 @@ impl Config {
     }
 
     /// The latency ladder timing for tool calls to `service`.
-    pub fn ladder_timing(&self, service: &str) -> Option<LadderTiming> {
+    pub fn ladder_timing(&self, service: &str) -> Option<crate::recovery::LadderTiming> {
         self.resolved_profile(service).map(|p| p.ladder())
     }
 
@@ -180,7 +180,7 @@ impl Config {
     }
 
     /// The latency ladder timing while the model thinks.
-    pub fn llm_ladder_timing(&self) -> Option<LadderTiming> {
+    pub fn llm_ladder_timing(&self) -> Option<crate::recovery::LadderTiming> {
         self.profiles.get(&self.llm.profile).map(|p| p.ladder())
     }
 

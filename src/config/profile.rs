@@ -29,40 +29,6 @@ pub struct Profile {
     pub slow_call_threshold: Duration,
 }
 
-/// What the recovery layer's latency ladder needs from a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LadderTiming {
-    pub filler_after: Duration,
-    pub filler_repeat: Duration,
-    /// Fillers in total, the first included; 0 means never speak one.
-    pub filler_max: u32,
-    pub budget: Duration,
-}
-
-impl From<LadderTiming> for crate::recovery::LadderTiming {
-    fn from(ladder: LadderTiming) -> Self {
-        crate::recovery::LadderTiming {
-            filler_after: ladder.filler_after,
-            filler_repeat: ladder.filler_repeat,
-            filler_max: ladder.filler_max,
-            budget: ladder.budget,
-        }
-    }
-}
-
-impl LadderTiming {
-    /// When fillers are spoken if the call is still running, up to `until`
-    /// (exclusive): `filler_after`, then every `filler_repeat`, at most
-    /// `filler_max` of them, never at or after the budget.
-    pub fn filler_times(&self, until: Duration) -> Vec<Duration> {
-        let end = until.min(self.budget);
-        (0..self.filler_max)
-            .map(|k| self.filler_after + self.filler_repeat * k)
-            .take_while(|&at| at < end)
-            .collect()
-    }
-}
-
 /// The longest a call under a profile can take: every attempt runs to its
 /// timeout and every backoff sleep lasts its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +84,8 @@ impl Profile {
         }
     }
 
-    pub fn ladder(&self) -> LadderTiming {
-        LadderTiming {
+    pub fn ladder(&self) -> crate::recovery::LadderTiming {
+        crate::recovery::LadderTiming {
             filler_after: self.filler_after,
             filler_repeat: self.filler_repeat,
             filler_max: self.filler_max,
@@ -226,7 +192,7 @@ mod tests {
         assert_eq!(ladder.filler_times(ms(10_000)), vec![ms(600), ms(2100)]);
         assert_eq!(ladder.filler_times(ms(2000)), vec![ms(600)]);
         assert!(
-            LadderTiming {
+            crate::recovery::LadderTiming {
                 filler_max: 0,
                 ..ladder
             }

@@ -5,36 +5,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::secret::Secret;
+
 use serde::Deserialize;
 
 use super::error::ConfigError;
-
-/// A secret value. `Debug` and `Display` print `***`; use [`Secret::expose`]
-/// at the one place the value is actually sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Where a secret comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,6 +28,25 @@ impl CredentialRef {
         self.resolve_with(field, &|name| std::env::var(name).ok())
     }
 
+    /// Like [`CredentialRef::resolve`], with `None` for an environment
+    /// variable that is not set at all (the credential was left out on
+    /// purpose). An empty variable or an unreadable file is still an error.
+    pub fn resolve_optional(&self, field: &str) -> Result<Option<Secret>, ConfigError> {
+        self.resolve_optional_with(field, &|name| std::env::var(name).ok())
+    }
+
+    /// [`CredentialRef::resolve_optional`] with an explicit environment.
+    pub fn resolve_optional_with(
+        &self,
+        field: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        match self {
+            CredentialRef::Env(name) if env(name).is_none() => Ok(None),
+            _ => self.resolve_with(field, env).map(Some),
+        }
+    }
+
     /// Like [`CredentialRef::resolve`] with an explicit environment.
     pub fn resolve_with(
         &self,
@@ -65,7 +59,7 @@ impl CredentialRef {
         };
         match self {
             CredentialRef::Env(name) => match env(name) {
-                Some(value) if !value.is_empty() => Ok(Secret(value)),
+                Some(value) if !value.is_empty() => Ok(Secret::new(value)),
                 Some(_) => Err(missing(format!("environment variable {name} is empty"))),
                 None => Err(missing(format!("environment variable {name} is not set"))),
             },
@@ -75,7 +69,7 @@ impl CredentialRef {
                     if value.is_empty() {
                         Err(missing(format!("secret file {} is empty", path.display())))
                     } else {
-                        Ok(Secret(value.to_string()))
+                        Ok(Secret::new(value))
                     }
                 }
                 Err(e) => Err(missing(format!(
@@ -90,7 +84,7 @@ impl CredentialRef {
 impl fmt::Display for CredentialRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialRef::Env(name) => write!(f, "env {name}"),
+            CredentialRef::Env(name) => write!(f, "environment variable {name}"),
             CredentialRef::File(path) => write!(f, "file {}", path.display()),
         }
     }
@@ -101,10 +95,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_never_print_their_value() {
-        let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret} {secret:?}"), "*** ***");
-        assert_eq!(secret.expose(), "hunter2");
+    fn an_unset_variable_is_an_optional_credential_left_out() {
+        let reference = CredentialRef::Env("HUBSPOT_TOKEN".into());
+        let field = "services.hubspot.credentials";
+        assert_eq!(
+            reference.resolve_optional_with(field, &|_| None).unwrap(),
+            None
+        );
+        let empty = reference.resolve_optional_with(field, &|_| Some(String::new()));
+        assert!(
+            empty.is_err(),
+            "an empty variable is a mistake, not an absence"
+        );
     }
 
     #[test]

@@ -280,6 +280,16 @@ fn check_sections(config: &Config, report: &mut Report<'_>) {
             ),
         );
     }
+    if worker.ping_timeout <= worker.ping_interval {
+        report.error(
+            "worker.ping_timeout",
+            format!(
+                "{} must be longer than ping_interval ({}): the link is declared dead after ping_timeout without a pong",
+                humantime::format_duration(worker.ping_timeout),
+                humantime::format_duration(worker.ping_interval)
+            ),
+        );
+    }
     if config.session.max_consecutive_failures == 0 {
         report.error(
             "session.max_consecutive_failures",

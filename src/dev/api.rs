@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::resilience::BreakerState;
-use crate::services::sim::FaultUpdate;
+use crate::testbed::crm::FaultUpdate;
 
 use super::DevState;
 
@@ -99,7 +99,8 @@ pub async fn services(State(state): State<DevState>) -> Json<Vec<ServiceCard>> {
         .map(|f| f.clone())
         .unwrap_or_default();
     let cards = state
-        .env
+        .agent
+        .sessions
         .bindings
         .iter()
         .map(|(service, binding)| {
@@ -154,7 +155,7 @@ pub async fn set_fault(
     Json(choice): Json<FaultChoice>,
 ) -> Result<Json<serde_json::Value>, (StatusCode, Json<serde_json::Value>)> {
     let bad = |message: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": message })));
-    if !state.env.bindings.contains_key(&choice.service) {
+    if !state.agent.sessions.bindings.contains_key(&choice.service) {
         return Err(bad(format!("unknown service `{}`", choice.service)));
     }
     if fault_spec(&choice.fault).is_none() {

@@ -8,19 +8,20 @@ use std::io::Write as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::agent::Agent;
 use crate::config::Config;
-use crate::services::sim::{CrmSimulator, FaultUpdate};
-use crate::session::{AgentEvent, CallerEvent, CrmEndpoints, Session, SessionEnv};
+use crate::session::{AgentEvent, CallerEvent, Session};
+use crate::testbed::crm::{CrmSimulator, FaultUpdate};
+
+use super::DevError;
 
 use super::api::fault_spec;
 
 /// Run one conversation on stdin/stdout.
-pub async fn run(config: &Config) -> Result<(), String> {
-    let sim = CrmSimulator::start(([127, 0, 0, 1], 0).into(), 42)
-        .await
-        .map_err(|e| e.to_string())?;
-    let env = SessionEnv::build(config, CrmEndpoints::simulator(&sim), rand::random())
-        .map_err(|e| e.to_string())?;
+pub async fn run(config: &Config) -> Result<(), DevError> {
+    let sim = CrmSimulator::start(([127, 0, 0, 1], 0).into(), 42).await?;
+    let agent = Agent::from_config(config, sim.crm_endpoints(), rand::random())?;
+    let env = agent.sessions;
     let (events_tx, mut events_rx) = mpsc::channel(256);
     let (caller_tx, caller_rx) = mpsc::channel(16);
     let session = tokio::spawn(Session::new(env, events_tx, rand::random()).run(caller_rx));

@@ -20,15 +20,16 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, put};
 
+use crate::agent::{Agent, AgentError, SessionJobHandler, Transports, worker_config};
 use crate::config::Config;
-use crate::services::sim::CrmSimulator;
+use crate::secret::Secret;
 use crate::session::io::parse_caller_frame;
-use crate::session::room::{SessionJobHandler, Transports};
-use crate::session::{AgentEvent, CallerEvent, CrmEndpoints, SessionEnv};
-use crate::worker::loopback::{LoopbackHandle, LoopbackServer};
-use crate::worker::{Worker, WorkerConfig, WorkerHandle};
+use crate::session::{AgentEvent, CallerEvent};
+use crate::testbed::crm::{CrmSimulator, SimError};
+use crate::testbed::livekit::{LoopbackHandle, LoopbackServer};
+use crate::worker::{Worker, WorkerError, WorkerHandle};
 
-const PAGE: &str = include_str!("../session/static/dev.html");
+const PAGE: &str = include_str!("static/dev.html");
 
 /// Everything `voxguard dev` runs, for the HTTP handlers.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ pub struct DevState {
     pub sim: Arc<CrmSimulator>,
     pub loopback: LoopbackHandle,
     pub transports: Transports,
-    pub env: SessionEnv,
+    pub agent: Agent,
     pub worker: WorkerHandle,
     pub faults: Arc<api::FaultBoard>,
     pub tool_calls: Arc<api::ToolCallBoard>,
@@ -53,45 +54,48 @@ pub struct DevStack {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
-    #[error("CRM simulator: {0}")]
-    Simulator(String),
-    #[error("loopback LiveKit server: {0}")]
-    Loopback(String),
-    #[error("session environment: {0}")]
-    Env(String),
-    #[error("worker: {0}")]
-    Worker(String),
-    #[error("cannot listen on {addr}: {detail} (set [dev] addr or VOXGUARD_DEV_ADDR)")]
-    Bind { addr: SocketAddr, detail: String },
+    #[error("the CRM simulator could not start")]
+    Simulator(#[from] SimError),
+    #[error("the loopback LiveKit server could not start")]
+    Loopback(#[source] std::io::Error),
+    #[error("the agent could not be built")]
+    Agent(#[from] AgentError),
+    #[error("the worker could not start")]
+    Worker(#[from] WorkerError),
+    #[error("cannot listen on {addr} (set [dev] addr or VOXGUARD_DEV_ADDR)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Start the whole embedded stack; the page listens on `addr`.
 pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevStack, DevError> {
     let loopback_addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let sim = CrmSimulator::start(loopback_addr, seed)
-        .await
-        .map_err(|e| DevError::Simulator(e.to_string()))?;
-    let env = SessionEnv::build(config, CrmEndpoints::simulator(&sim), seed)
-        .map_err(|e| DevError::Env(e.to_string()))?;
+    let sim = CrmSimulator::start(loopback_addr, seed).await?;
+    let agent = Agent::from_config(config, sim.crm_endpoints(), seed)?;
     let loopback = LoopbackServer::start(loopback_addr)
         .await
-        .map_err(|e| DevError::Loopback(e.to_string()))?;
+        .map_err(DevError::Loopback)?;
     let transports = Transports::default();
 
     let lk = loopback.config();
-    let mut worker_config =
-        WorkerConfig::new(loopback.url(), lk.api_key.clone(), lk.api_secret.clone());
-    worker_config.agent_name = config.worker.agent_name.clone();
-    worker_config.max_sessions = config.worker.max_sessions.max(1);
+    let worker_config = worker_config(
+        config,
+        loopback.url(),
+        lk.api_key.clone(),
+        Secret::new(lk.api_secret.clone()),
+    );
     let handler = Arc::new(SessionJobHandler {
-        env: env.clone(),
+        env: agent.sessions.clone(),
         transports: transports.clone(),
         reports: None,
     });
-    let worker =
-        Worker::new(worker_config, handler).map_err(|e| DevError::Worker(e.to_string()))?;
+    let worker = Worker::new(worker_config, handler)?;
     let worker_handle = worker.handle();
-    worker_handle.attach_fleet(env.fleet.clone());
+    worker_handle.attach_fleet(agent.sessions.fleet.clone());
+    worker_handle.attach_services(agent.service_report());
     let worker_task = tokio::spawn(async move {
         if let Err(err) = worker.run().await {
             tracing::error!(error = %err, "dev worker stopped");
@@ -105,7 +109,7 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         sim: Arc::new(sim),
         loopback,
         transports,
-        env,
+        agent,
         worker: worker_handle,
         faults: Arc::new(api::FaultBoard::default()),
         tool_calls: Arc::new(api::ToolCallBoard::default()),
@@ -119,14 +123,10 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| DevError::Bind {
-            addr,
-            detail: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| DevError::Bind {
-        addr,
-        detail: e.to_string(),
-    })?;
+        .map_err(|source| DevError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DevError::Bind { addr, source })?;
     let http_task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "dev page server stopped");

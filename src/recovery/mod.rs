@@ -26,11 +26,12 @@ mod resolve;
 pub mod runner;
 pub mod tool;
 
+pub use crate::resilience::SideEffect;
 pub use binding::{Bindings, BreakerProbe, RunnerError, ServiceBinding, ToolCall, breaker_probe};
 pub use classify::category_for;
 pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
 pub use runner::ToolRunner;
 pub use tool::{
-    IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SideEffect, SpokenLine,
-    ToolAnswer, ToolCallCtx, ToolFailure, ToolOutcome, ToolSpec,
+    IdempotencyKey, Interrupt, LadderError, LadderTiming, OutcomeKind, SpokenLine, ToolAnswer,
+    ToolCallCtx, ToolFailure, ToolOutcome, ToolSpec,
 };

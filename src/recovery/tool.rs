@@ -12,34 +12,7 @@ use super::phrases::Promise;
 use super::policy::SessionAction;
 use super::speech::SpeechKind;
 use super::transcript::ToolCallId;
-use crate::resilience::{AttemptRecord, CallError, Retryability};
-
-/// What running a tool does to the world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SideEffect {
-    /// A read.
-    None,
-    /// A write the service deduplicates by idempotency key.
-    Idempotent,
-    /// A write that would happen twice if sent twice.
-    NonIdempotent,
-}
-
-impl SideEffect {
-    /// Non-idempotent writes are only retried when the failure proves the
-    /// request did not take effect.
-    pub fn retryability(self) -> Retryability {
-        match self {
-            SideEffect::None | SideEffect::Idempotent => Retryability::Transient,
-            SideEffect::NonIdempotent => Retryability::Unambiguous,
-        }
-    }
-
-    pub fn writes(self) -> bool {
-        !matches!(self, SideEffect::None)
-    }
-}
+use crate::resilience::{AttemptRecord, CallError, SideEffect};
 
 /// A tool as declared to the runner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +75,19 @@ pub struct LadderTiming {
     pub filler_max: u32,
     /// The whole call resolves (answer or failure phrase) within this.
     pub budget: Duration,
+}
+
+impl LadderTiming {
+    /// When fillers are spoken if the call is still running, up to `until`
+    /// (exclusive): `filler_after`, then every `filler_repeat`, at most
+    /// `filler_max` of them, never at or after the budget.
+    pub fn filler_times(&self, until: Duration) -> Vec<Duration> {
+        let end = until.min(self.budget);
+        (0..self.filler_max)
+            .map(|k| self.filler_after + self.filler_repeat * k)
+            .take_while(|&at| at < end)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

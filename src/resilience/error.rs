@@ -18,6 +18,8 @@ pub enum Rejection {
     BudgetExhausted,
     /// The remaining deadline cannot fit another attempt.
     Deadline,
+    /// The service has no credentials configured, so it is never called.
+    NotConfigured,
 }
 
 impl fmt::Display for Rejection {
@@ -27,6 +29,7 @@ impl fmt::Display for Rejection {
             Rejection::BulkheadFull => "bulkhead full",
             Rejection::BudgetExhausted => "retry budget exhausted",
             Rejection::Deadline => "deadline too close",
+            Rejection::NotConfigured => "service not configured",
         })
     }
 }
@@ -81,6 +84,7 @@ pub enum ErrorKind {
     BulkheadFull,
     BudgetExhausted,
     Deadline,
+    NotConfigured,
 }
 
 impl ErrorKind {
@@ -95,6 +99,7 @@ impl ErrorKind {
             ErrorKind::BulkheadFull => "bulkhead_full",
             ErrorKind::BudgetExhausted => "budget_exhausted",
             ErrorKind::Deadline => "deadline",
+            ErrorKind::NotConfigured => "not_configured",
         }
     }
 }
@@ -123,6 +128,7 @@ impl CallError {
             CallError::Rejected(Rejection::BulkheadFull) => ErrorKind::BulkheadFull,
             CallError::Rejected(Rejection::BudgetExhausted) => ErrorKind::BudgetExhausted,
             CallError::Rejected(Rejection::Deadline) => ErrorKind::Deadline,
+            CallError::Rejected(Rejection::NotConfigured) => ErrorKind::NotConfigured,
         }
     }
 
@@ -192,6 +198,7 @@ mod tests {
             Rejection::BulkheadFull,
             Rejection::BudgetExhausted,
             Rejection::Deadline,
+            Rejection::NotConfigured,
         ] {
             let err = CallError::Rejected(r);
             assert!(!err.is_transient());

@@ -72,6 +72,34 @@ pub enum Retryability {
     Never,
 }
 
+/// What a call does to the world, so the engine knows whether a retry or an
+/// unanswered attempt is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SideEffect {
+    /// A read.
+    None,
+    /// A write the service deduplicates by idempotency key.
+    Idempotent,
+    /// A write that would happen twice if sent twice.
+    NonIdempotent,
+}
+
+impl SideEffect {
+    /// Non-idempotent writes are only retried when the failure proves the
+    /// request did not take effect.
+    pub fn retryability(self) -> Retryability {
+        match self {
+            SideEffect::None | SideEffect::Idempotent => Retryability::Transient,
+            SideEffect::NonIdempotent => Retryability::Unambiguous,
+        }
+    }
+
+    pub fn writes(self) -> bool {
+        !matches!(self, SideEffect::None)
+    }
+}
+
 /// What one attempt gets to know.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptCtx {

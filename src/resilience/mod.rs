@@ -32,7 +32,7 @@ pub use clock::{Clock, ManualClock};
 pub use deadline::Deadline;
 pub use error::{CallError, ErrorKind, Rejection};
 pub use guard::{
-    AttemptCtx, AttemptRecord, Guard, GuardBuilder, GuardConfig, Outcome, Retryability,
+    AttemptCtx, AttemptRecord, Guard, GuardBuilder, GuardConfig, Outcome, Retryability, SideEffect,
 };
 pub use guard_config::GuardConfigError;
 pub use registry::BreakerRegistry;

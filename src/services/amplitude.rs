@@ -9,11 +9,12 @@
 
 use serde::Deserialize;
 
+use super::SideEffect;
 use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{ActivitySummary, RecentEvent};
 use super::ratelimit::Vendor;
-use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
+use crate::secret::Secret;
 
 const USER_SEARCH: Endpoint = Endpoint {
     vendor: Vendor::Amplitude,

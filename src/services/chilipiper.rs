@@ -17,11 +17,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::SideEffect;
 use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{BookingConfirmation, BookingRequest, Slot, SlotQuery, Slots};
 use super::ratelimit::Vendor;
-use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
+use crate::secret::Secret;
 
 const SLOTS: Endpoint = Endpoint {
     vendor: Vendor::ChiliPiper,

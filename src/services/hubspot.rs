@@ -9,11 +9,12 @@
 use serde::Deserialize;
 use serde_json::json;
 
+use super::SideEffect;
 use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{CrmRecord, CrmSource, OpenOpportunity};
 use super::ratelimit::Vendor;
-use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
+use crate::secret::Secret;
 
 const CONTACT_SEARCH: Endpoint = Endpoint {
     vendor: Vendor::HubSpot,

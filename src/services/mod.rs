@@ -1,6 +1,7 @@
 //! CRM service clients (Amplitude, Salesforce, HubSpot, ChiliPiper) over one
 //! shared HTTP layer that classifies every failure into the resilience
-//! taxonomy, plus the fault-injecting CRM simulator they are tested against.
+//! taxonomy. Their simulator is the other side of the boundary, in
+//! `testbed::crm`.
 //!
 //! Every client method takes the Guard's [`AttemptCtx`](crate::resilience::AttemptCtx)
 //! so the Guard drives attempts; not-found is `Ok(None)`, never an error.
@@ -9,7 +10,8 @@
 //! # use std::{sync::Arc, time::Duration};
 //! # async fn demo(guard: Arc<voxguard::resilience::Guard>) -> Result<(), Box<dyn std::error::Error>> {
 //! use voxguard::resilience::{AttemptCtx, Deadline, Retryability};
-//! use voxguard::services::{HttpLayer, HubSpotClient, Secret};
+//! use voxguard::secret::Secret;
+//! use voxguard::services::{HttpLayer, HubSpotClient};
 //!
 //! let http = HttpLayer::new()?; // once per process; clones share the pool
 //! let hubspot = HubSpotClient::new(http.clone(), "https://api.hubapi.com", Secret::new("pat-..."));
@@ -35,9 +37,8 @@ pub mod hubspot;
 pub mod model;
 pub mod ratelimit;
 pub mod salesforce;
-mod secret;
-pub mod sim;
 
+pub use crate::resilience::SideEffect;
 pub use amplitude::AmplitudeClient;
 pub use chilipiper::ChiliPiperClient;
 pub use http::{AttemptBudget, Endpoint, HttpLayer, HttpSetupError};
@@ -48,17 +49,3 @@ pub use model::{
 };
 pub use ratelimit::Vendor;
 pub use salesforce::SalesforceClient;
-pub use secret::Secret;
-
-/// What a call does to the world, so recovery knows whether a retry or an
-/// unanswered attempt is safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SideEffect {
-    /// A pure read.
-    None,
-    /// A write that may be repeated without changing the result.
-    Idempotent,
-    /// A write that must not happen twice (made safe by an idempotency key).
-    NonIdempotent,
-}

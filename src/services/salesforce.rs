@@ -11,11 +11,12 @@
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::SideEffect;
 use super::http::{AttemptBudget, Endpoint, HttpLayer, decode_json};
 use super::model::{CrmRecord, CrmSource, OpenOpportunity};
 use super::ratelimit::Vendor;
-use super::{Secret, SideEffect};
 use crate::resilience::{AttemptCtx, CallError};
+use crate::secret::Secret;
 
 /// The REST API version voxguard speaks.
 pub const API_VERSION: &str = "v62.0";

@@ -6,16 +6,13 @@
 
 use std::sync::Arc;
 
-use crate::brain::llm::{ApiKey, ChatMessage, LlmBrain, LlmConfig};
+use crate::brain::llm::{ChatMessage, LlmBrain, LlmConfig};
 use crate::brain::{
-    Action, BrainMode, BrainState, CrmChoice, HybridBrain, ScriptedBrain, ScriptedConfig,
-    ScriptedState, StartContext, ToolResultView,
+    Action, BrainMode, BrainState, HybridBrain, ScriptedBrain, ScriptedConfig, ScriptedState,
+    StartContext, ToolResultView,
 };
-use crate::config::Config;
 use crate::recovery::LadderTiming;
-use crate::resilience::{BreakerRegistry, CallError, Guard};
-
-use super::env::EnvError;
+use crate::resilience::{CallError, Guard};
 
 /// What every LLM-led session of a process shares.
 #[derive(Clone)]
@@ -44,56 +41,6 @@ impl LlmSetup {
         SessionBrain::Hybrid(Box::new(
             brain.with_guard(self.guard.clone(), self.timing.budget),
         ))
-    }
-
-    /// The model's client and guard from `[llm]`, or `None` when the model is
-    /// off. The guard's breaker is registered as `llm` in `registry`, so it
-    /// shows on `/worker`, `/metrics` and the dev page like any service.
-    pub fn from_config(
-        config: &Config,
-        registry: &BreakerRegistry,
-        crm: CrmChoice,
-        seed: u64,
-    ) -> Result<Option<LlmSetup>, EnvError> {
-        let llm = &config.llm;
-        if !llm.enabled {
-            return Ok(None);
-        }
-        let api_key = match &llm.api_key {
-            Some(reference) => Some(ApiKey::new(
-                reference
-                    .resolve("llm.api_key")
-                    .map_err(|e| EnvError::Credentials(e.to_string()))?
-                    .expose(),
-            )),
-            None => None,
-        };
-        let unknown_profile =
-            || EnvError::Guard(format!("llm.profile `{}` is not a profile", llm.profile));
-        let guard_config = config.llm_guard_config().ok_or_else(unknown_profile)?;
-        let timing: LadderTiming = config
-            .llm_ladder_timing()
-            .ok_or_else(unknown_profile)?
-            .into();
-        let breaker = registry.get_or_register("llm", guard_config.breaker.clone());
-        let guard = Guard::builder(guard_config.clone())
-            .breaker(breaker)
-            .seed(seed ^ 0x11a)
-            .build()
-            .map_err(|e| EnvError::Guard(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| EnvError::Http(e.to_string()))?;
-        let mut brain_config = LlmConfig::new(llm.base_url.clone(), llm.model.clone());
-        brain_config.api_key = api_key;
-        brain_config.attempt_timeout = guard_config.retry.attempt_timeout;
-        brain_config.crm = crm;
-        Ok(Some(LlmSetup {
-            config: brain_config,
-            http,
-            guard,
-            timing,
-        }))
     }
 }
 

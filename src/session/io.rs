@@ -38,8 +38,7 @@ pub enum AgentEvent {
     ToolFinished(Box<ToolFinished>),
     State {
         stage: String,
-        /// initializing | listening | thinking | speaking
-        agent_state: String,
+        agent_state: AgentState,
     },
     SessionEnded {
         reason: String,
@@ -47,6 +46,28 @@ pub enum AgentEvent {
     Error {
         message: String,
     },
+}
+
+/// What the agent is doing, as the caller's front end shows it (LiveKit's
+/// `lk.agent.state` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Initializing,
+    Listening,
+    Thinking,
+    Speaking,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Initializing => "initializing",
+            AgentState::Listening => "listening",
+            AgentState::Thinking => "thinking",
+            AgentState::Speaking => "speaking",
+        }
+    }
 }
 
 /// A tool call began.

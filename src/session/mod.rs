@@ -11,7 +11,6 @@ pub mod convert;
 pub mod env;
 pub mod io;
 pub mod resume;
-pub mod room;
 pub mod tools;
 
 use std::collections::VecDeque;
@@ -27,9 +26,10 @@ use crate::recovery::{
 };
 
 pub use brain::{LlmSetup, SessionBrain, Turn};
-pub use env::{CrmEndpoints, EnvError, SessionEnv};
-pub use io::{AgentEvent, CallerEvent, SessionIo, TransportIo};
+pub use env::SessionEnv;
+pub use io::{AgentEvent, AgentState, CallerEvent, SessionIo, TransportIo};
 pub use resume::{SavedSession, SessionSaver};
+pub use tools::{Attempt, Tools};
 
 /// How one tool call went, as measured by the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,8 +94,8 @@ pub struct Session {
     state_mirror: Option<StateMirror>,
 }
 
-/// Receives the agent's state (`listening`, `thinking`, ...) as it changes.
-type StateMirror = Box<dyn Fn(&'static str) + Send + Sync>;
+/// Receives the agent's state as it changes.
+type StateMirror = Box<dyn Fn(AgentState) + Send + Sync>;
 
 impl Session {
     pub fn new(env: SessionEnv, outbound: mpsc::Sender<AgentEvent>, seed: u64) -> Session {
@@ -161,7 +161,7 @@ impl Session {
     /// sending it as an event (a LiveKit job publishes it on the room).
     pub fn mirroring_state_to(
         mut self,
-        mirror: impl Fn(&'static str) + Send + Sync + 'static,
+        mirror: impl Fn(AgentState) + Send + Sync + 'static,
     ) -> Session {
         self.state_mirror = Some(Box::new(mirror));
         self
@@ -201,7 +201,7 @@ impl Session {
         mut self: Box<Self>,
         mut inbound: mpsc::Receiver<CallerEvent>,
     ) -> SessionReport {
-        self.emit_state("listening").await;
+        self.emit_state(AgentState::Listening).await;
         match self.resume_line.take() {
             Some(line) => {
                 self.runner
@@ -228,12 +228,12 @@ impl Session {
             };
             self.turns += 1;
             self.state.transcript.push_user(text.clone());
-            self.emit_state("thinking").await;
+            self.emit_state(AgentState::Thinking).await;
             let actions = self.ask(Ask::User(&text)).await;
             self.perform(actions, &mut inbound).await;
             self.commit_turn();
             if self.ended.is_none() {
-                self.emit_state("listening").await;
+                self.emit_state(AgentState::Listening).await;
             }
         }
         // Nothing is in flight here (tools are awaited in `perform`), but a
@@ -318,7 +318,7 @@ impl Session {
         args: serde_json::Value,
         inbound: &mut mpsc::Receiver<CallerEvent>,
     ) -> (crate::brain::ToolResultView, bool) {
-        let spec = tools::spec(tool);
+        let spec = self.env.tools.spec(tool);
         let service = spec.service.clone();
         let budget = self
             .env
@@ -339,18 +339,14 @@ impl Session {
             })))
             .await;
 
-        let toolbox = self.env.toolbox.clone();
+        let tools = self.env.tools.clone();
         let outcome = {
             // Boxed: the recovery stack's future (Guard, retries, HTTP) is
             // several KiB, and an idle session should not carry it.
             let mut run = Box::pin(self.runner.run(
                 &mut self.state,
                 call,
-                move |attempt, _call| {
-                    let toolbox = toolbox.clone();
-                    let args = args.clone();
-                    async move { toolbox.invoke(tool, &args, attempt).await }
-                },
+                move |attempt, _call| tools.attempt(tool, &args, attempt),
             ));
             let mut speech_rx_closed = false;
             loop {
@@ -476,7 +472,7 @@ impl Session {
         }
     }
 
-    async fn emit_state(&self, agent_state: &'static str) {
+    async fn emit_state(&self, agent_state: AgentState) {
         if let Some(mirror) = &self.state_mirror {
             mirror(agent_state);
         }
@@ -484,7 +480,7 @@ impl Session {
             .outbound
             .send(AgentEvent::State {
                 stage: format!("{:?}", self.state.stage()).to_uppercase(),
-                agent_state: agent_state.into(),
+                agent_state,
             })
             .await;
     }

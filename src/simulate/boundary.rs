@@ -11,10 +11,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-use crate::services::sim::{CrmSimulator, FaultUpdate, SimCredentials};
-use crate::session::CrmEndpoints;
-use crate::session::tools::CalendarSettings;
-use crate::worker::loopback::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+use crate::agent::{CalendarSettings, CrmEndpoints};
+use crate::testbed::crm::{CrmSimulator, FaultUpdate, SimCredentials, crm_endpoints};
+use crate::testbed::livekit::{LoopbackConfig, LoopbackHandle, LoopbackServer};
 
 use super::measure::rss_bytes_of;
 use super::peer::{PeerReady, RoomParticipant};
@@ -101,7 +100,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
                 .iter()
                 .map(|p| p.email.clone())
                 .collect();
-            let endpoints = CrmEndpoints::simulator(&sim);
+            let endpoints = sim.crm_endpoints();
             let loopback_config = LoopbackConfig {
                 keep_history: false,
                 ..LoopbackConfig::default()
@@ -161,26 +160,15 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
 /// The simulator's endpoints as the peer announced them; it runs with the
 /// default simulator credentials.
 fn endpoints_of(ready: &PeerReady) -> CrmEndpoints {
-    let creds = SimCredentials::default();
-    CrmEndpoints {
-        amplitude: (
-            ready.crm_base_url.clone(),
-            creds.amplitude_api_key,
-            creds.amplitude_secret_key,
-        ),
-        salesforce: (
-            ready.crm_base_url.clone(),
-            creds.salesforce_client_id,
-            creds.salesforce_client_secret,
-        ),
-        hubspot: (ready.crm_base_url.clone(), creds.hubspot_token),
-        chilipiper: (ready.chilipiper_base_url.clone(), creds.chilipiper_api_key),
-        calendar: CalendarSettings {
+    crm_endpoints(
+        &ready.crm_base_url,
+        &SimCredentials::default(),
+        CalendarSettings {
             host_user_id: ready.host_user_id.clone(),
             meeting_type_id: ready.meeting_type_id.clone(),
             window: Duration::from_secs(7 * 86_400),
         },
-    }
+    )
 }
 
 async fn spawn_child(program: &PathBuf, seed: u64) -> Result<(ChildPeer, PeerReady), String> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::session::{AgentEvent, CallerEvent, TransportIo};
+use crate::session::{AgentEvent, AgentState, CallerEvent, TransportIo};
 
 use super::checks::{CallLog, Expectations, HeardEvent};
 
@@ -59,7 +59,7 @@ impl Caller<'_> {
             };
             let at = start.elapsed();
             log.heard.hear(&event, at, expectations);
-            let listening = matches!(&event, AgentEvent::State { agent_state, .. } if agent_state == "listening");
+            let listening = matches!(&event, AgentEvent::State { agent_state, .. } if *agent_state == AgentState::Listening);
             let ended = matches!(&event, AgentEvent::SessionEnded { .. });
             if let Some(trace) = log.trace.as_mut() {
                 trace.push(HeardEvent { at, event });

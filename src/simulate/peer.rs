@@ -22,8 +22,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::services::sim::CrmSimulator;
-use crate::worker::loopback::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+use crate::testbed::crm::CrmSimulator;
+use crate::testbed::livekit::{LoopbackConfig, LoopbackHandle, LoopbackServer};
 
 /// What the peer prints on stdout when it is ready: where everything is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,12 +15,13 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::agent::{Agent, SessionJobHandler, Transports, breaker_name, worker_config};
 use crate::config::Config;
 use crate::config::profile_cli::{LatencySample, SampleOutcome};
 use crate::resilience::BreakerEvent;
-use crate::session::room::{SessionJobHandler, Transports};
-use crate::session::{SessionEnv, SessionReport};
-use crate::worker::{Worker, WorkerConfig};
+use crate::secret::Secret;
+use crate::session::SessionReport;
+use crate::worker::Worker;
 
 use super::boundary::{self, Peer, PeerLink};
 use super::caller::{CHOICES, Caller};
@@ -140,16 +141,22 @@ pub async fn run(
         holder.stop().await;
         return Err("the CRM simulator has no people to call about".into());
     }
-    let env = match SessionEnv::build(config, setup.endpoints, plan.seed) {
-        Ok(env) => env,
+    let agent = match Agent::from_config(config, setup.endpoints, plan.seed) {
+        Ok(agent) => agent,
         Err(err) => {
             holder.stop().await;
             return Err(err.to_string());
         }
     };
-    let transitions = record_transitions(&env);
+    let transitions = record_transitions(&agent);
+    let env = agent.sessions.clone();
 
-    let mut worker_config = WorkerConfig::new(setup.livekit_url, setup.api_key, setup.api_secret);
+    let mut worker_config = worker_config(
+        config,
+        setup.livekit_url,
+        setup.api_key,
+        Secret::new(setup.api_secret),
+    );
     worker_config.agent_name = "voxguard-simulate".into();
     // Headroom over the callers' concurrency: a session still winding down
     // after its caller hung up holds a slot for a moment.
@@ -360,17 +367,18 @@ async fn route_reports(
 }
 
 /// Every breaker transition of the run, per service, starting from the first state.
-fn record_transitions(env: &SessionEnv) -> Arc<Mutex<BTreeMap<String, Vec<String>>>> {
+fn record_transitions(agent: &Agent) -> Arc<Mutex<BTreeMap<String, Vec<String>>>> {
     let transitions: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
     let sink = Arc::clone(&transitions);
-    env.registry
+    agent
+        .registry
         .subscribe(Arc::new(move |event: &BreakerEvent| {
             let mut map = lock(&sink);
             let list = map.entry(event.service.to_string()).or_default();
             if list.is_empty() {
-                list.push(state_name(event.from).into());
+                list.push(breaker_name(event.from).into());
             }
-            list.push(state_name(event.to).into());
+            list.push(breaker_name(event.to).into());
         }));
     transitions
 }
@@ -379,12 +387,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn state_name(state: crate::resilience::BreakerState) -> &'static str {
-    match state {
-        crate::resilience::BreakerState::Closed => "closed",
-        crate::resilience::BreakerState::Open => "open",
-        crate::resilience::BreakerState::HalfOpen => "half_open",
-    }
 }

@@ -2,40 +2,10 @@
 //! sessions it may carry, and the timings of its liveness and reconnect loops.
 //! The config layer maps the TOML file and the environment onto [`WorkerConfig`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A secret string whose `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used (signing a token).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// How reconnect attempts are spaced: the first retry comes after `first`,
 /// later ones grow exponentially from `base` up to `cap`, each with full jitter.
@@ -194,28 +164,7 @@ impl WorkerConfig {
 
 /// `<url>/agent` with `http` → `ws` and `https` → `wss`.
 pub fn agent_endpoint(url: &str) -> Result<String, String> {
-    websocket_base(url).map(|base| format!("{base}/agent"))
-}
-
-/// The URL with its scheme turned into a WebSocket scheme and no trailing slash.
-pub fn websocket_base(url: &str) -> Result<String, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url:?} has no scheme"))?;
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => {
-            return Err(format!(
-                "unsupported scheme {other:?} (use http, https, ws or wss)"
-            ));
-        }
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(format!("{scheme}://{rest}"))
+    crate::room::websocket_base(url).map(|base| format!("{base}/agent"))
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -82,9 +82,11 @@ async fn worker_view(State(worker): State<WorkerHandle>) -> impl IntoResponse {
 
 async fn prometheus_text(State(worker): State<WorkerHandle>) -> impl IntoResponse {
     let handle = metrics::prometheus();
-    if let Some(fleet) = worker.snapshot().fleet {
-        metrics::fleet_health(&fleet);
+    let snapshot = worker.snapshot();
+    if let Some(fleet) = &snapshot.fleet {
+        metrics::fleet_health(fleet);
     }
+    metrics::services(&snapshot.services);
     handle.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -10,10 +10,52 @@ use std::time::Duration;
 use livekit_protocol as proto;
 use tokio::sync::watch;
 
-use super::room::{AgentState, RoomConnection};
+use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomError};
+use crate::session::AgentState;
 
-/// What a session returns: `Err` carries the text reported with JS_FAILED.
-pub type JobResult = Result<(), String>;
+/// What a job returns; an `Err` is reported with JS_FAILED (its text and causes).
+pub type JobResult = Result<(), JobError>;
+
+/// Why a job failed, kept as a value up to the status report.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("could not join the room")]
+    Join(#[from] RoomError),
+    #[error("cancelled before joining the room ({0:?})")]
+    CancelledBeforeJoin(CancelReason),
+    #[error("session did not stop within {} after {reason:?}", humantime::format_duration(*.grace))]
+    StopTimeout {
+        grace: Duration,
+        reason: CancelReason,
+    },
+    /// The handler's own error.
+    #[error(transparent)]
+    Handler(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl JobError {
+    /// Wrap a handler's error.
+    pub fn handler(error: impl std::error::Error + Send + Sync + 'static) -> JobError {
+        JobError::Handler(Box::new(error))
+    }
+
+    /// A handler failure described only by text.
+    pub fn message(text: impl Into<String>) -> JobError {
+        JobError::Handler(text.into().into())
+    }
+
+    /// The error and its causes, outermost first: what JS_FAILED carries.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
 
 /// Runs one job. Object-safe so the worker can hold `Arc<dyn JobHandler>`.
 pub trait JobHandler: Send + Sync + 'static {
@@ -110,7 +152,9 @@ pub struct HoldUntilCallerLeaves;
 impl JobHandler for HoldUntilCallerLeaves {
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
         Box::pin(async move {
-            job.room.set_agent_state(AgentState::Listening).await;
+            job.room
+                .set_attribute(AGENT_STATE_ATTRIBUTE, AgentState::Listening.as_str())
+                .await;
             tokio::select! {
                 _ = job.room.caller_left() => {}
                 _ = job.cancel.cancelled() => {}
@@ -125,7 +169,8 @@ impl JobHandler for HoldUntilCallerLeaves {
 #[derive(Debug, Clone)]
 pub struct ScriptedJob {
     pub duration: Duration,
-    pub result: JobResult,
+    /// `Some(reason)` makes the job fail with that text.
+    pub failure: Option<String>,
     /// Whether a cancel ends the job early; `false` models a session that
     /// ignores its stop signal (to exercise the worker's abort path).
     pub honours_cancel: bool,
@@ -135,7 +180,7 @@ impl ScriptedJob {
     pub fn succeeding_after(duration: Duration) -> Self {
         Self {
             duration,
-            result: Ok(()),
+            failure: None,
             honours_cancel: true,
         }
     }
@@ -143,7 +188,7 @@ impl ScriptedJob {
     pub fn failing_after(duration: Duration, error: impl Into<String>) -> Self {
         Self {
             duration,
-            result: Err(error.into()),
+            failure: Some(error.into()),
             honours_cancel: true,
         }
     }
@@ -153,7 +198,9 @@ impl JobHandler for ScriptedJob {
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
         let script = self.clone();
         Box::pin(async move {
-            job.room.set_agent_state(AgentState::Listening).await;
+            job.room
+                .set_attribute(AGENT_STATE_ATTRIBUTE, AgentState::Listening.as_str())
+                .await;
             let finished = tokio::time::sleep(script.duration);
             if script.honours_cancel {
                 tokio::select! {
@@ -163,7 +210,10 @@ impl JobHandler for ScriptedJob {
             } else {
                 finished.await;
             }
-            script.result
+            match script.failure {
+                Some(reason) => Err(JobError::message(reason)),
+                None => Ok(()),
+            }
         })
     }
 }

@@ -19,8 +19,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::config::WorkerConfig;
 use super::job::{CancelReason, SharedHandler};
 use super::metrics;
-use super::protocol::{self, ConnectError, ProtocolError, UpgradeRequestError};
+use super::protocol::{self, ConnectError, ProtocolError};
 use super::sessions::{WorkerState, start_session};
+use crate::room::{AGENT_STATE_ATTRIBUTE, UpgradeRequestError, unix_millis, upgrade_request};
 
 /// The server closes a worker that has not registered within 10 s; we give up first.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +58,7 @@ pub async fn open(state: &WorkerState) -> Result<Socket, ConnectError> {
     let config = &state.config;
     let endpoint = config.agent_endpoint().map_err(ConnectError::Connect)?;
     let token = protocol::worker_token(&config.api_key, config.api_secret.expose())?;
-    let request = protocol::upgrade_request(&endpoint, &token).map_err(|e| match e {
+    let request = upgrade_request(&endpoint, &token).map_err(|e| match e {
         UpgradeRequestError::Url(error) => ConnectError::Connect(error),
         UpgradeRequestError::Token => ConnectError::Token("token is not a valid header".into()),
     })?;
@@ -240,7 +241,7 @@ impl Link<'_> {
                     send(socket, self.state.status_message(*self.status_seq)).await?;
                 }
                 _ = pings.tick() => {
-                    send(socket, WorkerMessage::Ping(proto::WorkerPing { timestamp: protocol::unix_millis() })).await?;
+                    send(socket, WorkerMessage::Ping(proto::WorkerPing { timestamp: unix_millis() })).await?;
                 }
                 _ = sleep_until(last_heard + config.ping_timeout) => {
                     return Err(ConnectError::DeadLink(config.ping_timeout));
@@ -341,7 +342,7 @@ pub fn server_action(state: &WorkerState, message: ServerMessage) -> ServerActio
         }
         ServerMessage::Pong(pong) => {
             // The timestamp is the server's echo of ours; never trust it in arithmetic.
-            let rtt = protocol::unix_millis().saturating_sub(pong.last_timestamp);
+            let rtt = unix_millis().saturating_sub(pong.last_timestamp);
             tracing::trace!(rtt_ms = rtt, "worker pong");
             ServerAction::Nothing
         }
@@ -372,10 +373,9 @@ fn availability_response(
         } else {
             config.agent_name.clone()
         };
-        response.participant_attributes.insert(
-            protocol::AGENT_STATE_ATTRIBUTE.into(),
-            "initializing".into(),
-        );
+        response
+            .participant_attributes
+            .insert(AGENT_STATE_ATTRIBUTE.into(), "initializing".into());
     }
     response
 }

@@ -90,3 +90,12 @@ pub fn fleet_health(health: &crate::fleet::FleetHealth) {
     metrics::gauge!(FLEET_LAST_SYNC_AGE).set(age);
     metrics::gauge!(FLEET_QUEUED_SESSIONS).set(health.queued_sessions as f64);
 }
+
+/// Whether each service behind the agent is configured (1) or left out (0),
+/// fresh for each scrape. Breaker states have their own gauges.
+pub fn services(services: &[super::ServiceStatus]) {
+    for service in services {
+        metrics::gauge!("voxguard_service_configured", "service" => service.name.clone())
+            .set(if service.configured { 1.0 } else { 0.0 });
+    }
+}

@@ -21,26 +21,20 @@ pub mod fuzzing;
 mod health;
 mod job;
 mod link;
-pub mod loopback;
 pub mod metrics;
 pub mod protocol;
-mod room;
 mod runner;
 mod sessions;
-mod signal;
-mod signals;
+mod shutdown;
 
-pub use config::{
-    ConfigError, ReconnectPolicy, Secret, WorkerConfig, agent_endpoint, websocket_base,
-};
+pub use config::{ConfigError, ReconnectPolicy, Secret, WorkerConfig, agent_endpoint};
 pub use health::{HealthServer, router as health_router};
 pub use job::{
     CancelReason, CancelSignal, CancelTrigger, FnHandler, HoldUntilCallerLeaves, JobContext,
-    JobHandler, JobResult, ScriptedJob, SharedHandler, cancel_pair,
+    JobError, JobHandler, JobResult, ScriptedJob, SharedHandler, cancel_pair,
 };
 pub use link::ServerAction;
 pub use protocol::ConnectError;
-pub use room::{AgentState, RoomConnection, RoomError, RoomEvent};
 pub use runner::{Worker, WorkerError, WorkerHandle};
-pub use sessions::{WorkerLoad, WorkerSnapshot};
-pub use signals::{run_until, run_until_signal, shutdown_signal};
+pub use sessions::{ServiceReport, ServiceStatus, WorkerLoad, WorkerSnapshot};
+pub use shutdown::{run_until, run_until_signal, shutdown_signal};

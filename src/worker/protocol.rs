@@ -2,7 +2,7 @@
 //! protobuf message per binary WebSocket frame, the worker's access token,
 //! the reconnect backoff, and the errors a connection attempt ends with.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_protocol as proto;
@@ -14,9 +14,6 @@ use super::config::ReconnectPolicy;
 
 /// How long the worker's own token stays valid; it is minted per connection attempt.
 pub const WORKER_TOKEN_TTL: Duration = Duration::from_secs(600);
-
-/// Participant attribute carrying the agent's conversational state.
-pub const AGENT_STATE_ATTRIBUTE: &str = "lk.agent.state";
 
 pub fn encode_worker(message: proto::worker_message::Message) -> Vec<u8> {
     proto::WorkerMessage {
@@ -47,32 +44,6 @@ pub fn decode_worker(bytes: &[u8]) -> Result<proto::worker_message::Message, Pro
         .ok_or_else(|| ProtocolError::Decode("worker message without content".into()))
 }
 
-/// Why an authorized WebSocket upgrade request could not be built.
-#[derive(Debug)]
-pub(super) enum UpgradeRequestError {
-    /// The endpoint is not a valid URL (the text says why).
-    Url(String),
-    /// The token cannot be sent as a header value.
-    Token,
-}
-
-/// The upgrade request for `endpoint`, carrying `token` as a bearer token:
-/// how both the worker socket and a room's signal socket authenticate.
-pub(super) fn upgrade_request(
-    endpoint: &str,
-    token: &str,
-) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, UpgradeRequestError> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = endpoint
-        .into_client_request()
-        .map_err(|e| UpgradeRequestError::Url(e.to_string()))?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| UpgradeRequestError::Token)?;
-    request.headers_mut().insert("Authorization", bearer);
-    Ok(request)
-}
-
 /// A worker token: HS256, issuer = API key, with an expiry and the `agent` video grant.
 pub fn worker_token(api_key: &str, api_secret: &str) -> Result<String, ConnectError> {
     AccessToken::with_api_key(api_key, api_secret)
@@ -83,13 +54,6 @@ pub fn worker_token(api_key: &str, api_secret: &str) -> Result<String, ConnectEr
         })
         .to_jwt()
         .map_err(|e| ConnectError::Token(e.to_string()))
-}
-
-pub fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Why one connection (attempt or established link) ended.

@@ -94,6 +94,12 @@ impl WorkerHandle {
         let _ = self.state.fleet.set(fleet);
     }
 
+    /// Report the services behind the agent on `/worker` and `/metrics`
+    /// (the first report attached stays).
+    pub fn attach_services(&self, report: super::sessions::ServiceReport) {
+        let _ = self.state.services.set(report);
+    }
+
     /// The address the health server bound (after [`Worker::run`] started it).
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.state.health_addr.get().copied()

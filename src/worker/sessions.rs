@@ -16,10 +16,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::WorkerConfig;
-use super::job::{CancelReason, CancelTrigger, JobContext, SharedHandler, cancel_pair};
+use super::job::{
+    CancelReason, CancelTrigger, JobContext, JobError, JobResult, SharedHandler, cancel_pair,
+};
 use super::metrics;
-use super::room::{AgentState, RoomConnection};
 use crate::fleet::{Fleet, FleetHealth};
+use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection};
+use crate::session::AgentState;
 
 /// How the worker presents itself to the server and the health endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,7 +47,26 @@ pub struct WorkerSnapshot {
     /// The shared-state backend's health, when the worker runs in a fleet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetHealth>,
+    /// The services behind the agent (CRMs, model, speech providers).
+    pub services: Vec<ServiceStatus>,
 }
+
+/// One service behind the agent, as `/worker` and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `false` when it has no credentials and is left out.
+    pub configured: bool,
+    /// Its circuit breaker's state (`closed`, `open`, `half_open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<&'static str>,
+    /// What to set to configure it, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Reports the services' current status when asked.
+pub type ServiceReport = Arc<dyn Fn() -> Vec<ServiceStatus> + Send + Sync>;
 
 struct RunningSession {
     cancel: CancelTrigger,
@@ -76,6 +98,8 @@ pub struct WorkerState {
     pub health_addr: OnceLock<std::net::SocketAddr>,
     /// The fleet whose health `/worker` and `/metrics` report.
     pub fleet: OnceLock<Fleet>,
+    /// The services `/worker` and `/metrics` report.
+    pub services: OnceLock<ServiceReport>,
 }
 
 impl WorkerState {
@@ -89,6 +113,7 @@ impl WorkerState {
             sessions_runtime: OnceLock::new(),
             health_addr: OnceLock::new(),
             fleet: OnceLock::new(),
+            services: OnceLock::new(),
         });
         (state, outbound_rx)
     }
@@ -248,6 +273,11 @@ impl WorkerState {
             draining: ledger.draining,
             connected: ledger.connected,
             fleet: self.fleet.get().map(Fleet::health),
+            services: self
+                .services
+                .get()
+                .map(|report| report())
+                .unwrap_or_default(),
         }
     }
 
@@ -315,7 +345,7 @@ pub fn start_session(
         let result = run_session(&task_state, handler, job, assignment.token, url, signal).await;
         let (status, error, label) = match result {
             Ok(()) => (proto::JobStatus::JsSuccess, String::new(), "success"),
-            Err(error) => (proto::JobStatus::JsFailed, error, "failed"),
+            Err(error) => (proto::JobStatus::JsFailed, error.report(), "failed"),
         };
         tracing::info!(%job_id, status = label, %error, "session ended");
         task_state.send_job_status(&job_id, status, error);
@@ -333,12 +363,13 @@ async fn run_session(
     token: String,
     url: String,
     cancel: super::job::CancelSignal,
-) -> Result<(), String> {
+) -> JobResult {
     let room = tokio::select! {
-        joined = RoomConnection::connect(&url, &token) => joined.map_err(|e| e.to_string())?,
-        reason = cancel.cancelled() => return Err(format!("cancelled before joining the room ({reason:?})")),
+        joined = RoomConnection::connect(&url, &token) => joined?,
+        reason = cancel.cancelled() => return Err(JobError::CancelledBeforeJoin(reason)),
     };
-    room.set_agent_state(AgentState::Initializing).await;
+    room.set_attribute(AGENT_STATE_ATTRIBUTE, AgentState::Initializing.as_str())
+        .await;
     let context = JobContext {
         job: *job,
         token,
@@ -350,7 +381,7 @@ async fn run_session(
     let result = tokio::select! {
         result = handler.run(context) => result,
         reason = stopped_after_grace(&cancel, grace) => {
-            Err(format!("session did not stop within {} after {reason:?}", humantime::format_duration(grace)))
+            Err(JobError::StopTimeout { grace, reason })
         }
     };
     room.leave().await;

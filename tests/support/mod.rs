@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use livekit_protocol as proto;
 use tokio::task::JoinHandle;
-use voxguard::worker::loopback::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+use voxguard::testbed::livekit::{LoopbackConfig, LoopbackHandle, LoopbackServer};
 use voxguard::worker::{
     JobHandler, ReconnectPolicy, Worker, WorkerConfig, WorkerError, WorkerHandle,
 };

@@ -16,47 +16,18 @@
 mod stream;
 mod wire;
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use super::action::{Action, CrmChoice, ToolResultView};
 use crate::resilience::{CallError, Deadline, Guard, Outcome, Retryability};
+use crate::secret::Secret;
 pub use stream::{Completion, StreamAssembler, ToolCallRequest};
 pub use wire::{
     ChatMessage, DEFAULT_SYSTEM_PROMPT, Role, WireFunction, WireToolCall, tool_content,
     tool_definitions,
 };
-
-/// An API key that never shows up in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> ApiKey {
-        ApiKey(key.into())
-    }
-
-    pub fn from_env(var: &str) -> Result<ApiKey, LlmSetupError> {
-        match std::env::var(var) {
-            Ok(key) if !key.trim().is_empty() => Ok(ApiKey(key)),
-            _ => Err(LlmSetupError::MissingApiKey {
-                var: var.to_owned(),
-            }),
-        }
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmSetupError {
@@ -73,7 +44,7 @@ pub struct LlmConfig {
     pub base_url: String,
     pub model: String,
     /// `None` for local servers that need no key.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     /// How long one request (connect to `[DONE]`) may take.
     pub attempt_timeout: Duration,
     pub crm: CrmChoice,
@@ -98,7 +69,14 @@ impl LlmConfig {
     }
 
     pub fn with_api_key_from_env(mut self, var: &str) -> Result<LlmConfig, LlmSetupError> {
-        self.api_key = Some(ApiKey::from_env(var)?);
+        self.api_key = match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => Some(Secret::new(key)),
+            _ => {
+                return Err(LlmSetupError::MissingApiKey {
+                    var: var.to_owned(),
+                });
+            }
+        };
         Ok(self)
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::rooms::close_if_empty;
 use super::{Hub, RtcCommand, ensure_room};
-use crate::worker::protocol::unix_millis;
+use crate::room::unix_millis;
 
 pub(super) async fn upgrade(
     State(hub): State<Arc<Hub>>,

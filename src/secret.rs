@@ -1,21 +1,33 @@
-//! A credential string that never prints itself.
+//! `Secret`: a credential (API key, token, client secret, signing secret)
+//! that never prints itself. `Debug` and `Display` show `***`; only
+//! [`Secret::expose`] reveals the value, at the one place it is sent.
+//!
+//! ```
+//! let key = voxguard::secret::Secret::new("sk-live-123");
+//! assert_eq!(format!("{key} {key:?}"), "*** Secret(***)");
+//! assert_eq!(key.expose(), "sk-live-123");
+//! ```
 
 use std::fmt;
 
-/// A credential (API key, token, client secret). `Debug` and `Display`
-/// print `***`; only [`Secret::expose`] reveals it, at the point of use.
+/// A credential that never shows up in logs, errors or debug output.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
 
-    /// The raw value, for building an authorization header and nothing else.
+    /// The raw value, for building an authorization header or signing a
+    /// token, and nothing else.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

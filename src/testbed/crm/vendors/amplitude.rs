@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::Sim;
 use super::base64;
 use crate::services::Vendor;
-use crate::services::sim::respond::{Incoming, json_response, serve, vendor_error};
-use crate::services::sim::state::SimState;
+use crate::testbed::crm::respond::{Incoming, json_response, serve, vendor_error};
+use crate::testbed::crm::state::SimState;
 
 fn amplitude_authorized(sim: &SimState, headers: &HeaderMap) -> bool {
     let c = &sim.credentials;

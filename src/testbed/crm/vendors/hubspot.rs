@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Sim;
 use super::bearer_is;
 use crate::services::Vendor;
-use crate::services::sim::respond::{Incoming, json_response, serve, vendor_error};
+use crate::testbed::crm::respond::{Incoming, json_response, serve, vendor_error};
 
 /// The value of the first `EQ` filter on `property` in a CRM search body.
 fn search_filter(body: &Value, property: &str) -> Option<String> {

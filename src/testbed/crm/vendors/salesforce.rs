@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use super::Sim;
 use super::bearer;
 use crate::services::Vendor;
-use crate::services::sim::fixtures::SalesforcePresence;
-use crate::services::sim::respond::{Incoming, json_response, serve, vendor_error};
-use crate::services::sim::state::lock;
+use crate::testbed::crm::fixtures::SalesforcePresence;
+use crate::testbed::crm::respond::{Incoming, json_response, serve, vendor_error};
+use crate::testbed::crm::state::lock;
 
 pub(super) async fn token(State(sim): Sim, body: Bytes) -> Response {
     let incoming = Incoming {

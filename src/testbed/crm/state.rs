@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::faults::{Fault, FaultConfig};
 use super::fixtures::Fixtures;
-use crate::services::Secret;
+use crate::secret::Secret;
 
 /// The credentials the simulator accepts. Clients built with anything else get
 /// each vendor's 401.

@@ -18,8 +18,8 @@
 //! - `GET /_sim/fixtures` → the seeded people, accounts and hosts.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), voxguard::services::sim::SimError> {
-//! use voxguard::services::sim::{CrmSimulator, FaultUpdate};
+//! # async fn demo() -> Result<(), voxguard::testbed::crm::SimError> {
+//! use voxguard::testbed::crm::{CrmSimulator, FaultUpdate};
 //! let sim = CrmSimulator::start("127.0.0.1:0".parse().unwrap(), 42).await?;
 //! sim.set_faults(FaultUpdate::preset("flaky")).expect("known preset");
 //! println!("CRM simulator at {}", sim.base_url());
@@ -55,6 +55,8 @@ pub use respond::HANG_CAP;
 pub use state::{RequestRecord, SimBooking, SimCredentials};
 
 use state::{SimState, lock};
+
+use crate::agent::{CalendarSettings, CrmAccess, CrmCredentials, CrmEndpoints};
 
 /// The seed `voxguard crm-sim` uses.
 pub const DEFAULT_SEED: u64 = 42;
@@ -143,6 +145,21 @@ impl CrmSimulator {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the agent needs to call this simulator: every CRM pointed at it
+    /// with its credentials, and the calendar's host and meeting type.
+    pub fn crm_endpoints(&self) -> CrmEndpoints {
+        let fixtures = self.fixtures();
+        crm_endpoints(
+            &self.base_url(),
+            self.credentials(),
+            CalendarSettings {
+                host_user_id: fixtures.hosts[0].user_id.clone(),
+                meeting_type_id: fixtures.meeting_type_id.clone(),
+                window: Duration::from_secs(7 * 86_400),
+            },
+        )
     }
 
     pub fn credentials(&self) -> &SimCredentials {
@@ -274,6 +291,55 @@ async fn expire_sessions(State(sim): Sim) -> StatusCode {
 
 async fn get_fixtures(State(sim): Sim) -> Response {
     axum::Json(&sim.fixtures).into_response()
+}
+
+/// The agent's endpoints for a simulator serving at `base_url` (its
+/// ChiliPiper API under `/api/fire-edge`) with `credentials`.
+pub fn crm_endpoints(
+    base_url: &str,
+    credentials: &SimCredentials,
+    calendar: CalendarSettings,
+) -> CrmEndpoints {
+    let creds = credentials.clone();
+    let at = |base_url: String, credentials| CrmAccess {
+        base_url,
+        credentials,
+    };
+    let access = [
+        (
+            "amplitude",
+            at(
+                base_url.to_string(),
+                CrmCredentials::Pair(creds.amplitude_api_key, creds.amplitude_secret_key),
+            ),
+        ),
+        (
+            "salesforce",
+            at(
+                base_url.to_string(),
+                CrmCredentials::Pair(creds.salesforce_client_id, creds.salesforce_client_secret),
+            ),
+        ),
+        (
+            "hubspot",
+            at(
+                base_url.to_string(),
+                CrmCredentials::Token(creds.hubspot_token),
+            ),
+        ),
+        (
+            "chilipiper",
+            at(
+                format!("{base_url}/api/fire-edge"),
+                CrmCredentials::Token(creds.chilipiper_api_key),
+            ),
+        ),
+    ];
+    CrmEndpoints {
+        access: access.into_iter().collect(),
+        unconfigured: Vec::new(),
+        calendar,
+    }
 }
 
 /// Run the simulator on `addr` until Ctrl-C (the `voxguard crm-sim` command).

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use super::{AgentCommand, AgentConnection, Hub, WorkerRegistration};
-use crate::worker::protocol::{decode_worker, encode_server, unix_millis};
+use crate::room::unix_millis;
+use crate::worker::protocol::{decode_worker, encode_server};
 
 /// The largest frame the stand-in reads from a worker.
 const MAX_WORKER_FRAME: usize = 1 << 20;

@@ -1,8 +1,9 @@
-//! Sessions as LiveKit jobs: the `JobHandler` the worker runs for each
-//! assignment. It attaches the job's room to a session through `SessionIo`:
-//! the caller leaving ends the session, the agent's state is published as
+//! The LiveKit job handler: job → room → session. For each assignment it
+//! attaches the job's room to a session through `SessionIo`: the caller
+//! leaving ends the session, the agent's state is published as
 //! `lk.agent.state`, and a transport registered for the room (the dev page's
-//! WebSocket) carries the caller's words and the agent's speech.
+//! WebSocket, a simulated caller) carries the caller's words and the agent's
+//! speech.
 //!
 //! Jobs are resumable: a room whose conversation was saved by an earlier
 //! job (a worker that died or was redeployed) continues where it stopped.
@@ -16,13 +17,11 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, watch};
 
-use crate::worker::{
-    AgentState, CancelSignal, JobContext, JobHandler, JobResult, RoomConnection, RoomEvent,
-};
-
-use super::io::{self, AgentEvent, CallerEvent, SessionIo, TransportIo};
-use super::resume::{self, SessionSaver};
-use super::{EndReason, Session, SessionEnv, SessionReport};
+use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomEvent};
+use crate::session::io::{self, AgentEvent, AgentState, CallerEvent, SessionIo, TransportIo};
+use crate::session::resume::{self, SessionSaver};
+use crate::session::{EndReason, Session, SessionEnv, SessionReport};
+use crate::worker::{CancelSignal, JobContext, JobError, JobHandler, JobResult};
 
 /// Transports waiting for their room's job, keyed by room name.
 #[derive(Clone, Default)]
@@ -41,6 +40,15 @@ impl Transports {
     fn take(&self, room: &str) -> Option<SessionIo> {
         self.waiting.remove(room).map(|(_, io)| io)
     }
+}
+
+/// Why a job's session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionJobError {
+    #[error("the session task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0} tool calls left without a result")]
+    UnpairedToolCalls(usize),
 }
 
 /// Runs a voxguard session for each job.
@@ -67,13 +75,15 @@ impl JobHandler for SessionJobHandler {
         let transport = self.transports.take(&attached);
         let reports = self.reports.clone();
         Box::pin(async move {
-            let report = run_job(call, transport).await?;
+            let report = run_job(call, transport).await.map_err(JobError::handler)?;
             let unpaired = report.state.transcript.unpaired_tool_calls().len();
             if let Some(reports) = reports {
                 let _ = reports.send((attached, report));
             }
             if unpaired > 0 {
-                return Err(format!("{unpaired} tool calls left without a result"));
+                return Err(JobError::handler(SessionJobError::UnpairedToolCalls(
+                    unpaired,
+                )));
             }
             Ok(())
         })
@@ -88,7 +98,10 @@ struct JobCall {
     cancel: CancelSignal,
 }
 
-async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionReport, String> {
+async fn run_job(
+    call: JobCall,
+    transport: Option<SessionIo>,
+) -> Result<SessionReport, SessionJobError> {
     let JobCall {
         env,
         seed,
@@ -129,7 +142,7 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
         session
             .saving_to(saver.clone())
             .mirroring_state_to(move |agent_state| {
-                state_tx.send_replace(agent_state_of(agent_state));
+                state_tx.send_replace(agent_state);
             })
             .run(inbound),
     );
@@ -151,7 +164,7 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
             changed = state_rx.changed(), if mirroring => match changed {
                 Ok(()) => {
                     let agent_state = *state_rx.borrow_and_update();
-                    room.set_agent_state(agent_state).await;
+                    room.set_attribute(AGENT_STATE_ATTRIBUTE, agent_state.as_str()).await;
                 }
                 Err(_) => mirroring = false,
             },
@@ -184,7 +197,7 @@ async fn run_job(call: JobCall, transport: Option<SessionIo>) -> Result<SessionR
             }
         }
     };
-    let mut report = finished.map_err(|e| format!("session task failed: {e}"))?;
+    let mut report = finished?;
     if stopped && report.ended == EndReason::CallerLeft {
         report.ended = EndReason::Shutdown;
     }
@@ -234,15 +247,6 @@ async fn next_unattached(unattached: &mut Option<TransportIo>) -> Option<AgentEv
 
 /// How long a finished job waits for its last state write.
 const SAVER_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-fn agent_state_of(name: &str) -> AgentState {
-    match name {
-        "listening" => AgentState::Listening,
-        "thinking" => AgentState::Thinking,
-        "speaking" => AgentState::Speaking,
-        _ => AgentState::Initializing,
-    }
-}
 
 /// A per-job seed: phrase choice and idempotency keys differ between jobs.
 fn job_seed(job_id: &str) -> u64 {

@@ -1,7 +1,9 @@
 //! voxguard's own LiveKit signal connection for a room, over tokio-tungstenite
 //! and the `livekit-protocol` messages: join over `/rtc` with the assignment
 //! token, wait for the JoinResponse, then one task per room reads participant
-//! updates, sends the agent's requests, pings, and leaves.
+//! updates, sends the agent's requests, pings, and leaves. Also the pieces
+//! every LiveKit socket shares: the WebSocket form of a LiveKit URL and the
+//! bearer-token upgrade request.
 //!
 //! Why not the SDK's `SignalClient`: it opens its socket with tungstenite's
 //! default buffers (a 128 KiB read buffer that is zero-filled on the first
@@ -9,7 +11,7 @@
 //! connection per session, and signal messages are small, so that was most of
 //! a session's memory. Here a room costs one task and a few KiB of buffers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
@@ -20,9 +22,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-use super::config::websocket_base;
-use super::protocol::{UpgradeRequestError, upgrade_request};
 
 pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -35,6 +34,61 @@ const PROTOCOL_VERSION: u32 = 18;
 const READ_BUFFER: usize = 4 * 1024;
 /// A JoinResponse for a very large room is the biggest message we expect.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Milliseconds since the Unix epoch (LiveKit's ping and join timestamps).
+pub fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why an authorized WebSocket upgrade request could not be built.
+#[derive(Debug)]
+pub enum UpgradeRequestError {
+    /// The endpoint is not a valid URL (the text says why).
+    Url(String),
+    /// The token cannot be sent as a header value.
+    Token,
+}
+
+/// The upgrade request for `endpoint`, carrying `token` as a bearer token:
+/// how both the worker socket and a room's signal socket authenticate.
+pub fn upgrade_request(
+    endpoint: &str,
+    token: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, UpgradeRequestError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = endpoint
+        .into_client_request()
+        .map_err(|e| UpgradeRequestError::Url(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| UpgradeRequestError::Token)?;
+    request.headers_mut().insert("Authorization", bearer);
+    Ok(request)
+}
+
+/// The URL with its scheme turned into a WebSocket scheme and no trailing slash.
+pub fn websocket_base(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} has no scheme"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} (use http, https, ws or wss)"
+            ));
+        }
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
 
 /// `ws(s)://host/rtc?…` for `url` (an http, https, ws or wss base URL).
 pub(super) fn rtc_endpoint(url: &str) -> Result<String, String> {

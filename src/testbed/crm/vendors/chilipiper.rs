@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use super::Sim;
 use super::bearer_is;
 use crate::services::Vendor;
-use crate::services::sim::calendar;
-use crate::services::sim::respond::{Incoming, json_response, serve, vendor_error};
-use crate::services::sim::state::{SimBooking, lock};
+use crate::testbed::crm::calendar;
+use crate::testbed::crm::respond::{Incoming, json_response, serve, vendor_error};
+use crate::testbed::crm::state::{SimBooking, lock};
 
 /// Whether a host has a given weekday slot free in the fixtures (before bookings).
 fn slot_open(seed_material: &str, day: i64, minute: u32) -> bool {

@@ -1,7 +1,7 @@
 //! The agent's presence in a room: a LiveKit signal connection opened with the
 //! assignment token. It tracks who is in the room (the job ends when the caller
-//! leaves), publishes the agent's state as the `lk.agent.state` attribute and
-//! leaves cleanly. Media is not handled here.
+//! leaves), publishes participant attributes (the agent's state as
+//! `lk.agent.state`) and leaves cleanly.
 //!
 //! One task per room owns the socket (see [`super::signal`]): it applies
 //! participant updates, sends the agent's requests in order, pings at the
@@ -19,8 +19,12 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::protocol::{AGENT_STATE_ATTRIBUTE, unix_millis};
-use super::signal::{self, Incoming, Keepalive, Socket};
+use super::signal::{self, Incoming, Keepalive, Socket, unix_millis};
+
+/// Participant attribute carrying the agent's conversational state
+/// (`initializing`, `listening`, `thinking`, `speaking`), as LiveKit's front
+/// ends read it.
+pub const AGENT_STATE_ATTRIBUTE: &str = "lk.agent.state";
 
 /// Bound on joining a room: the signal connect plus the JoinResponse.
 pub const ROOM_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,26 +32,6 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Room events are rare (joins, leaves); a reader that falls this far behind
 /// sees `Lagged`, and the event that ends a job also travels on a watch.
 const ROOM_EVENTS: usize = 8;
-
-/// What the agent is doing, as other participants see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentState {
-    Initializing,
-    Listening,
-    Thinking,
-    Speaking,
-}
-
-impl AgentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentState::Initializing => "initializing",
-            AgentState::Listening => "listening",
-            AgentState::Thinking => "thinking",
-            AgentState::Speaking => "speaking",
-        }
-    }
-}
 
 /// A change in the room, as seen by the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +70,8 @@ enum Callers {
 
 /// What the room's task is asked to send.
 enum Request {
-    AgentState(AgentState),
+    /// Set one participant attribute of the local participant.
+    Attribute(&'static str, String),
     /// Send a LeaveRequest, close the socket, then answer.
     Leave(oneshot::Sender<()>),
 }
@@ -103,7 +88,7 @@ struct RoomInner {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<RoomEvent>,
     callers: watch::Receiver<Callers>,
-    state: Mutex<Option<AgentState>>,
+    attributes: Mutex<HashMap<&'static str, String>>,
     task: Mutex<Option<JoinHandle<()>>>,
     left: tokio::sync::Mutex<bool>,
 }
@@ -170,7 +155,7 @@ impl RoomConnection {
                 requests: requests_tx,
                 events: events_tx,
                 callers: callers_rx,
-                state: Mutex::new(None),
+                attributes: Mutex::default(),
                 task: Mutex::new(Some(task)),
                 left: tokio::sync::Mutex::new(false),
             }),
@@ -191,22 +176,37 @@ impl RoomConnection {
         self.inner.events.subscribe()
     }
 
-    /// The agent state last published.
-    pub fn agent_state(&self) -> Option<AgentState> {
-        *self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The value of a local participant attribute last published.
+    pub fn attribute(&self, key: &str) -> Option<String> {
+        self.inner
+            .attributes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 
-    /// Publishes `state` as the `lk.agent.state` participant attribute.
-    /// Unchanged states are not re-sent; after the connection closed this does nothing.
-    pub async fn set_agent_state(&self, state: AgentState) {
+    /// Publishes `value` as the local participant's attribute `key` (e.g.
+    /// [`AGENT_STATE_ATTRIBUTE`]). Unchanged values are not re-sent; after
+    /// the connection closed this does nothing.
+    pub async fn set_attribute(&self, key: &'static str, value: impl Into<String>) {
+        let value = value.into();
         {
-            let mut current = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-            if *current == Some(state) {
+            let mut attributes = self
+                .inner
+                .attributes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if attributes.get(key) == Some(&value) {
                 return;
             }
-            *current = Some(state);
+            attributes.insert(key, value.clone());
         }
-        let _ = self.inner.requests.send(Request::AgentState(state)).await;
+        let _ = self
+            .inner
+            .requests
+            .send(Request::Attribute(key, value))
+            .await;
     }
 
     /// Resolves when every caller that joined has left, or the room connection closed.
@@ -301,13 +301,10 @@ impl RoomTask {
                     }
                 }
                 request = requests.recv() => match request {
-                    Some(Request::AgentState(state)) => {
+                    Some(Request::Attribute(key, value)) => {
                         request_id = request_id.wrapping_add(1);
                         let update = proto::UpdateParticipantMetadata {
-                            attributes: HashMap::from([(
-                                AGENT_STATE_ATTRIBUTE.to_string(),
-                                state.as_str().to_string(),
-                            )]),
+                            attributes: HashMap::from([(key.to_string(), value)]),
                             request_id,
                             ..Default::default()
                         };
