@@ -54,14 +54,8 @@ fn valid(config: &Config) {
             "service {name}: filler ladder overflows the clock"
         );
         let ladder = config.ladder_timing(name).expect("ladder");
-        let runner_ladder = voxguard::recovery::LadderTiming {
-            filler_after: ladder.filler_after,
-            filler_repeat: ladder.filler_repeat,
-            filler_max: ladder.filler_max,
-            budget: ladder.budget,
-        };
-        let _ = runner_ladder.validate();
-        let _ = runner_ladder.covers_budget();
+        let _ = ladder.validate();
+        let _ = ladder.covers_budget();
         let fillers = ladder.filler_times(profile.budget);
         assert!(fillers.len() <= ladder.filler_max as usize);
         assert!(fillers.windows(2).all(|pair| pair[0] < pair[1]));

@@ -17,7 +17,8 @@ use prost::Message as _;
 use proto::server_message::Message as ServerMessage;
 use voxguard::worker::ServerAction;
 use voxguard::worker::fuzzing::ServerFrames;
-use voxguard::worker::protocol::{AGENT_STATE_ATTRIBUTE, ConnectError, ProtocolError};
+use voxguard::room::AGENT_STATE_ATTRIBUTE;
+use voxguard::worker::protocol::{ConnectError, ProtocolError};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, mut rest)) = data.split_first() else {
