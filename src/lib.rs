@@ -9,7 +9,8 @@
 //! - `room` — a LiveKit participant: signal client, room connection;
 //! - `session` — one conversation, text in and text out, with `brain` (what
 //!   to say, which tool) and `recovery` (how risky calls are run);
-//! - `services` — CRM clients;
+//! - `services` — CRM clients; `edge` — where HTTP and WebSocket failures
+//!   become the engine's errors, once;
 //! - `media` — audio frames and codecs, no network;
 //! - `resilience` — the engine: deadlines, retries, breakers, guards;
 //! - `fleet` — state shared between workers; `config` — the TOML file;
@@ -22,6 +23,7 @@ pub mod agent;
 pub mod brain;
 pub mod config;
 pub mod dev;
+pub mod edge;
 pub mod fleet;
 pub mod media;
 pub mod recovery;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokio::sync::mpsc;
+use voxguard::brain::signals::{Industry, Integration, Urgency};
 use voxguard::recovery::*;
 use voxguard::resilience::*;
 
@@ -17,7 +18,7 @@ enum Mutation {
     AddIntegration(u8),
     ClearIntegrations,
     Urgency(Option<u8>),
-    Industry(Option<String>),
+    Industry(Option<u8>),
     Note(String),
     Move(u8),
     UserTurn(String),
@@ -34,7 +35,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (0u8..6).prop_map(Mutation::AddIntegration),
         Just(Mutation::ClearIntegrations),
         proptest::option::of(0u8..4).prop_map(Mutation::Urgency),
-        proptest::option::of("[a-z]{1,8}").prop_map(Mutation::Industry),
+        proptest::option::of(0u8..4).prop_map(Mutation::Industry),
         "[a-z ]{0,12}".prop_map(Mutation::Note),
         (0u8..7).prop_map(Mutation::Move),
         "[a-z ]{0,12}".prop_map(Mutation::UserTurn),
@@ -52,26 +53,37 @@ fn apply(state: &mut ConversationState, m: &Mutation) {
         Mutation::AddIntegration(i) => {
             let integration = match i {
                 0 => Integration::Salesforce,
-                1 => Integration::Hubspot,
-                2 => Integration::Amplitude,
-                3 => Integration::ChiliPiper,
+                1 => Integration::HubSpot,
+                2 => Integration::Zapier,
+                3 => Integration::GoogleDrive,
                 4 => Integration::Slack,
-                _ => Integration::Other("pipedrive".into()),
+                _ => Integration::Api,
             };
-            state.signals.integrations.insert(integration);
+            let mut known = state.signals.integrations.take().unwrap_or_default();
+            known.push(integration);
+            state.signals.integrations = Some(known);
         }
-        Mutation::ClearIntegrations => state.signals.integrations.clear(),
+        Mutation::ClearIntegrations => state.signals.integrations = Some(Vec::new()),
         Mutation::Urgency(u) => {
             state.signals.urgency = u.map(|u| {
                 [
-                    Urgency::Exploring,
-                    Urgency::ThisQuarter,
+                    Urgency::JustExploring,
+                    Urgency::NextQuarter,
                     Urgency::ThisMonth,
-                    Urgency::Now,
+                    Urgency::Asap,
                 ][u as usize]
             })
         }
-        Mutation::Industry(v) => state.signals.industry = v.clone(),
+        Mutation::Industry(v) => {
+            state.signals.industry = v.map(|i| {
+                [
+                    Industry::Legal,
+                    Industry::Retail,
+                    Industry::Logistics,
+                    Industry::Finance,
+                ][i as usize]
+            })
+        }
         Mutation::Note(text) => state.note(text.clone()),
         Mutation::Move(i) => {
             let _ = state.move_to(Stage::ALL[*i as usize]);

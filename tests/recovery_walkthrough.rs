@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
+use voxguard::brain::signals::Integration;
 use voxguard::recovery::*;
 use voxguard::resilience::*;
 
@@ -89,7 +90,7 @@ async fn a_conversation_with_a_slow_crm_a_dead_calendar_and_a_handoff() {
             },
             |state, _| {
                 state.signals.team_size = Some(40);
-                state.signals.integrations.insert(Integration::Salesforce);
+                state.signals.integrations = Some(vec![Integration::Salesforce]);
                 Ok(())
             },
         )

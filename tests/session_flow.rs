@@ -72,7 +72,7 @@ fn spoken(events: &[AgentEvent], kind: &str) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            AgentEvent::Speech { text, kind: k, .. } if k == kind => Some(text.clone()),
+            AgentEvent::Speech { text, kind: k, .. } if k.as_str() == kind => Some(text.clone()),
             _ => None,
         })
         .collect()

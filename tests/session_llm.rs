@@ -77,7 +77,9 @@ impl Heard {
         self.events
             .iter()
             .filter_map(|(at, e)| match e {
-                AgentEvent::Speech { text, kind, .. } => Some((*at, kind.clone(), text.clone())),
+                AgentEvent::Speech { text, kind, .. } => {
+                    Some((*at, kind.as_str().to_string(), text.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -397,7 +399,7 @@ async fn a_call_the_model_was_leading_resumes_with_the_model_and_its_history() {
         heard
             .iter()
             .any(|e| matches!(e, AgentEvent::Speech { text, kind, .. }
-            if kind == "answer" && text == "Twelve hundred a month, noted.")),
+            if *kind == voxguard::recovery::SpeechKind::Answer && text == "Twelve hundred a month, noted.")),
         "the model answers the resumed call: {heard:?}"
     );
     assert_eq!(h.fake.request_count(), 2, "one model request per turn");

@@ -170,7 +170,7 @@ async fn run_job(
             },
             Some(event) = next_unattached(&mut unattached) => {
                 if let AgentEvent::Speech { kind, .. } = &event {
-                    tracing::info!(room = room.room_name(), kind, "agent speech (no media transport attached)");
+                    tracing::info!(room = room.room_name(), kind = kind.as_str(), "agent speech (no media transport attached)");
                 }
             },
             room_event = room_events.recv(), if !hung_up => match room_event {

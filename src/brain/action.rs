@@ -1,6 +1,7 @@
 //! The brain's vocabulary with the session: conversation stages, the tools
 //! it may call, the actions it asks for and the tool results it reads.
-//! Plain data; the integrator maps these onto the session's own types.
+//! Plain data the session records as it is (the conversation state holds
+//! the same `Stage` and `Signals`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,8 +9,8 @@ use serde_json::Value;
 use super::signals::Signals;
 use crate::resilience::ErrorKind;
 
-/// Where the conversation is. Mirrors the session's state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where the conversation is: the one stage machine of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Stage {
     Greeting,
@@ -22,6 +23,16 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Greeting,
+        Stage::Discovery,
+        Stage::ValueDemo,
+        Stage::Qualification,
+        Stage::NextSteps,
+        Stage::FrictionRescue,
+        Stage::Closing,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Greeting => "GREETING",

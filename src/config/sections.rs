@@ -59,8 +59,8 @@ impl Default for WorkerConfig {
             load_full_threshold: 0.9,
             drain_timeout: Duration::from_secs(60),
             health_addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
-            ping_interval: Duration::from_secs(10),
-            ping_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(15),
             status_interval: Duration::from_millis(2500),
             reconnect_max_retries: 0,
         }

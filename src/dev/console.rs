@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::agent::Agent;
 use crate::config::Config;
+use crate::recovery::SpeechKind;
 use crate::session::{AgentEvent, CallerEvent, Session};
 use crate::testbed::crm::{CrmSimulator, FaultUpdate};
 
@@ -86,7 +87,11 @@ fn set_fault(sim: &CrmSimulator, args: &str) -> String {
 /// Print one agent event; true when the session ended.
 fn render(event: &AgentEvent) -> bool {
     match event {
-        AgentEvent::Speech { text, kind, .. } if kind == "answer" => println!("agent: {text}"),
+        AgentEvent::Speech {
+            text,
+            kind: SpeechKind::Answer,
+            ..
+        } => println!("agent: {text}"),
         AgentEvent::Speech { text, kind, .. } => println!("agent ({kind}): {text}"),
         AgentEvent::ToolStarted(started) => {
             println!("  → {} ({})", started.tool, started.service)

@@ -11,10 +11,9 @@ pub mod speech;
 pub mod state;
 pub mod transcript;
 
+pub use crate::brain::Stage;
 pub use speech::{Speech, SpeechKind, SpeechSink};
-pub use state::{
-    ConversationState, Integration, Note, Signals, Snapshot, Stage, StageError, Urgency,
-};
+pub use state::{ConversationState, Note, Snapshot, StageError};
 pub use transcript::{
     CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult,
     Transcript, check_pairing,

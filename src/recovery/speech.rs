@@ -27,6 +27,28 @@ pub enum SpeechKind {
     Recovered,
 }
 
+impl SpeechKind {
+    /// The wire name (`filler`, `still_working`, `answer`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpeechKind::Filler => "filler",
+            SpeechKind::StillWorking => "still_working",
+            SpeechKind::Answer => "answer",
+            SpeechKind::NotFound => "not_found",
+            SpeechKind::Failure => "failure",
+            SpeechKind::UnknownOutcome => "unknown_outcome",
+            SpeechKind::Handoff => "handoff",
+            SpeechKind::Recovered => "recovered",
+        }
+    }
+}
+
+impl std::fmt::Display for SpeechKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One line for the caller to hear.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Speech {

@@ -1,95 +1,19 @@
-//! Conversation state: the sales-call [`Stage`] machine, typed qualification
-//! [`Signals`], notes and the transcript, with exact [`Snapshot`]s so a failed
-//! tool call can be rolled back to precisely what was there before.
-
-use std::collections::BTreeSet;
+//! Conversation state: where the call is (the brain's [`Stage`] machine),
+//! what the caller told us (the brain's [`Signals`]), notes and the
+//! transcript, with exact [`Snapshot`]s so a failed tool call can be rolled
+//! back to precisely what was there before.
 
 use serde::{Deserialize, Serialize};
 
 use super::transcript::Transcript;
-
-/// Where the conversation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Stage {
-    Greeting,
-    Discovery,
-    ValueDemo,
-    Qualification,
-    NextSteps,
-    FrictionRescue,
-    Closing,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 7] = [
-        Stage::Greeting,
-        Stage::Discovery,
-        Stage::ValueDemo,
-        Stage::Qualification,
-        Stage::NextSteps,
-        Stage::FrictionRescue,
-        Stage::Closing,
-    ];
-
-    /// The allowed moves. Any live stage can fall into friction rescue or
-    /// close; rescue can return to any working stage; closing is final.
-    pub fn can_move_to(self, next: Stage) -> bool {
-        use Stage::*;
-        match (self, next) {
-            (Closing, _) => false,
-            (from, to) if from == to => false,
-            (_, FrictionRescue | Closing) => true,
-            (Greeting, Discovery) => true,
-            (Discovery, ValueDemo | Qualification) => true,
-            (ValueDemo, Discovery | Qualification) => true,
-            (Qualification, ValueDemo | NextSteps) => true,
-            (NextSteps, Qualification) => true,
-            (FrictionRescue, Discovery | ValueDemo | Qualification | NextSteps) => true,
-            _ => false,
-        }
-    }
-}
+use crate::brain::Stage;
+use crate::brain::signals::Signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("cannot move from {from:?} to {to:?}")]
 pub struct StageError {
     pub from: Stage,
     pub to: Stage,
-}
-
-/// A tool the prospect uses today.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Integration {
-    Salesforce,
-    Hubspot,
-    Amplitude,
-    ChiliPiper,
-    Slack,
-    Other(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    Exploring,
-    ThisQuarter,
-    ThisMonth,
-    Now,
-}
-
-/// What the agent has learned that qualifies (or not) the prospect.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signals {
-    pub team_size: Option<u32>,
-    /// Calls, leads or tickets a month, whichever the product counts.
-    pub monthly_volume: Option<u32>,
-    pub integrations: BTreeSet<Integration>,
-    pub urgency: Option<Urgency>,
-    pub industry: Option<String>,
-    pub role: Option<String>,
-    pub budget_confirmed: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,9 +64,9 @@ impl ConversationState {
         self.stage
     }
 
-    /// Move to `next` if the stage machine allows it.
+    /// Move to `next` if the stage machine allows it (staying put is a no-op).
     pub fn move_to(&mut self, next: Stage) -> Result<(), StageError> {
-        if !self.stage.can_move_to(next) {
+        if !self.stage.can_transition_to(next) {
             return Err(StageError {
                 from: self.stage,
                 to: next,
@@ -184,13 +108,14 @@ impl ConversationState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::brain::signals::{Industry, Integration, Urgency};
 
     #[test]
     fn closing_is_final_and_rescue_is_reachable_from_every_live_stage() {
         for stage in Stage::ALL {
-            assert!(!Stage::Closing.can_move_to(stage));
-            if stage != Stage::Closing && stage != Stage::FrictionRescue {
-                assert!(stage.can_move_to(Stage::FrictionRescue), "{stage:?}");
+            if stage != Stage::Closing {
+                assert!(!Stage::Closing.can_transition_to(stage));
+                assert!(stage.can_transition_to(Stage::FrictionRescue), "{stage:?}");
             }
         }
     }
@@ -216,7 +141,7 @@ mod tests {
         state.signals.team_size = Some(12);
         let snapshot = state.snapshot();
         state.signals.team_size = None;
-        state.signals.industry = Some("logistics".into());
+        state.signals.industry = Some(Industry::Logistics);
         state.note("mentions Q3 launch");
         state.move_to(Stage::Discovery).unwrap();
         state.transcript.push_user("hello");
@@ -227,11 +152,8 @@ mod tests {
     #[test]
     fn state_round_trips_through_json() {
         let mut state = ConversationState::new();
-        state
-            .signals
-            .integrations
-            .insert(Integration::Other("pipedrive".into()));
-        state.signals.urgency = Some(Urgency::ThisQuarter);
+        state.signals.integrations = Some(vec![Integration::Zapier]);
+        state.signals.urgency = Some(Urgency::NextQuarter);
         state.transcript.push_user("hi");
         let json = serde_json::to_string(&state).unwrap();
         assert!(json.contains("\"GREETING\""));

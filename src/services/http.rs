@@ -11,6 +11,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::ratelimit::{RateLimitInfo, Vendor, read_rate_limit};
+use crate::edge;
 use crate::resilience::{AttemptCtx, CallError, Deadline};
 
 /// Default cap on a response body.
@@ -23,6 +24,12 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 pub struct Endpoint {
     pub vendor: Vendor,
     pub name: &'static str,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.vendor.as_str(), self.name)
+    }
 }
 
 /// The client could not be built (TLS backend initialisation failed).
@@ -110,7 +117,7 @@ impl HttpLayer {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| classify_transport(&e, endpoint, timeout))?;
+            .map_err(|e| edge::classify_transport(&e, &endpoint.to_string(), timeout))?;
         let status = response.status();
         let rate_limit = read_rate_limit(endpoint.vendor, response.headers(), SystemTime::now());
         if rate_limit.remaining.is_some() || rate_limit.wait().is_some() {
@@ -124,7 +131,9 @@ impl HttpLayer {
             );
         }
         if status.is_success() {
-            let body = read_limited(response, self.body_limit, endpoint, timeout).await?;
+            let body =
+                edge::read_limited(response, self.body_limit, &endpoint.to_string(), timeout)
+                    .await?;
             tracing::debug!(
                 service = endpoint.vendor.as_str(),
                 endpoint = endpoint.name,
@@ -138,7 +147,7 @@ impl HttpLayer {
                 rate_limit,
             });
         }
-        let body = read_limited(response, ERROR_BODY_LIMIT, endpoint, timeout)
+        let body = edge::read_limited(response, ERROR_BODY_LIMIT, &endpoint.to_string(), timeout)
             .await
             .unwrap_or_default();
         let error = classify_status(endpoint, status.as_u16(), &body, rate_limit);
@@ -166,81 +175,7 @@ impl HttpLayer {
 
 /// Decode a JSON body; the error says where and what kind of problem, never the content.
 pub fn decode_json<T: DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T, CallError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let kind = match e.classify() {
-            serde_json::error::Category::Io => "io error",
-            serde_json::error::Category::Syntax => "malformed JSON",
-            serde_json::error::Category::Data => "unexpected JSON shape",
-            serde_json::error::Category::Eof => "truncated JSON",
-        };
-        CallError::Decode {
-            detail: format!(
-                "{} {}: {kind} at line {} column {}",
-                endpoint.vendor.as_str(),
-                endpoint.name,
-                e.line(),
-                e.column()
-            ),
-        }
-    })
-}
-
-fn classify_transport(error: &reqwest::Error, endpoint: Endpoint, timeout: Duration) -> CallError {
-    let service = endpoint.vendor.as_str();
-    if error.is_timeout() {
-        CallError::Timeout { after: timeout }
-    } else if error.is_connect() {
-        CallError::Connect {
-            detail: format!("{service} {}: could not connect", endpoint.name),
-            sent: false,
-        }
-    } else if error.is_builder() {
-        CallError::Connect {
-            detail: format!("{service} {}: invalid request target", endpoint.name),
-            sent: false,
-        }
-    } else {
-        CallError::Connect {
-            detail: format!(
-                "{service} {}: connection closed before a complete response",
-                endpoint.name
-            ),
-            sent: true,
-        }
-    }
-}
-
-async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-    endpoint: Endpoint,
-    timeout: Duration,
-) -> Result<Vec<u8>, CallError> {
-    let too_large = || CallError::Decode {
-        detail: format!(
-            "{} {}: response body larger than {limit} bytes",
-            endpoint.vendor.as_str(),
-            endpoint.name
-        ),
-    };
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| classify_transport(&e, endpoint, timeout))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    edge::decode_json(&endpoint.to_string(), body)
 }
 
 /// Classify a non-2xx answer. Auth failures get a detail naming the credential
@@ -319,16 +254,6 @@ mod tests {
         vendor: Vendor::Salesforce,
         name: "query",
     };
-
-    #[test]
-    fn decode_errors_never_echo_the_body() {
-        let err = decode_json::<Vec<u64>>(QUERY, br#"["alice@example.com"]"#).unwrap_err();
-        let CallError::Decode { detail } = err else {
-            panic!("expected Decode")
-        };
-        assert!(!detail.contains("alice"), "{detail}");
-        assert!(detail.contains("unexpected JSON shape"));
-    }
 
     #[test]
     fn a_401_names_the_credential_to_check_and_is_permanent() {

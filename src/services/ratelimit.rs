@@ -56,17 +56,6 @@ impl RateLimitInfo {
     }
 }
 
-/// Parse a `Retry-After` value: delta-seconds or an HTTP-date (relative to `now`;
-/// a date in the past means "now").
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -76,7 +65,7 @@ pub fn read_rate_limit(vendor: Vendor, headers: &HeaderMap, now: SystemTime) -> 
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, now));
+        .and_then(|v| crate::edge::parse_retry_after(v, now));
     let mut info = RateLimitInfo {
         retry_after,
         ..RateLimitInfo::default()
@@ -129,17 +118,6 @@ fn parse_sforce_limit_info(value: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
-
-    #[test]
-    fn retry_after_accepts_delta_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(3));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(3)));
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 
     #[test]
     fn an_exhausted_hubspot_interval_implies_waiting_one_interval() {

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::recovery::SpeechKind;
+
 /// What the caller did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -26,9 +28,8 @@ pub enum CallerEvent {
 pub enum AgentEvent {
     Speech {
         text: String,
-        /// answer | filler | still_working | failure | unknown_outcome | handoff | recovered
-        /// (the greeting is an `answer`)
-        kind: String,
+        /// Why it is said (the greeting is an `answer`).
+        kind: SpeechKind,
         interruptible: bool,
     },
     /// Boxed (as is `ToolFinished`): every queue between a session and
@@ -190,7 +191,7 @@ mod tests {
     fn agent_events_serialize_with_a_type_tag() {
         let json = serde_json::to_value(AgentEvent::Speech {
             text: "One moment.".into(),
-            kind: "filler".into(),
+            kind: SpeechKind::Filler,
             interruptible: true,
         })
         .unwrap();

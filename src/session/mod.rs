@@ -7,9 +7,9 @@
 //! call paired.
 
 pub mod brain;
-pub mod convert;
 pub mod env;
 pub mod io;
+mod outcome;
 pub mod resume;
 pub mod tools;
 
@@ -267,17 +267,14 @@ impl Session {
                     self.runner.speak(&mut self.state, text, SpeechKind::Answer);
                     self.flush_speech().await;
                 }
-                Action::SetStage { stage } => {
-                    let next = convert::stage(stage);
+                Action::SetStage { stage: next } => {
                     if self.state.stage() != next
                         && let Err(err) = self.state.move_to(next)
                     {
                         tracing::debug!(error = %err, "brain asked for a stage move the state machine refuses");
                     }
                 }
-                Action::RecordSignals { signals } => {
-                    convert::merge_signals(&mut self.state.signals, &signals)
-                }
+                Action::RecordSignals { signals } => self.state.signals.merge(&signals),
                 Action::FollowUp { follow_up } => {
                     self.state.note(format!(
                         "follow-up: {}",
@@ -390,7 +387,7 @@ impl Session {
             OutcomeKind::Fallback | OutcomeKind::UnknownOutcome | OutcomeKind::Cancelled
         );
         let rolled_back_exactly = failed.then(|| self.state.rolled_back_to(&before));
-        let name = convert::outcome_name(&outcome);
+        let name = outcome::outcome_name(&outcome);
         let error = outcome.error.as_ref().map(ToString::to_string);
         let _ = self
             .outbound
@@ -413,7 +410,7 @@ impl Session {
             retried: outcome.attempts_started > 1,
         });
         let handoff = outcome.action == SessionAction::HandOff;
-        (convert::result_view(&outcome), handoff)
+        (outcome::result_view(&outcome), handoff)
     }
 
     /// Ask the brain what to do next. While the model thinks the caller
@@ -421,7 +418,7 @@ impl Session {
     /// caller hears an honest line and the script carries on.
     async fn ask(&mut self, ask: Ask<'_>) -> Vec<Action> {
         let session = BrainState {
-            stage: convert::brain_stage(self.state.stage()),
+            stage: self.state.stage(),
         };
         let ladder = self
             .env
@@ -551,7 +548,7 @@ async fn forward_speech(outbound: &mpsc::Sender<AgentEvent>, speech: Speech) {
     let _ = outbound
         .send(AgentEvent::Speech {
             text: speech.text,
-            kind: convert::speech_kind_name(speech.kind),
+            kind: speech.kind,
             interruptible: speech.interruptible,
         })
         .await;

@@ -199,7 +199,7 @@ mod tests {
         let config = WorkerConfig::new("ws://lk", "key", "very-secret-value");
         let shown = format!("{config:?}");
         assert!(!shown.contains("very-secret-value"));
-        assert!(shown.contains("redacted"));
+        assert!(shown.contains("Secret(***)"));
     }
 
     #[test]

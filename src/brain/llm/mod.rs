@@ -16,14 +16,18 @@
 mod stream;
 mod wire;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 
 use super::action::{Action, CrmChoice, ToolResultView};
+use crate::edge;
 use crate::resilience::{CallError, Deadline, Guard, Outcome, Retryability};
 use crate::secret::Secret;
 pub use stream::{Completion, StreamAssembler, ToolCallRequest};
+
+/// How model requests are named in error details.
+const LLM: &str = "llm chat completions";
 pub use wire::{
     ChatMessage, DEFAULT_SYSTEM_PROMPT, Role, WireFunction, WireToolCall, tool_content,
     tool_definitions,
@@ -209,7 +213,7 @@ impl LlmBrain {
 
     /// One streamed request for the current transcript, bounded by `attempt_timeout`.
     pub async fn request(&self, attempt_timeout: Duration) -> Result<Completion, CallError> {
-        match tokio::time::timeout(attempt_timeout, self.request_unbounded()).await {
+        match tokio::time::timeout(attempt_timeout, self.request_unbounded(attempt_timeout)).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 after: attempt_timeout,
@@ -217,7 +221,7 @@ impl LlmBrain {
         }
     }
 
-    async fn request_unbounded(&self) -> Result<Completion, CallError> {
+    async fn request_unbounded(&self, attempt_timeout: Duration) -> Result<Completion, CallError> {
         let mut body = serde_json::json!({
             "model": self.config.model,
             "messages": self.transcript,
@@ -232,14 +236,13 @@ impl LlmBrain {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let mut response = request.send().await.map_err(classify_transport)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| edge::classify_transport(&e, LLM, attempt_timeout))?;
         let status = response.status();
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = edge::retry_after_of(response.headers());
             let detail = response
                 .text()
                 .await
@@ -256,7 +259,11 @@ impl LlmBrain {
         let mut assembler = StreamAssembler::new();
         let mut full_body = Vec::new();
         let mut received = 0usize;
-        while let Some(chunk) = response.chunk().await.map_err(classify_body)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| edge::classify_transport(&e, LLM, attempt_timeout))?
+        {
             received += chunk.len();
             if received > self.config.max_response_bytes {
                 return Err(CallError::Decode {
@@ -350,50 +357,4 @@ impl LlmBrain {
             elapsed: outcome.elapsed,
         }
     }
-}
-
-fn classify_transport(error: reqwest::Error) -> CallError {
-    if error.is_timeout() {
-        CallError::Timeout {
-            after: Duration::ZERO,
-        }
-    } else if error.is_connect() {
-        CallError::Connect {
-            detail: error.to_string(),
-            sent: false,
-        }
-    } else {
-        CallError::Connect {
-            detail: error.to_string(),
-            sent: true,
-        }
-    }
-}
-
-/// A body that stops mid-way is a broken connection after the request was
-/// sent (reqwest reports it as a "decode" error; without content encodings
-/// enabled, the only real cause is the transport).
-fn classify_body(error: reqwest::Error) -> CallError {
-    let mut detail = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        detail = format!("{detail}: {cause}");
-        source = cause.source();
-    }
-    CallError::Connect {
-        detail: format!("stream broken: {detail}"),
-        sent: true,
-    }
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(seconds) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value.trim()).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
