@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use voxguard::brain::signals::{Question, extract_answering, parse_number};
+use voxguard::brain::understanding::{Question, extract_answering, parse_number};
 use voxguard::brain::{
     Action, BrainState, ScriptedBrain, ScriptedConfig, Stage, StartContext, ToolResultView,
 };

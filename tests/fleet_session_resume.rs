@@ -14,7 +14,7 @@ use support::*;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxguard::agent::{Agent, SessionJobHandler, Transports};
-use voxguard::brain::signals::Integration;
+use voxguard::brain::understanding::Integration;
 use voxguard::config::Config;
 use voxguard::fleet::{BackendKind, Fleet, FleetConfig};
 use voxguard::recovery::{Entry, check_pairing};

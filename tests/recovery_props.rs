@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokio::sync::mpsc;
-use voxguard::brain::signals::{Industry, Integration, Urgency};
+use voxguard::brain::understanding::{Industry, Integration, Urgency};
 use voxguard::recovery::*;
 use voxguard::resilience::*;
 

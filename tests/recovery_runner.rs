@@ -304,7 +304,7 @@ async fn a_failing_commit_undoes_its_partial_mutations() {
             read("lookup_company"),
             |_, _| async { Ok(ToolAnswer::Found(serde_json::json!({"employees": "many"}))) },
             |state, _answer| {
-                state.signals.industry = Some(voxguard::brain::signals::Industry::Retail);
+                state.signals.industry = Some(voxguard::brain::understanding::Industry::Retail);
                 state.note("half-applied");
                 Err(CallError::Decode {
                     detail: "employees is not a number".into(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
-use voxguard::brain::signals::Integration;
+use voxguard::brain::understanding::Integration;
 use voxguard::recovery::*;
 use voxguard::resilience::*;
 

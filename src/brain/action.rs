@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::signals::Signals;
+use super::understanding::Signals;
 use crate::resilience::ErrorKind;
 
 /// Where the conversation is: the one stage machine of a call.

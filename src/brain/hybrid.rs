@@ -14,7 +14,7 @@ use super::scripted::{
     Activity, Booking, CrmRecord, Lookup, OfferedSlot, ScriptedBrain, ScriptedConfig,
     ScriptedState, read_slots,
 };
-use super::signals::{Question, extract_answering};
+use super::understanding::{Question, extract_answering};
 use crate::resilience::{CallError, Deadline, Guard};
 
 /// Who is deciding.

@@ -1,5 +1,5 @@
 //! The conversational brain: decides what the agent says and which tools it
-//! calls on each turn. `signals` reads the caller's words; `ScriptedBrain`
+//! calls on each turn. `understanding` reads the caller's words; `ScriptedBrain`
 //! is the deterministic policy; `LlmBrain` asks an OpenAI-compatible model
 //! and `HybridBrain` falls back from it to the script when it fails.
 //!
@@ -25,7 +25,7 @@ mod action;
 mod hybrid;
 pub mod llm;
 pub mod scripted;
-pub mod signals;
+pub mod understanding;
 
 pub use action::{
     Action, BrainState, CrmChoice, FollowUp, Stage, StartContext, ToolName, ToolResultView,

@@ -20,6 +20,7 @@ pub use transcript::{
 };
 pub mod binding;
 pub mod classify;
+pub mod ladder;
 pub mod policy;
 mod resolve;
 pub mod runner;
@@ -28,6 +29,7 @@ pub mod tool;
 pub use crate::resilience::SideEffect;
 pub use binding::{Bindings, BreakerProbe, RunnerError, ServiceBinding, ToolCall, breaker_probe};
 pub use classify::category_for;
+pub use ladder::{Ladder, Rung};
 pub use policy::{FailurePolicy, ServiceRecord, SessionAction};
 pub use runner::ToolRunner;
 pub use tool::{

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::binding::{Bindings, RunnerError, ServiceBinding, ToolCall};
+use super::ladder::{Ladder, until_due};
 use super::phrases::{Category, Level, Phrase, PhraseContext, PhraseSession, Promise, PromiseSet};
 use super::policy::FailurePolicy;
 use super::resolve::Flight;
@@ -232,29 +233,22 @@ impl ToolRunner {
             };
             let overrun = tokio::time::sleep_until(deadline.instant());
             tokio::pin!(guarded, interrupted, overrun);
-            let mut ladder_lines = 0u32;
-            let mut next_line_at = started + timing.filler_after;
+            let mut ladder = Ladder::start(timing, started);
             loop {
                 tokio::select! {
                     biased;
                     finished = &mut guarded => break Ending::Finished(finished),
                     () = &mut interrupted => break Ending::Interrupted,
                     () = &mut overrun => break Ending::Overran,
-                    () = tokio::time::sleep_until(next_line_at), if ladder_lines < timing.filler_max => {
-                        let (category, kind) = if ladder_lines == 0 {
-                            (Category::Filler, SpeechKind::Filler)
-                        } else {
-                            (Category::StillWorking, SpeechKind::StillWorking)
-                        };
+                    () = until_due(ladder.next_due()) => {
+                        let rung = ladder.step();
                         // A line may promise a retry only once a retry has provably started.
                         let allowed = if *progress_rx.borrow() >= 2 {
                             PromiseSet::NONE_ONLY.with(Promise::Retry)
                         } else {
                             PromiseSet::NONE_ONLY
                         };
-                        self.say(state, &mut flight, category, kind, Level::First, allowed);
-                        ladder_lines += 1;
-                        next_line_at += timing.filler_repeat;
+                        self.say(state, &mut flight, rung.category, rung.kind, Level::First, allowed);
                     }
                 }
             }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::transcript::Transcript;
 use crate::brain::Stage;
-use crate::brain::signals::Signals;
+use crate::brain::understanding::Signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("cannot move from {from:?} to {to:?}")]
@@ -108,7 +108,7 @@ impl ConversationState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::brain::signals::{Industry, Integration, Urgency};
+    use crate::brain::understanding::{Industry, Integration, Urgency};
 
     #[test]
     fn closing_is_final_and_rescue_is_reachable_from_every_live_stage() {

@@ -19,10 +19,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::brain::{Action, BrainState, StartContext, ToolName, ToolResultView};
+use crate::recovery::ladder::until_due;
 use crate::recovery::{
-    CancelReason, Category, ConversationState, FailurePolicy, Interrupt, LadderTiming, Level,
-    OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction, Speech, SpeechKind,
-    ToolCall, ToolRunner,
+    CancelReason, Category, ConversationState, FailurePolicy, Interrupt, Ladder, LadderTiming,
+    Level, OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction, Speech,
+    SpeechKind, ToolCall, ToolRunner,
 };
 
 pub use brain::{LlmSetup, SessionBrain, Turn};
@@ -508,37 +509,28 @@ fn draw_line(runner: &mut ToolRunner, category: Category) -> String {
     }
 }
 
-/// Await `thinking`, speaking a filler at `filler_after` and still-working
-/// lines every `filler_repeat` after it (at most `filler_max` in all).
+/// Await `thinking` while the caller hears the ladder's lines.
 async fn keep_company<T>(
     thinking: impl std::future::Future<Output = T>,
-    ladder: &LadderTiming,
+    timing: &LadderTiming,
     runner: &mut ToolRunner,
     state: &mut ConversationState,
     speech_rx: &mut mpsc::UnboundedReceiver<Speech>,
     outbound: &mpsc::Sender<AgentEvent>,
 ) -> T {
-    let started = tokio::time::Instant::now();
-    let mut spoken = 0u32;
-    let mut next = started + ladder.filler_after;
+    let mut ladder = Ladder::start(*timing, tokio::time::Instant::now());
     tokio::pin!(thinking);
     loop {
         tokio::select! {
             biased;
             done = &mut thinking => return done,
-            _ = tokio::time::sleep_until(next), if spoken < ladder.filler_max => {
-                let (category, kind) = if spoken == 0 {
-                    (Category::Filler, SpeechKind::Filler)
-                } else {
-                    (Category::StillWorking, SpeechKind::StillWorking)
-                };
-                let line = draw_line(runner, category);
-                runner.speak(state, line, kind);
+            () = until_due(ladder.next_due()) => {
+                let rung = ladder.step();
+                let line = draw_line(runner, rung.category);
+                runner.speak(state, line, rung.kind);
                 while let Ok(speech) = speech_rx.try_recv() {
                     forward_speech(outbound, speech).await;
                 }
-                spoken += 1;
-                next += ladder.filler_repeat;
             }
         }
     }

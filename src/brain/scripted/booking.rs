@@ -10,7 +10,7 @@ use super::records::{OfferedSlot, match_slot, read_slots};
 use super::state::{Booking, Lookup};
 use super::turn::Turn;
 use crate::brain::action::{FollowUp, ToolName, ToolResultView};
-use crate::brain::signals::{Confirmation, Question, SlotChoice};
+use crate::brain::understanding::{Confirmation, Question, SlotChoice};
 
 impl ScriptedBrain {
     pub(super) fn offer_meeting(&mut self, turn: &mut Turn) {

@@ -4,7 +4,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::brain::signals::{Question, Signals, Urgency};
+use crate::brain::understanding::{Question, Signals, Urgency};
 
 /// Picks wording variants deterministically from a seed and a counter, so
 /// the picker's state is two integers and survives serialization.

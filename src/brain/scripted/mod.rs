@@ -21,7 +21,7 @@ mod turn;
 use serde_json::json;
 
 use super::action::{Action, BrainState, Stage, StartContext, ToolName, ToolResultView};
-use super::signals::{Confirmation, Question, Tokens, extract_answering};
+use super::understanding::{Confirmation, Question, Tokens, extract_answering};
 pub use lines::Wording;
 pub use records::{Activity, CrmRecord, OfferedSlot, match_slot, read_slots};
 use records::{asks_to_retry, says_goodbye, sounds_frustrated};
@@ -67,7 +67,7 @@ impl ScriptedBrain {
         if let Some(email) = ctx
             .caller_email
             .clone()
-            .filter(|e| super::signals::is_valid_email(e))
+            .filter(|e| super::understanding::is_valid_email(e))
         {
             self.state.signals.email = Some(email);
             self.start_lookups(&mut turn);

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::brain::signals::{Question, SlotChoice, Tokens, extract_answering};
+use crate::brain::understanding::{Question, SlotChoice, Tokens, extract_answering};
 
 /// What the product-activity lookup told us.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

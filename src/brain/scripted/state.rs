@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::lines::Wording;
 use super::records::{Activity, CrmRecord, OfferedSlot};
 use crate::brain::action::{CrmChoice, Stage, ToolName};
-use crate::brain::signals::{Question, Signals};
+use crate::brain::understanding::{Question, Signals};
 
 /// Tuning for the scripted policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::brain::action::{Action, FollowUp, Stage, ToolName};
-use crate::brain::signals::Signals;
+use crate::brain::understanding::Signals;
 
 #[derive(Debug, Default)]
 pub struct Turn {

@@ -1,9 +1,9 @@
-//! Signal extraction: what a caller's words say about their team, volume,
-//! tools, timeline, industry and contact, plus short answers (yes/no, slot
+//! Understanding what the caller said: the buying signals in their words (team,
+//! volume, tools, timeline, industry, contact) and short answers (yes/no, slot
 //! choice). Matching is by whole tokens and parsed numbers, never substrings.
 //!
 //! ```
-//! use voxguard::brain::signals::{extract, Integration};
+//! use voxguard::brain::understanding::{extract, Integration};
 //! let heard = extract("We're about eight people, twelve hundred docs a month, and we use HubSpot");
 //! assert_eq!(heard.signals.team_size, Some(8));
 //! assert_eq!(heard.signals.monthly_volume, Some(1200));

@@ -1,7 +1,7 @@
 //! Signal extraction from realistic caller phrasings, including the
 //! substring traps a naive matcher falls into.
 
-use voxguard::brain::signals::{
+use voxguard::brain::understanding::{
     Confirmation, Industry, Integration, Question, Urgency, Weekday, extract, extract_answering,
 };
 
