@@ -1,0 +1,205 @@
+//! `voxguard start` run the way the README tells a user to: the real binary,
+//! with only LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET set (no CRM
+//! credentials, no --config), against the loopback LiveKit stand-in. It must
+//! register, take a job, answer /health/ready, say which services are left
+//! out and how to add them, and exit 0 on SIGTERM within its drain timeout.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use livekit_protocol::JobStatus;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use support::{WAIT, loopback_with, wait_for_status};
+use voxguard::config::{Config, DEFAULT_ORIGIN};
+use voxguard::testbed::livekit::LoopbackConfig;
+
+/// The embedded default's health address: what `start` binds with no config.
+const HEALTH: &str = "http://127.0.0.1:8081";
+
+#[test]
+fn the_embedded_default_passes_every_commands_validation() {
+    let config = Config::load(None).expect("the embedded default loads");
+    assert_eq!(config.origin, DEFAULT_ORIGIN);
+    // `start` builds its worker settings from the same config and the
+    // worker's own validation must accept them.
+    let mut worker = voxguard::agent::worker_config(
+        &config,
+        config.livekit.url.clone(),
+        config.livekit.api_key.clone(),
+        voxguard::secret::Secret::new("a-secret"),
+    );
+    worker.health_addr = Some(config.worker.health_addr);
+    worker
+        .validate()
+        .expect("the worker accepts the default [worker]");
+    let (report, ok) = voxguard::config::profile_cli::check(&config);
+    assert!(ok, "profile check passes the default:\n{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
+    let server = loopback_with(LoopbackConfig {
+        api_secret: "lk-signing-secret-7f3a9c".into(),
+        ..LoopbackConfig::default()
+    })
+    .await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxguard"))
+        .arg("start")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", server.url())
+        .env("LIVEKIT_API_KEY", &server.config().api_key)
+        .env("LIVEKIT_API_SECRET", &server.config().api_secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log_tx = log_tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = log_tx.send(line);
+            }
+        });
+    }
+    drop(log_tx);
+
+    assert!(
+        server
+            .wait_until(WAIT, |records| !records.registrations.is_empty())
+            .await,
+        "the worker registered"
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ready = wait_ready(&http).await;
+    assert_eq!(ready, 200, "/health/ready answers 200 once registered");
+
+    let view: serde_json::Value = http
+        .get(format!("{HEALTH}/worker"))
+        .send()
+        .await
+        .expect("/worker answers")
+        .json()
+        .await
+        .expect("/worker is JSON");
+    let services = view["services"].as_array().expect("services listed");
+    for name in ["amplitude", "salesforce", "hubspot", "chilipiper"] {
+        let service = services
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} on /worker: {view}"));
+        assert_eq!(service["configured"], false, "{name}: {service}");
+        assert!(
+            service["fix"]
+                .as_str()
+                .is_some_and(|fix| fix.contains("environment variable")),
+            "{name} says what to set: {service}"
+        );
+    }
+    let metrics = http
+        .get(format!("{HEALTH}/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("voxguard_service_configured{service=\"hubspot\"} 0"),
+        "{metrics}"
+    );
+
+    let job = server
+        .dispatch_job("start-room", "caller")
+        .await
+        .expect("the worker takes the job");
+    assert!(
+        wait_for_status(&server, &job.job_id, JobStatus::JsRunning).await,
+        "the job runs"
+    );
+    assert!(
+        server
+            .wait_until(WAIT, |r| r
+                .room_joins
+                .iter()
+                .any(|(room, _)| room == "start-room"))
+            .await,
+        "the agent joined the room"
+    );
+    server.participant_leaves("start-room", "caller");
+    let ended = wait_for_status(&server, &job.job_id, JobStatus::JsSuccess).await;
+    assert!(
+        ended,
+        "the call ends cleanly when the caller leaves: {:?} {:?}",
+        server.job_statuses(&job.job_id),
+        server.records().job_updates
+    );
+
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits within the drain timeout")
+        .expect("exit status");
+    assert!(status.success(), "exit code 0 after SIGTERM: {status:?}");
+
+    let mut log = Vec::new();
+    while let Some(line) = log_rx.recv().await {
+        log.push(line);
+    }
+    let log = log.join("\n");
+    eprintln!("voxguard start, with only the LIVEKIT_* variables:\n{log}");
+    for variable in [
+        "AMPLITUDE_API_KEY",
+        "SALESFORCE_TOKEN",
+        "HUBSPOT_TOKEN",
+        "CHILIPIPER_TOKEN",
+    ] {
+        assert!(
+            log.contains(variable),
+            "startup names {variable} for the service it configures:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(&server.config().api_secret),
+        "the secret never reaches the log"
+    );
+}
+
+async fn wait_ready(http: &reqwest::Client) -> u16 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(answer) = http.get(format!("{HEALTH}/health/ready")).send().await {
+            let status = answer.status().as_u16();
+            if status == 200 || tokio::time::Instant::now() > deadline {
+                return status;
+            }
+        } else if tokio::time::Instant::now() > deadline {
+            return 0;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
