@@ -215,13 +215,10 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn run_crm_sim(addr: &str) -> ExitCode {
     init_tracing("info");
-    match runtime().block_on(voxguard::testbed::crm::run_standalone(addr)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("voxguard crm-sim: {err}");
-            ExitCode::from(1)
-        }
-    }
+    finish(
+        "crm-sim",
+        runtime().block_on(voxguard::testbed::crm::run_standalone(addr)),
+    )
 }
 
 fn run_dev(config_path: Option<&Path>) -> ExitCode {
@@ -270,15 +267,10 @@ fn run_console(config_path: Option<&Path>) -> ExitCode {
         Err(code) => return code,
     };
     init_tracing("warn");
-    runtime().block_on(async {
-        match voxguard::dev::console::run(&config).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("voxguard console: {}", error_chain(&err));
-                ExitCode::from(1)
-            }
-        }
-    })
+    finish(
+        "console",
+        runtime().block_on(voxguard::dev::console::run(&config)),
+    )
 }
 
 fn run_start(config_path: Option<&Path>) -> ExitCode {
@@ -300,6 +292,17 @@ fn run_start(config_path: Option<&Path>) -> ExitCode {
             }
         }
     })
+}
+
+/// Exit 0 on success; otherwise say what failed (with its causes) and exit 1.
+fn finish<E: std::error::Error>(command: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voxguard {command}: {}", error_chain(&err));
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// An error and its causes on one line, outermost first.
@@ -332,13 +335,8 @@ struct SimulateArgs {
 
 fn run_sim_peer(seed: u64) -> ExitCode {
     init_tracing("error");
-    match runtime().block_on(voxguard::simulate::peer::serve(seed)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("voxguard sim-peer: {err}");
-            ExitCode::from(1)
-        }
-    }
+    let served = runtime().block_on(voxguard::simulate::peer::serve(seed));
+    finish("sim-peer", served.map_err(std::io::Error::other))
 }
 
 fn run_simulate(args: SimulateArgs) -> ExitCode {
