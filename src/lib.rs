@@ -7,6 +7,7 @@
 //!   brains, the LiveKit job handler, the tool bindings;
 //! - `worker` — the LiveKit agent-worker protocol and health server;
 //! - `room` — a LiveKit participant: signal client, room connection;
+//! - `voice` — the voice pipeline: turns, interruptions, paced speech;
 //! - `session` — one conversation, text in and text out, with `brain` (what
 //!   to say, which tool) and `recovery` (how risky calls are run);
 //! - `services` — CRM clients; `edge` — where HTTP and WebSocket failures
@@ -34,4 +35,5 @@ pub mod services;
 pub mod session;
 pub mod simulate;
 pub mod testbed;
+pub mod voice;
 pub mod worker;

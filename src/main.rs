@@ -373,7 +373,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
     }
     let show_progress = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
-        if show_progress && (done == total || done % 10 == 0) {
+        if show_progress && (done == total || done.is_multiple_of(10)) {
             let width = 40;
             let filled = done * width / total.max(1);
             eprint!(

@@ -143,7 +143,7 @@ fn every_module_imports_only_the_layers_below_it() {
     let mut violations = Vec::new();
     for (module, deps) in &rules {
         for (file, line, named) in imports_of(&src, module) {
-            let known = modules.iter().any(|m| *m == named);
+            let known = modules.contains(&named);
             if known && named != *module && !deps.contains(&named.as_str()) {
                 violations.push(format!(
                     "{}:{line}: `{module}` may not use `crate::{named}`",

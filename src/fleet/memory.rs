@@ -82,7 +82,7 @@ impl MemoryStore {
         // Calls that were stopped and never picked up again are never read:
         // sweep expired states now and then so a long-running worker does
         // not keep them.
-        if previous.is_none() && self.sessions.len() % SWEEP_EVERY == 0 {
+        if previous.is_none() && self.sessions.len().is_multiple_of(SWEEP_EVERY) {
             self.sessions.retain(|_, (_, expires)| *expires > now);
         }
     }

@@ -62,6 +62,9 @@ impl Turn {
 }
 
 /// The session's brain.
+// Unboxed scripted brain: it is what most sessions run, and boxing it would
+// add an allocation to each of them for no saving.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionBrain {
     Scripted(ScriptedBrain),
     Hybrid(Box<HybridBrain>),
