@@ -3,6 +3,8 @@
 //! agents, speech providers or LiveKit.
 
 pub mod frame;
+pub mod opus;
+pub mod resample;
 pub mod wav;
 
 pub use frame::{AudioFrame, FrameError, FrameLength, level_dbfs};
