@@ -383,3 +383,25 @@ impl Drop for Decoder {
         unsafe { (self.opus.decoder_destroy)(self.state.as_ptr()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_says_which_package_to_install() {
+        let err = OpusError::LibraryMissing {
+            tried: "libopus.so.0: cannot open shared object file".into(),
+        };
+        let message = err.to_string();
+        assert!(message.contains("apt-get install libopus0"), "{message}");
+        assert!(message.contains("libopus.so.0"), "{message}");
+    }
+
+    #[test]
+    fn only_opus_frame_sizes_are_accepted() {
+        assert_eq!(frame_size(960), Ok(960));
+        assert_eq!(frame_size(2_880), Ok(2_880));
+        assert_eq!(frame_size(441), Err(OpusError::FrameSize { got: 441 }));
+    }
+}
