@@ -6,6 +6,7 @@ pub mod frame;
 pub mod level;
 pub mod opus;
 pub mod resample;
+pub mod vad;
 pub mod wav;
 
 pub use frame::{AudioFrame, FrameError, FrameLength, level_dbfs};
