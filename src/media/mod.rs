@@ -3,6 +3,7 @@
 //! agents, speech providers or LiveKit.
 
 pub mod frame;
+pub mod jitter;
 pub mod level;
 pub mod opus;
 pub mod resample;
