@@ -6,6 +6,7 @@ pub mod frame;
 pub mod jitter;
 pub mod level;
 pub mod opus;
+pub mod playout;
 pub mod resample;
 pub mod vad;
 pub mod wav;
