@@ -217,3 +217,41 @@ fn encoder_settings_out_of_range_are_refused_by_name() {
     .unwrap();
     assert!(err.to_string().contains("bitrate_bps"), "{err}");
 }
+
+#[test]
+fn jitter_buffer_ticks_decode_to_full_frames_and_a_bad_packet_is_concealed() {
+    use std::time::{Duration, Instant};
+    use voxguard::media::jitter::{JitterBuffer, JitterConfig, RtpPacket};
+
+    system_deps();
+    let speech = speech_48k(SENTENCE);
+    let mut packets = encode_all(&speech);
+    packets[12] = vec![0x03]; // malformed
+    let mut buffer = JitterBuffer::new(JitterConfig::default());
+    let mut decoder = Decoder::new().unwrap();
+    let start = Instant::now();
+    let mut pcm = [0i16; SAMPLES_PER_FRAME];
+    let mut errors = 0;
+    let mut heard = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        let at = start + Duration::from_millis(20 * i as u64);
+        if i != 20 {
+            let rtp = RtpPacket {
+                ssrc: 1,
+                sequence: i as u16,
+                timestamp: i as u32 * 960,
+                payload: packet,
+            };
+            buffer.push(rtp, at);
+        }
+        let tick = buffer.pop(at + Duration::from_millis(5));
+        if decoder.decode_tick(&tick, &mut pcm).is_err() {
+            errors += 1;
+        }
+        heard.extend_from_slice(&pcm);
+    }
+    assert_eq!(errors, 1);
+    assert_eq!(buffer.stats().recovered, 1);
+    let (_, correlation) = best_alignment(&speech, &heard, 48_000, Duration::from_millis(80));
+    assert!(correlation >= 0.9, "envelope correlation {correlation}");
+}

@@ -314,6 +314,44 @@ impl Decoder {
         self.run(next_packet, pcm, true, "recover a lost packet from FEC")
     }
 
+    /// Carry out one jitter-buffer tick into `pcm` (one 20 ms frame): the
+    /// packet, its FEC recovery, concealment, or silence when idle; a new
+    /// sender resets the decoder first. `pcm` always holds the frame to
+    /// play, even on `Err` (a malformed packet is concealed and reported).
+    pub fn decode_tick(
+        &mut self,
+        tick: &super::jitter::Tick<'_>,
+        pcm: &mut [i16],
+    ) -> Result<(), OpusError> {
+        use super::jitter::Decode;
+        if tick.new_stream {
+            self.reset();
+        }
+        let outcome = match tick.decode {
+            Decode::Packet { payload } => self.decode(payload, pcm),
+            Decode::Fec { next_payload } => self.recover(next_payload, pcm),
+            Decode::Conceal => self.conceal(pcm),
+            Decode::Idle => {
+                pcm.fill(0);
+                return Ok(());
+            }
+        };
+        match outcome {
+            Ok(written) if written == pcm.len() => Ok(()),
+            Ok(written) => {
+                // A shorter packet than the tick (e.g. 10 ms): pad.
+                pcm[written..].fill(0);
+                Ok(())
+            }
+            Err(e) => {
+                if self.conceal(pcm).is_err() {
+                    pcm.fill(0);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Forget the audio decoded so far (a new sender on the same track).
     pub fn reset(&mut self) {
         // SAFETY: OPUS_RESET_STATE takes no argument.
