@@ -13,7 +13,10 @@ use voxguard::media::jitter::{Decode, JitterBuffer, JitterConfig, RtpPacket};
 const CAPACITY: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
-    let mut buffer = JitterBuffer::new(JitterConfig { capacity: CAPACITY, ..JitterConfig::default() });
+    let mut buffer = JitterBuffer::new(JitterConfig {
+        capacity: CAPACITY,
+        ..JitterConfig::default()
+    });
     let start = Instant::now();
     let mut now = start;
     let mut last: Option<u64> = None;
@@ -26,7 +29,12 @@ fuzz_target!(|data: &[u8]| {
             let mut payload = [0u8; 64];
             payload[..2].copy_from_slice(&sequence.to_be_bytes());
             let len = 2 + usize::from(record[9]) % 62;
-            let packet = RtpPacket { ssrc: u32::from(record[1] & 3), sequence, timestamp, payload: &payload[..len] };
+            let packet = RtpPacket {
+                ssrc: u32::from(record[1] & 3),
+                sequence,
+                timestamp,
+                payload: &payload[..len],
+            };
             buffer.push(packet, now);
         } else {
             let tick = buffer.pop(now);
