@@ -256,18 +256,22 @@ impl Resampler {
     fn run(&mut self, out: &mut Vec<i16>) {
         let Filter { up, down, taps, .. } = *self.filter;
         let available = self.window.len();
-        loop {
-            let newest = self.position / up;
-            if newest >= available {
-                break;
-            }
-            let phase = self.position % up;
+        // Step the position without dividing per output sample.
+        let (whole, fraction) = (down / up, down % up);
+        let (mut newest, mut phase) = (self.position / up, self.position % up);
+        while newest < available {
             let coefficients = &self.filter.phases[phase * taps..(phase + 1) * taps];
             let samples = &self.window[newest + 1 - taps..=newest];
             let y = dot(coefficients, samples).round();
             out.push(y.clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16);
-            self.position += down;
+            newest += whole;
+            phase += fraction;
+            if phase >= up {
+                phase -= up;
+                newest += 1;
+            }
         }
+        self.position = newest * up + phase;
         // Keep the `taps - 1` samples before the next output's newest input.
         let consumed = (self.position / up).min(available) + 1 - taps;
         self.window.drain(..consumed);
