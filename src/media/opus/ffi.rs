@@ -2,6 +2,7 @@
 //! process with `dlopen`, so building voxguard needs no libopus headers,
 //! pkg-config or cmake. Only the dozen entry points voxguard calls are
 //! declared, with the constants of `opus_defines.h` they need.
+//! `VOXGUARD_LIBOPUS=/path/to/libopus.so` picks a library explicitly.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::OnceLock;
@@ -92,9 +93,17 @@ pub(super) fn opus() -> Result<&'static Opus, OpusError> {
     OPUS.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
+/// Names a libopus to load instead of looking in the usual places.
+pub(super) const PATH_VARIABLE: &str = "VOXGUARD_LIBOPUS";
+
 fn load() -> Result<Opus, OpusError> {
+    let chosen = std::env::var(PATH_VARIABLE).ok();
+    let candidates: Vec<&str> = match &chosen {
+        Some(path) => vec![path.as_str()],
+        None => CANDIDATES.to_vec(),
+    };
     let mut reasons = Vec::new();
-    for name in CANDIDATES {
+    for name in &candidates {
         // SAFETY: loading libopus runs no initialisers with preconditions.
         match unsafe { libloading::Library::new(*name) } {
             Ok(library) => {
