@@ -15,7 +15,8 @@ use voxguard::resilience::{
     Retryability,
 };
 use voxguard::services::Vendor;
-use voxguard::services::ratelimit::{parse_retry_after, read_rate_limit};
+use voxguard::edge::parse_retry_after;
+use voxguard::services::ratelimit::read_rate_limit;
 
 const VENDORS: [Vendor; 4] = [
     Vendor::Amplitude,
