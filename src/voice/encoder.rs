@@ -1,0 +1,121 @@
+//! A voice's audio, at whatever rate it speaks, as 20 ms Opus packets at
+//! 48 kHz: resampled, cut into frames, encoded. Used for every answer a
+//! voice streams and, once per worker, for the cached recovery phrases.
+//!
+//! Packets are carved out of one shared arena (a few KiB at a time), so
+//! encoding allocates once per ~50 packets, not per packet.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::media::opus::{Encoder, EncoderConfig, MAX_PACKET, OpusError, SAMPLES_PER_FRAME};
+use crate::media::resample::{ResampleError, Resampler};
+
+const OPUS_RATE: u32 = 48_000;
+const ARENA: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Opus(#[from] OpusError),
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
+}
+
+/// Encodes one stream of speech (a voice's sentence after sentence).
+pub struct SpeechEncoder {
+    encoder: Encoder,
+    resampler: Option<Resampler>,
+    /// 48 kHz samples not yet making a whole frame.
+    pending: Vec<i16>,
+    scratch: Vec<i16>,
+    packet: Vec<u8>,
+    arena: BytesMut,
+}
+
+impl SpeechEncoder {
+    pub fn new(config: EncoderConfig) -> Result<SpeechEncoder, EncodeError> {
+        Ok(SpeechEncoder {
+            encoder: Encoder::new(config)?,
+            resampler: None,
+            pending: Vec::with_capacity(SAMPLES_PER_FRAME * 2),
+            scratch: Vec::with_capacity(SAMPLES_PER_FRAME * 4),
+            packet: vec![0; MAX_PACKET],
+            arena: BytesMut::new(),
+        })
+    }
+
+    /// Add `samples` at `rate`; every whole 20 ms frame goes to `out`.
+    pub fn push(
+        &mut self,
+        rate: u32,
+        samples: &[i16],
+        out: &mut impl FnMut(Bytes),
+    ) -> Result<(), EncodeError> {
+        if rate == OPUS_RATE {
+            self.pending.extend_from_slice(samples);
+        } else {
+            let resampler = match &mut self.resampler {
+                Some(r) if r.from_rate() == rate => r,
+                slot => slot.insert(Resampler::new(rate, OPUS_RATE)?),
+            };
+            self.scratch.clear();
+            resampler.process(samples, &mut self.scratch);
+            self.pending.extend_from_slice(&self.scratch);
+        }
+        self.drain(out)
+    }
+
+    /// The end of a piece of speech: the resampler's tail and a last partial
+    /// frame (padded with silence) go out; the next push starts afresh.
+    pub fn finish(&mut self, out: &mut impl FnMut(Bytes)) -> Result<(), EncodeError> {
+        if let Some(resampler) = &mut self.resampler {
+            self.scratch.clear();
+            resampler.flush(&mut self.scratch);
+            self.pending.extend_from_slice(&self.scratch);
+            resampler.reset();
+        }
+        if !self.pending.is_empty() {
+            let short = SAMPLES_PER_FRAME - self.pending.len() % SAMPLES_PER_FRAME;
+            if short < SAMPLES_PER_FRAME {
+                self.pending.extend(std::iter::repeat_n(0, short));
+            }
+        }
+        self.drain(out)
+    }
+
+    /// Drop buffered audio (the speech was cut).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        if let Some(resampler) = &mut self.resampler {
+            resampler.reset();
+        }
+    }
+
+    fn drain(&mut self, out: &mut impl FnMut(Bytes)) -> Result<(), EncodeError> {
+        let whole = self.pending.len() / SAMPLES_PER_FRAME * SAMPLES_PER_FRAME;
+        for frame in self.pending[..whole].chunks_exact(SAMPLES_PER_FRAME) {
+            let written = self.encoder.encode(frame, &mut self.packet)?;
+            if self.arena.capacity() - self.arena.len() < written {
+                self.arena.reserve(ARENA.max(written));
+            }
+            self.arena.extend_from_slice(&self.packet[..written]);
+            out(self.arena.split().freeze());
+        }
+        self.pending.drain(..whole);
+        Ok(())
+    }
+}
+
+/// Encode a whole piece of speech at once (a cached phrase).
+pub fn encode_all(
+    config: EncoderConfig,
+    rate: u32,
+    samples: &[i16],
+) -> Result<Vec<Bytes>, EncodeError> {
+    let mut encoder = SpeechEncoder::new(config)?;
+    let mut packets = Vec::with_capacity(samples.len() / (rate as usize / 50).max(1) + 2);
+    let mut out = |packet| packets.push(packet);
+    encoder.push(rate, samples, &mut out)?;
+    encoder.finish(&mut out)?;
+    Ok(packets)
+}
