@@ -5,13 +5,15 @@
 //!
 //! The receive path is `jitter` → `opus::Decoder` → `resample` (48 kHz to
 //! the recognizer's rate) → `vad`; the send path is `resample` (the
-//! voice's rate to 48 kHz) → `playout` → `opus::Encoder`. Every stage works
+//! voice's rate to 48 kHz) → `playout` → `opus::Encoder`, or, for speech
+//! queued as packets, `packetizer` (resample, frame and encode ahead). Every stage works
 //! in place on buffers its caller reuses: nothing allocates per frame.
 
 pub mod frame;
 pub mod jitter;
 pub mod level;
 pub mod opus;
+pub mod packetizer;
 pub mod playout;
 pub mod resample;
 pub mod vad;
@@ -20,6 +22,7 @@ pub mod wav;
 pub use frame::{AudioFrame, FrameError, FrameLength, level_dbfs};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, RtpPacket};
 pub use opus::OpusError;
+pub use packetizer::{EncodeError, Packetizer, packetize};
 pub use playout::{Playout, PlayoutConfig, PlayoutError, PlayoutEvent, SegmentId};
 pub use resample::{ResampleError, Resampler};
 pub use vad::{Vad, VadConfig, VadError, VadEvent};

@@ -8,7 +8,6 @@
 //! clock, not sleeps); one task per call drives them.
 
 pub mod captions;
-pub mod encoder;
 pub mod endpoint;
 pub mod interrupt;
 pub mod listener;

@@ -1,14 +1,14 @@
-//! A voice's audio, at whatever rate it speaks, as 20 ms Opus packets at
-//! 48 kHz: resampled, cut into frames, encoded. Used for every answer a
-//! voice streams and, once per worker, for the cached recovery phrases.
+//! Speech at whatever rate it comes, as 20 ms Opus packets at 48 kHz:
+//! resampled, cut into frames, encoded — for audio streamed as it is made
+//! and for whole clips encoded once and replayed many times.
 //!
 //! Packets are carved out of one shared arena (a few KiB at a time), so
 //! encoding allocates once per ~50 packets, not per packet.
 
 use bytes::{Bytes, BytesMut};
 
-use crate::media::opus::{Encoder, EncoderConfig, MAX_PACKET, OpusError, SAMPLES_PER_FRAME};
-use crate::media::resample::{ResampleError, Resampler};
+use super::opus::{Encoder, EncoderConfig, MAX_PACKET, OpusError, SAMPLES_PER_FRAME};
+use super::resample::{ResampleError, Resampler};
 
 const OPUS_RATE: u32 = 48_000;
 const ARENA: usize = 4096;
@@ -21,8 +21,8 @@ pub enum EncodeError {
     Resample(#[from] ResampleError),
 }
 
-/// Encodes one stream of speech (a voice's sentence after sentence).
-pub struct SpeechEncoder {
+/// Packetizes one stream of speech (one sentence after another).
+pub struct Packetizer {
     encoder: Encoder,
     resampler: Option<Resampler>,
     /// 48 kHz samples not yet making a whole frame.
@@ -32,9 +32,9 @@ pub struct SpeechEncoder {
     arena: BytesMut,
 }
 
-impl SpeechEncoder {
-    pub fn new(config: EncoderConfig) -> Result<SpeechEncoder, EncodeError> {
-        Ok(SpeechEncoder {
+impl Packetizer {
+    pub fn new(config: EncoderConfig) -> Result<Packetizer, EncodeError> {
+        Ok(Packetizer {
             encoder: Encoder::new(config)?,
             resampler: None,
             pending: Vec::with_capacity(SAMPLES_PER_FRAME * 2),
@@ -106,13 +106,13 @@ impl SpeechEncoder {
     }
 }
 
-/// Encode a whole piece of speech at once (a cached phrase).
-pub fn encode_all(
+/// Packetize a whole clip at once.
+pub fn packetize(
     config: EncoderConfig,
     rate: u32,
     samples: &[i16],
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let mut encoder = SpeechEncoder::new(config)?;
+    let mut encoder = Packetizer::new(config)?;
     let mut packets = Vec::with_capacity(samples.len() / (rate as usize / 50).max(1) + 2);
     let mut out = |packet| packets.push(packet);
     encoder.push(rate, samples, &mut out)?;
