@@ -90,6 +90,12 @@ impl HybridBrain {
         self.scripted.is_none().then(|| self.llm.transcript())
     }
 
+    /// The caller heard only `heard` of the reply `spoken` (see
+    /// [`LlmBrain::heard_only`]); the script keeps no record of wording.
+    pub fn heard_only(&mut self, spoken: &str, heard: &str) {
+        self.llm.heard_only(spoken, heard);
+    }
+
     /// Run each LLM request under `guard`, within `budget` per turn.
     pub fn with_guard(mut self, guard: Arc<Guard>, budget: Duration) -> HybridBrain {
         self.guard = Some((guard, budget));

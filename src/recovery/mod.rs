@@ -15,8 +15,8 @@ pub use crate::brain::Stage;
 pub use speech::{Speech, SpeechKind, SpeechSink};
 pub use state::{ConversationState, Note, Snapshot, StageError};
 pub use transcript::{
-    CancelReason, Entry, PairingError, PairingViolation, ToolCallId, ToolCallRecord, ToolResult,
-    Transcript, check_pairing,
+    CancelReason, Entry, HeardLine, PairingError, PairingViolation, ToolCallId, ToolCallRecord,
+    ToolResult, Transcript, check_pairing,
 };
 pub mod binding;
 pub mod classify;

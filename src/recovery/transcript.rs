@@ -100,6 +100,21 @@ pub enum Entry {
         id: ToolCallId,
         result: ToolResult,
     },
+    /// The caller cut in: of the agent's lines still playing or queued,
+    /// only these words were heard. The lines stay as said; this records
+    /// what reached the caller (see [`Transcript::heard`]).
+    Interrupted {
+        heard: Vec<HeardLine>,
+    },
+}
+
+/// How much of one of the agent's lines the caller heard before cutting in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeardLine {
+    /// The line as the agent said it.
+    pub spoken: String,
+    /// The words that were played before the cut (empty: none).
+    pub heard: String,
 }
 
 /// Why an entry was refused.
@@ -258,6 +273,40 @@ impl Transcript {
         })
     }
 
+    /// Record that the caller cut in and heard only `heard` of the agent's
+    /// last lines.
+    pub fn push_interrupted(&mut self, heard: Vec<HeardLine>) {
+        if !heard.is_empty() {
+            self.push_unchecked(Entry::Interrupted { heard });
+        }
+    }
+
+    /// Every agent line with what the caller heard of it: the whole line,
+    /// unless a later interruption says only some of its words were played.
+    pub fn heard(&self) -> Vec<(&str, &str)> {
+        let entries: Vec<&Entry> = self.iter().collect();
+        let mut lines = Vec::new();
+        for (at, entry) in entries.iter().enumerate() {
+            let Entry::Agent { text, .. } = entry else {
+                continue;
+            };
+            // The first interruption after the line that names it decides.
+            let heard = entries[at + 1..]
+                .iter()
+                .find_map(|later| match later {
+                    Entry::Interrupted { heard } => heard
+                        .iter()
+                        .find(|h| h.spoken == *text)
+                        .map(|h| h.heard.as_str()),
+                    Entry::User { .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .unwrap_or(text.as_str());
+            lines.push((text.as_str(), heard));
+        }
+        lines
+    }
+
     /// Whether `self` is `earlier` with entries appended (sealed chunks are
     /// compared by pointer first, so this is cheap for snapshots of `self`).
     pub fn extends(&self, earlier: &Transcript) -> bool {
@@ -366,6 +415,40 @@ impl<'de> Deserialize<'de> for Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interruption_records_what_was_heard_and_keeps_the_lines_as_said() {
+        let mut transcript = Transcript::new();
+        transcript.push_agent("Hi, thanks for calling.", SpeechKind::Answer);
+        transcript.push_user("hello");
+        transcript.push_agent(
+            "Your plan renews next month and includes ten seats.",
+            SpeechKind::Answer,
+        );
+        transcript.push_agent("Anything else?", SpeechKind::Answer);
+        transcript.push_interrupted(vec![
+            HeardLine {
+                spoken: "Your plan renews next month and includes ten seats.".into(),
+                heard: "Your plan renews next month".into(),
+            },
+            HeardLine {
+                spoken: "Anything else?".into(),
+                heard: String::new(),
+            },
+        ]);
+        assert_eq!(
+            transcript.heard(),
+            vec![
+                ("Hi, thanks for calling.", "Hi, thanks for calling."),
+                (
+                    "Your plan renews next month and includes ten seats.",
+                    "Your plan renews next month"
+                ),
+                ("Anything else?", ""),
+            ]
+        );
+        assert_eq!(check_pairing(&transcript), Ok(()));
+    }
 
     #[test]
     fn a_result_closes_exactly_one_call_and_a_second_is_refused() {

@@ -11,7 +11,7 @@ use crate::brain::{
     Action, BrainMode, BrainState, HybridBrain, ScriptedBrain, ScriptedConfig, ScriptedState,
     StartContext, ToolResultView,
 };
-use crate::recovery::LadderTiming;
+use crate::recovery::{HeardLine, LadderTiming};
 use crate::resilience::{CallError, Guard};
 
 /// What every LLM-led session of a process shares.
@@ -106,6 +106,15 @@ impl SessionBrain {
         match self {
             SessionBrain::Scripted(_) => None,
             SessionBrain::Hybrid(brain) => brain.model_history(),
+        }
+    }
+
+    /// The caller cut in and heard only part of the agent's last lines.
+    pub fn heard_only(&mut self, lines: &[HeardLine]) {
+        if let SessionBrain::Hybrid(brain) = self {
+            for line in lines {
+                brain.heard_only(&line.spoken, &line.heard);
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::recovery::SpeechKind;
+use crate::recovery::{HeardLine, SpeechKind};
 
 /// What the caller did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,8 +16,13 @@ use crate::recovery::SpeechKind;
 pub enum CallerEvent {
     /// A finished user utterance (speech-to-text output or typed text).
     User { text: String },
-    /// The caller started talking over the agent (barge-in).
-    Interrupt,
+    /// The caller started talking over the agent (barge-in). `heard` says,
+    /// when the transport knows it (a voice pipeline does), how much of the
+    /// agent's lines still playing or queued the caller actually heard.
+    Interrupt {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        heard: Vec<HeardLine>,
+    },
     /// The caller left.
     Hangup,
 }
@@ -155,7 +160,7 @@ mod tests {
         );
         assert_eq!(
             parse_caller_frame(r#"{"type":"interrupt"}"#).unwrap(),
-            CallerEvent::Interrupt
+            CallerEvent::Interrupt { heard: vec![] }
         );
     }
 

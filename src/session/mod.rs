@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use crate::brain::{Action, BrainState, StartContext, ToolName, ToolResultView};
 use crate::recovery::ladder::until_due;
 use crate::recovery::{
-    CancelReason, Category, ConversationState, FailurePolicy, Interrupt, Ladder, LadderTiming,
-    Level, OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction, Speech,
-    SpeechKind, ToolCall, ToolRunner,
+    CancelReason, Category, ConversationState, FailurePolicy, HeardLine, Interrupt, Ladder,
+    LadderTiming, Level, OutcomeKind, PhraseContext, PhraseSession, PromiseSet, SessionAction,
+    Speech, SpeechKind, ToolCall, ToolRunner,
 };
 
 pub use brain::{LlmSetup, SessionBrain, Turn};
@@ -220,7 +220,10 @@ impl Session {
                 Some(text) => text,
                 None => match inbound.recv().await {
                     Some(CallerEvent::User { text }) => text,
-                    Some(CallerEvent::Interrupt) => continue,
+                    Some(CallerEvent::Interrupt { heard }) => {
+                        self.cut_off(heard);
+                        continue;
+                    }
                     Some(CallerEvent::Hangup) | None => {
                         self.ended = Some(EndReason::CallerLeft);
                         break;
@@ -338,6 +341,9 @@ impl Session {
             .await;
 
         let tools = self.env.tools.clone();
+        // What the caller heard when they cut in during the call; recorded
+        // once the call has resolved (the call holds the state meanwhile).
+        let mut cut_off = Vec::new();
         let outcome = {
             // Boxed: the recovery stack's future (Guard, retries, HTTP) is
             // several KiB, and an idle session should not carry it.
@@ -355,7 +361,10 @@ impl Session {
                         None => speech_rx_closed = true,
                     },
                     event = inbound.recv(), if self.ended.is_none() => match event {
-                        Some(CallerEvent::Interrupt) => interrupt.trigger(),
+                        Some(CallerEvent::Interrupt { heard }) => {
+                            interrupt.trigger();
+                            cut_off.extend(heard);
+                        }
                         Some(CallerEvent::User { text }) => {
                             // Talking over a slow tool is a barge-in; the words are kept for the next turn.
                             interrupt.trigger();
@@ -370,6 +379,7 @@ impl Session {
             }
         };
         self.flush_speech().await;
+        self.cut_off(cut_off);
 
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -462,6 +472,16 @@ impl Session {
             self.flush_speech().await;
         }
         turn.actions
+    }
+
+    /// The caller cut in: record what they heard of the agent's last lines,
+    /// and tell the brain, so the conversation goes on from what was heard.
+    fn cut_off(&mut self, heard: Vec<HeardLine>) {
+        if heard.is_empty() {
+            return;
+        }
+        self.brain.heard_only(&heard);
+        self.state.transcript.push_interrupted(heard);
     }
 
     async fn flush_speech(&mut self) {

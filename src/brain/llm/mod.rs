@@ -180,6 +180,27 @@ impl LlmBrain {
         });
     }
 
+    /// The caller cut in: of the reply `spoken`, only `heard` was played.
+    /// The model's record of its own reply becomes what the caller heard
+    /// (a reply they heard nothing of, with no tool call in it, goes).
+    pub fn heard_only(&mut self, spoken: &str, heard: &str) {
+        let Some(at) = self
+            .transcript
+            .iter()
+            .rposition(|m| m.role == Role::Assistant && m.content.as_deref() == Some(spoken))
+        else {
+            return;
+        };
+        let heard = heard.trim();
+        if !heard.is_empty() {
+            self.transcript[at].content = Some(heard.to_owned());
+        } else if self.transcript[at].tool_calls.is_empty() {
+            self.transcript.remove(at);
+        } else {
+            self.transcript[at].content = None;
+        }
+    }
+
     /// What the caller said. While tool results are outstanding it is held
     /// back and added right after the last result.
     pub fn push_user(&mut self, text: &str) {
