@@ -16,4 +16,6 @@ pub mod resilience;
 pub mod services;
 pub mod session;
 pub mod simulate;
+pub mod speech;
+pub mod testbed;
 pub mod worker;

@@ -1,0 +1,744 @@
+//! The STT fallback chain: one task per call that feeds the caller's audio
+//! to the first recognizer that works, keeps the turn's audio in a
+//! [`TurnBuffer`], and when a stream breaks (a 1006 drop, a 1011 close, a
+//! read that times out, garbage on the socket) reconnects the same
+//! recognizer once or moves to the next, replaying the audio not yet
+//! finalized so no word is lost. A recognizer whose breaker is open is
+//! skipped; after a turn ends on a fallback, the chain returns to the
+//! primary as soon as its breaker is closed again (the
+//! [prober](crate::speech::probe) closes it).
+//!
+//! When every recognizer has failed the chain says so once
+//! ([`SttEvent::Unavailable`]) and keeps the audio; the caller's words can
+//! still come from LiveKit's `lk.chat` text meanwhile.
+//!
+//! Audio frames go in through [`SttHandle::push`] by value into a bounded
+//! channel (no allocation per frame); events come out of a bounded channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::deepgram::{DeepgramMessage, DeepgramStream};
+use super::turn::{TurnBuffer, samples_to_duration};
+use super::{ProviderErrors, SttBackend, SttProvider};
+use crate::media::AudioFrame;
+use crate::resilience::{BreakerState, CallError, Deadline, Rejection, Retryability};
+use crate::speech::tts::chain::report_mid_stream;
+use crate::speech::{STT_SAMPLE_RATE, close, metrics};
+
+/// Samples one command carries at most (20 ms at 16 kHz).
+const BLOCK: usize = 320;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SttChainSettings {
+    /// The deadline for (re)connecting a stream, retries included.
+    pub connect_budget: Duration,
+    /// The deadline for transcribing one turn with a batch recognizer.
+    pub transcribe_budget: Duration,
+    /// A KeepAlive goes out when no audio was sent for this long.
+    pub keepalive_every: Duration,
+    /// Audio is sent in messages of this much (batching frames).
+    pub send_every: Duration,
+    /// How much unfinalized audio is kept for replay.
+    pub replay: Duration,
+    /// Reconnects of the same recognizer per turn before moving on.
+    pub reconnects_per_turn: u32,
+    /// After every recognizer failed, wait this long before trying again.
+    pub retry_unavailable_after: Duration,
+    /// On hang-up, how long to wait for the last results.
+    pub hang_up_drain: Duration,
+    /// Audio frames queued for the chain's task before `push` refuses more.
+    pub queue_frames: usize,
+}
+
+impl Default for SttChainSettings {
+    fn default() -> Self {
+        SttChainSettings {
+            connect_budget: Duration::from_millis(1500),
+            transcribe_budget: Duration::from_millis(3000),
+            keepalive_every: Duration::from_secs(4),
+            send_every: Duration::from_millis(40),
+            replay: super::turn::DEFAULT_REPLAY,
+            reconnects_per_turn: 1,
+            retry_unavailable_after: Duration::from_secs(1),
+            hang_up_drain: Duration::from_secs(2),
+            queue_frames: 200,
+        }
+    }
+}
+
+/// What the chain tells the voice pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    SpeechStarted {
+        provider: &'static str,
+    },
+    Interim {
+        provider: &'static str,
+        text: String,
+    },
+    Final {
+        provider: &'static str,
+        text: String,
+        /// The recognizer's endpointing saw the end of an utterance.
+        speech_final: bool,
+        /// The answer to an explicit end of turn.
+        from_finalize: bool,
+    },
+    UtteranceEnd {
+        provider: &'static str,
+    },
+    /// A recognizer failed; `to` took over with the unfinalized audio replayed.
+    Failover {
+        from: &'static str,
+        to: &'static str,
+        error: CallError,
+        replayed: Duration,
+        /// Unfinalized audio that no longer fit the turn buffer.
+        lost: Duration,
+    },
+    /// Every recognizer failed; audio is kept and they are retried.
+    Unavailable {
+        errors: ProviderErrors,
+    },
+    /// A recognizer works again after [`SttEvent::Unavailable`].
+    Recovered {
+        provider: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SttInputError {
+    #[error("STT takes {expected} Hz audio, this frame is at {got} Hz; resample it first")]
+    WrongRate { expected: u32, got: u32 },
+    #[error("the recognizer's queue is full ({0} frames); it is not keeping up")]
+    Backlogged(usize),
+    #[error("the recognizer chain has stopped")]
+    Stopped,
+}
+
+/// The ordered recognizers, shared by every call.
+#[derive(Debug)]
+pub struct SttChain {
+    backends: Vec<SttBackend>,
+    settings: SttChainSettings,
+}
+
+impl SttChain {
+    pub fn new(backends: Vec<SttBackend>, settings: SttChainSettings) -> Arc<SttChain> {
+        Arc::new(SttChain { backends, settings })
+    }
+
+    pub fn backends(&self) -> &[SttBackend] {
+        &self.backends
+    }
+
+    pub fn settings(&self) -> &SttChainSettings {
+        &self.settings
+    }
+
+    /// Start one call's recognition task.
+    pub fn start(self: &Arc<Self>) -> (SttHandle, mpsc::Receiver<SttEvent>) {
+        let (commands, inbox) = mpsc::channel(self.settings.queue_frames.max(1));
+        let (events, outbox) = mpsc::channel(64);
+        let worker = Worker {
+            chain: self.clone(),
+            events,
+            turn: TurnBuffer::new(self.settings.replay),
+            pending: Vec::with_capacity(batch_samples(&self.settings) + BLOCK),
+            scratch: Vec::with_capacity(batch_samples(&self.settings) * 4),
+            current: 0,
+            live: None,
+            reconnects: 0,
+            unavailable_since: None,
+            failing: None,
+            errors: Vec::new(),
+        };
+        let task = tokio::spawn(worker.run(inbox));
+        (
+            SttHandle {
+                commands,
+                task,
+                capacity: self.settings.queue_frames,
+                drain: self.settings.hang_up_drain,
+            },
+            outbox,
+        )
+    }
+}
+
+fn batch_samples(settings: &SttChainSettings) -> usize {
+    ((settings.send_every.as_secs_f64() * f64::from(STT_SAMPLE_RATE)) as usize).max(160)
+}
+
+#[derive(Debug)]
+struct AudioBlock {
+    len: usize,
+    samples: [i16; BLOCK],
+}
+
+#[derive(Debug)]
+enum Command {
+    Audio(AudioBlock),
+    EndTurn,
+    HangUp,
+}
+
+/// One call's way into its recognition task.
+#[derive(Debug)]
+pub struct SttHandle {
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+    capacity: usize,
+    drain: Duration,
+}
+
+impl SttHandle {
+    /// Queue a 16 kHz frame (copied by value: no allocation).
+    pub fn push(&self, frame: &AudioFrame) -> Result<(), SttInputError> {
+        if frame.sample_rate() != STT_SAMPLE_RATE {
+            return Err(SttInputError::WrongRate {
+                expected: STT_SAMPLE_RATE,
+                got: frame.sample_rate(),
+            });
+        }
+        self.push_samples(frame.samples())
+    }
+
+    /// Queue 16 kHz samples.
+    pub fn push_samples(&self, samples: &[i16]) -> Result<(), SttInputError> {
+        for piece in samples.chunks(BLOCK) {
+            let mut block = AudioBlock {
+                len: piece.len(),
+                samples: [0; BLOCK],
+            };
+            block.samples[..piece.len()].copy_from_slice(piece);
+            self.commands
+                .try_send(Command::Audio(block))
+                .map_err(|error| match error {
+                    mpsc::error::TrySendError::Full(_) => SttInputError::Backlogged(self.capacity),
+                    mpsc::error::TrySendError::Closed(_) => SttInputError::Stopped,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The caller's turn ended (the VAD and endpointing say so): ask for
+    /// the final transcript of everything sent.
+    pub async fn end_turn(&self) -> Result<(), SttInputError> {
+        self.commands
+            .send(Command::EndTurn)
+            .await
+            .map_err(|_| SttInputError::Stopped)
+    }
+
+    /// The caller hung up: send what is left, collect the last results,
+    /// close the stream. Bounded by the drain time.
+    pub async fn hang_up(self) {
+        let _ = self.commands.send(Command::HangUp).await;
+        let mut task = self.task;
+        if tokio::time::timeout(self.drain + Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+struct Live {
+    stream: DeepgramStream,
+    /// Absolute turn position of the stream's first sample.
+    origin: u64,
+    last_sent: Instant,
+    /// Set when audio went out while a first result is awaited.
+    awaiting_since: Option<Instant>,
+    awaiting: bool,
+}
+
+struct Worker {
+    chain: Arc<SttChain>,
+    events: mpsc::Sender<SttEvent>,
+    turn: TurnBuffer,
+    /// The latest samples, linear, not yet sent to the live stream.
+    pending: Vec<i16>,
+    scratch: Vec<i16>,
+    current: usize,
+    live: Option<Live>,
+    reconnects: u32,
+    unavailable_since: Option<Instant>,
+    /// The failure that started the current failover, reported once a
+    /// recognizer takes over.
+    failing: Option<(&'static str, CallError)>,
+    errors: ProviderErrors,
+}
+
+async fn next_message(live: &mut Option<Live>) -> Result<Option<DeepgramMessage>, CallError> {
+    match live {
+        Some(live) => live.stream.next_message().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Worker {
+    async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
+        if self.backend_streams(self.current) {
+            self.connect().await;
+        }
+        loop {
+            let keepalive_at = self
+                .live
+                .as_ref()
+                .map(|l| l.last_sent + self.chain.settings.keepalive_every);
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(Command::Audio(block)) => self.on_audio(&block.samples[..block.len]).await,
+                    Some(Command::EndTurn) => self.on_end_turn().await,
+                    Some(Command::HangUp) | None => {
+                        self.hang_up().await;
+                        return;
+                    }
+                },
+                message = next_message(&mut self.live), if self.live.is_some() => {
+                    self.on_message(message).await;
+                }
+                () = sleep_until(keepalive_at), if keepalive_at.is_some() => self.keep_alive().await,
+            }
+        }
+    }
+
+    fn backend_streams(&self, at: usize) -> bool {
+        self.chain
+            .backends
+            .get(at)
+            .is_some_and(|b| b.provider.is_streaming())
+    }
+
+    fn name(&self, at: usize) -> &'static str {
+        self.chain.backends[at].provider.name()
+    }
+
+    fn waiting_to_retry(&self) -> bool {
+        self.unavailable_since
+            .is_some_and(|since| since.elapsed() < self.chain.settings.retry_unavailable_after)
+    }
+
+    async fn emit(&self, event: SttEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    async fn on_audio(&mut self, samples: &[i16]) {
+        self.turn.push(samples);
+        self.pending.extend_from_slice(samples);
+        if self.live.is_none() {
+            if !self.waiting_to_retry()
+                && (self.backend_streams(self.current) || self.current >= self.chain.backends.len())
+            {
+                self.connect().await;
+            }
+            if self.live.is_none() {
+                // Held in the turn buffer; a stream that opens later replays it.
+                self.pending.clear();
+            }
+            return;
+        }
+        if self.pending.len() >= batch_samples(&self.chain.settings)
+            && let Err(error) = self.send_pending().await
+        {
+            self.fail(error).await;
+        }
+    }
+
+    /// Send the pending samples to the live stream (dropped when there is none).
+    async fn send_pending(&mut self) -> Result<(), CallError> {
+        let Some(live) = self.live.as_mut() else {
+            self.pending.clear();
+            return Ok(());
+        };
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = live.stream.send_audio(&self.pending).await;
+        self.pending.clear();
+        live.last_sent = Instant::now();
+        if live.awaiting && live.awaiting_since.is_none() {
+            live.awaiting_since = Some(live.last_sent);
+        }
+        result
+    }
+
+    /// Open a stream on the first recognizer from `current` that works, and
+    /// replay the unfinalized audio into it. Moving to a batch recognizer
+    /// needs no connection: it transcribes at the end of the turn.
+    async fn connect(&mut self) {
+        let backends = self.chain.backends.len();
+        if self.current >= backends {
+            self.current = 0;
+        }
+        let last = backends.saturating_sub(1);
+        while self.current < backends {
+            let at = self.current;
+            let backend = self.chain.backends[at].clone();
+            let name = backend.provider.name();
+            let SttProvider::Deepgram(deepgram) = backend.provider.as_ref() else {
+                self.took_over(at, 0).await;
+                return;
+            };
+            if backend.guard.breaker().state() == BreakerState::Open && at < last {
+                self.errors
+                    .push((name, CallError::Rejected(Rejection::BreakerOpen)));
+                self.current += 1;
+                continue;
+            }
+            let deadline = Deadline::after(self.chain.settings.connect_budget);
+            let outcome = backend
+                .guard
+                .call(deadline, Retryability::Transient, |ctx| async move {
+                    deepgram.connect(&ctx).await
+                })
+                .await;
+            match outcome.result {
+                Ok(stream) => {
+                    let origin = self.turn.replay_from();
+                    self.live = Some(Live {
+                        stream,
+                        origin,
+                        last_sent: Instant::now(),
+                        awaiting_since: None,
+                        awaiting: true,
+                    });
+                    let replayed = self.replay(origin).await;
+                    if self.live.is_some() {
+                        self.took_over(at, replayed).await;
+                    }
+                    return;
+                }
+                Err(error) => {
+                    metrics::error(name, &error);
+                    tracing::warn!(provider = name, %error, "recognizer could not be reached");
+                    self.errors.push((name, error.clone()));
+                    if self.failing.is_none() {
+                        self.failing = Some((name, error));
+                    }
+                    self.current += 1;
+                }
+            }
+        }
+        self.all_failed().await;
+    }
+
+    /// Send the held audio from `origin` up to the pending samples, then
+    /// those; returns how many samples were replayed from the buffer.
+    async fn replay(&mut self, origin: u64) -> u64 {
+        let replay_end = self.turn.end() - self.pending.len() as u64;
+        let batch = batch_samples(&self.chain.settings) * 4;
+        let mut position = origin;
+        while position < replay_end {
+            self.scratch.clear();
+            let max = batch.min((replay_end - position) as usize);
+            position = self.turn.read(position, max, &mut self.scratch);
+            let Some(live) = self.live.as_mut() else {
+                return 0;
+            };
+            if let Err(error) = live.stream.send_audio(&self.scratch).await {
+                self.fail_without_reconnect(error).await;
+                return 0;
+            }
+            live.last_sent = Instant::now();
+        }
+        if let Err(error) = self.send_pending().await {
+            self.fail_without_reconnect(error).await;
+            return 0;
+        }
+        replay_end - origin
+    }
+
+    /// `at` took over: report the failover that led here, if any.
+    async fn took_over(&mut self, at: usize, replayed: u64) {
+        self.current = at;
+        self.errors.clear();
+        let name = self.name(at);
+        if replayed > 0 {
+            metrics::replayed(name, samples_to_duration(replayed));
+        }
+        let lost = self.turn.lost();
+        if lost > 0 {
+            metrics::replay_lost(samples_to_duration(lost));
+        }
+        if let Some((from, error)) = self.failing.take() {
+            if from != name {
+                metrics::fallback("stt", from, name);
+            }
+            self.emit(SttEvent::Failover {
+                from,
+                to: name,
+                error,
+                replayed: samples_to_duration(replayed),
+                lost: samples_to_duration(lost),
+            })
+            .await;
+        }
+        if self.unavailable_since.take().is_some() {
+            self.emit(SttEvent::Recovered { provider: name }).await;
+        }
+    }
+
+    async fn all_failed(&mut self) {
+        self.live = None;
+        self.current = 0;
+        self.failing = None;
+        let errors = std::mem::take(&mut self.errors);
+        let first_time = self.unavailable_since.is_none();
+        self.unavailable_since = Some(Instant::now());
+        if first_time {
+            tracing::warn!(
+                providers = errors.len(),
+                "every recognizer failed; keeping the caller's audio"
+            );
+            self.emit(SttEvent::Unavailable { errors }).await;
+        }
+    }
+
+    /// The live stream failed: tell its breaker, then reconnect or move on.
+    async fn fail(&mut self, error: CallError) {
+        self.fail_without_reconnect(error).await;
+        self.connect().await;
+    }
+
+    async fn fail_without_reconnect(&mut self, error: CallError) {
+        let at = self
+            .current
+            .min(self.chain.backends.len().saturating_sub(1));
+        let backend = &self.chain.backends[at];
+        let name = backend.provider.name();
+        metrics::error(name, &error);
+        tracing::warn!(provider = name, %error, "recognizer stream failed");
+        report_mid_stream(&backend.guard, &error, Duration::ZERO);
+        self.live = None;
+        self.reconnects += 1;
+        let same_again =
+            error.is_transient() && self.reconnects <= self.chain.settings.reconnects_per_turn;
+        if !same_again {
+            self.current = at + 1;
+        }
+        self.errors.push((name, error.clone()));
+        self.failing = Some((name, error));
+    }
+
+    async fn keep_alive(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        live.last_sent = Instant::now();
+        if let Err(error) = live.stream.keep_alive().await {
+            self.fail(error).await;
+        }
+    }
+
+    async fn on_end_turn(&mut self) {
+        if self.live.is_none() && !self.backend_streams(self.current) {
+            self.transcribe_turn().await;
+            return;
+        }
+        if self.live.is_none() && !self.waiting_to_retry() {
+            self.connect().await;
+        }
+        if let Err(error) = self.send_pending().await {
+            self.fail(error).await;
+        }
+        if let Some(live) = self.live.as_mut()
+            && let Err(error) = live.stream.finalize().await
+        {
+            self.fail(error).await;
+            if let Some(live) = self.live.as_mut() {
+                let _ = live.stream.finalize().await;
+            } else if !self.backend_streams(self.current) {
+                self.transcribe_turn().await;
+            }
+        }
+    }
+
+    /// Transcribe the unfinalized audio with the batch recognizers from `current`.
+    async fn transcribe_turn(&mut self) {
+        if self.turn.unfinalized() == 0 {
+            return;
+        }
+        let backends = self.chain.backends.len();
+        while self.current < backends {
+            let at = self.current;
+            let backend = self.chain.backends[at].clone();
+            let name = backend.provider.name();
+            let SttProvider::OpenAi(openai) = backend.provider.as_ref() else {
+                self.connect().await;
+                if let Some(live) = self.live.as_mut() {
+                    let _ = live.stream.finalize().await;
+                }
+                return;
+            };
+            let audio = self.turn.unfinalized();
+            let wav = self.turn.unfinalized_wav();
+            let deadline = Deadline::after(self.chain.settings.transcribe_budget);
+            let wav = &wav;
+            let outcome = backend
+                .guard
+                .call(deadline, Retryability::Transient, |ctx| async move {
+                    openai.transcribe(&ctx, wav).await
+                })
+                .await;
+            match outcome.result {
+                Ok(text) => {
+                    metrics::stt_first_result(name, outcome.elapsed);
+                    self.took_over(at, audio).await;
+                    self.turn.finalize_upto(self.turn.end());
+                    if !text.is_empty() {
+                        self.emit(SttEvent::Final {
+                            provider: name,
+                            text,
+                            speech_final: true,
+                            from_finalize: true,
+                        })
+                        .await;
+                    }
+                    self.turn_ended();
+                    return;
+                }
+                Err(error) => {
+                    metrics::error(name, &error);
+                    tracing::warn!(provider = name, %error, "turn could not be transcribed");
+                    self.errors.push((name, error.clone()));
+                    if self.failing.is_none() {
+                        self.failing = Some((name, error));
+                    }
+                    self.current += 1;
+                }
+            }
+        }
+        self.all_failed().await;
+    }
+
+    /// A turn was delivered: the next one starts fresh, on the primary if
+    /// its breaker is closed again.
+    fn turn_ended(&mut self) {
+        self.reconnects = 0;
+        if self.current > 0
+            && self.chain.backends[0].guard.breaker().state() == BreakerState::Closed
+        {
+            tracing::info!(
+                provider = self.name(0),
+                "returning to the primary recognizer"
+            );
+            self.live = None;
+            self.current = 0;
+        }
+    }
+
+    async fn on_message(&mut self, message: Result<Option<DeepgramMessage>, CallError>) {
+        let name = self.name(self.current);
+        let message = match message {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                self.live = None;
+                if self.turn.unfinalized() > 0 {
+                    self.fail(close::ended_early(name)).await;
+                }
+                return;
+            }
+            Err(error) => {
+                self.fail(error).await;
+                return;
+            }
+        };
+        match message {
+            DeepgramMessage::Results {
+                transcript,
+                is_final,
+                speech_final,
+                from_finalize,
+                start,
+                duration,
+            } => {
+                if let Some(live) = self.live.as_mut() {
+                    if !transcript.is_empty()
+                        && let Some(since) = live.awaiting_since.take()
+                    {
+                        live.awaiting = false;
+                        metrics::stt_first_result(name, since.elapsed());
+                    }
+                    if is_final {
+                        let end = live.origin
+                            + ((start + duration) * f64::from(STT_SAMPLE_RATE)).round() as u64;
+                        self.turn.finalize_upto(end);
+                    }
+                }
+                if !transcript.is_empty() {
+                    let event = if is_final {
+                        SttEvent::Final {
+                            provider: name,
+                            text: transcript,
+                            speech_final,
+                            from_finalize,
+                        }
+                    } else {
+                        SttEvent::Interim {
+                            provider: name,
+                            text: transcript,
+                        }
+                    };
+                    self.emit(event).await;
+                }
+                if speech_final || from_finalize {
+                    if let Some(live) = self.live.as_mut() {
+                        live.awaiting = true;
+                        live.awaiting_since = None;
+                    }
+                    self.turn_ended();
+                }
+            }
+            DeepgramMessage::UtteranceEnd { .. } => {
+                self.emit(SttEvent::UtteranceEnd { provider: name }).await;
+            }
+            DeepgramMessage::SpeechStarted { .. } => {
+                self.emit(SttEvent::SpeechStarted { provider: name }).await;
+            }
+            DeepgramMessage::Metadata | DeepgramMessage::Other => {}
+        }
+    }
+
+    async fn hang_up(&mut self) {
+        let _ = self.send_pending().await;
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        if live.stream.close_stream().await.is_err() {
+            return;
+        }
+        let name = self.name(self.current);
+        let drain = tokio::time::sleep(self.chain.settings.hang_up_drain);
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                () = &mut drain => return,
+                message = live.stream.next_message() => match message {
+                    Ok(Some(DeepgramMessage::Results { transcript, is_final: true, speech_final, from_finalize, .. }))
+                        if !transcript.is_empty() =>
+                    {
+                        self.emit(SttEvent::Final { provider: name, text: transcript, speech_final, from_finalize }).await;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return,
+                },
+            }
+        }
+    }
+}
