@@ -330,6 +330,11 @@ fn receive_error(error: tungstenite::Error) -> CallError {
         tungstenite::Error::Capacity(_) => {
             AudioFault::Garbage("a message larger than 256 KiB".into()).into_error(NAME)
         }
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )
+        | tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed => dropped(),
         tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
             AudioFault::Garbage("a frame that breaks the WebSocket protocol".into())
                 .into_error(NAME)

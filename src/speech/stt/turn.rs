@@ -94,7 +94,7 @@ impl TurnBuffer {
     /// returns the position after the last one decoded.
     pub fn read(&self, from: u64, max: usize, out: &mut Vec<i16>) -> u64 {
         let start = from.max(self.end.saturating_sub(self.capacity()));
-        let stop = self.end.min(start + max as u64);
+        let stop = self.end.min(start.saturating_add(max as u64));
         let cap = self.ring.len() as u64;
         out.extend((start..stop).map(|at| mulaw::decode(self.ring[(at % cap) as usize])));
         stop
