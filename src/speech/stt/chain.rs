@@ -45,6 +45,9 @@ pub struct SttChainSettings {
     pub send_every: Duration,
     /// How much unfinalized audio is kept for replay.
     pub replay: Duration,
+    /// A stream that takes audio but sends nothing back for this long is
+    /// treated as hung (a stream silently connected but deaf).
+    pub result_timeout: Duration,
     /// Reconnects of the same recognizer per turn before moving on.
     pub reconnects_per_turn: u32,
     /// After every recognizer failed, wait this long before trying again.
@@ -62,6 +65,7 @@ impl Default for SttChainSettings {
             transcribe_budget: Duration::from_millis(3000),
             keepalive_every: Duration::from_secs(4),
             send_every: Duration::from_millis(40),
+            result_timeout: Duration::from_secs(5),
             replay: super::turn::DEFAULT_REPLAY,
             reconnects_per_turn: 1,
             retry_unavailable_after: Duration::from_secs(1),
@@ -157,6 +161,7 @@ impl SttChain {
             unavailable_since: None,
             failing: None,
             errors: Vec::new(),
+            finalize_pending: false,
         };
         let task = tokio::spawn(worker.run(inbox));
         (
@@ -258,6 +263,10 @@ struct Live {
     /// Set when audio went out while a first result is awaited.
     awaiting_since: Option<Instant>,
     awaiting: bool,
+    /// Whether this stream was asked for the turn's final result.
+    finalize_sent: bool,
+    /// The first audio sent since the stream last said anything.
+    unanswered_since: Option<Instant>,
 }
 
 struct Worker {
@@ -275,6 +284,9 @@ struct Worker {
     /// recognizer takes over.
     failing: Option<(&'static str, CallError)>,
     errors: ProviderErrors,
+    /// The turn ended and its final result has not been delivered yet: a
+    /// recognizer taking over must finish it.
+    finalize_pending: bool,
 }
 
 async fn next_message(live: &mut Option<Live>) -> Result<Option<DeepgramMessage>, CallError> {
@@ -301,6 +313,11 @@ impl Worker {
                 .live
                 .as_ref()
                 .map(|l| l.last_sent + self.chain.settings.keepalive_every);
+            let hung_at = self
+                .live
+                .as_ref()
+                .and_then(|l| l.unanswered_since)
+                .map(|since| since + self.chain.settings.result_timeout);
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(Command::Audio(block)) => self.on_audio(&block.samples[..block.len]).await,
@@ -314,6 +331,34 @@ impl Worker {
                     self.on_message(message).await;
                 }
                 () = sleep_until(keepalive_at), if keepalive_at.is_some() => self.keep_alive().await,
+                () = sleep_until(hung_at), if hung_at.is_some() => {
+                    let after = self.chain.settings.result_timeout;
+                    self.fail(CallError::Timeout { after }).await;
+                }
+            }
+            self.settle().await;
+        }
+    }
+
+    /// Finish an ended turn on whichever recognizer now holds it: ask a
+    /// stream that was not yet asked, or transcribe with a batch recognizer.
+    async fn settle(&mut self) {
+        for _ in 0..=self.chain.backends.len() + 1 {
+            if !self.finalize_pending {
+                return;
+            }
+            let batch =
+                self.current < self.chain.backends.len() && !self.backend_streams(self.current);
+            match self.live.as_mut() {
+                Some(live) if live.finalize_sent => return,
+                Some(live) => {
+                    live.finalize_sent = true;
+                    if let Err(error) = live.stream.finalize().await {
+                        self.fail(error).await;
+                    }
+                }
+                None if batch => self.transcribe_turn().await,
+                None => return,
             }
         }
     }
@@ -339,6 +384,10 @@ impl Worker {
     }
 
     async fn on_audio(&mut self, samples: &[i16]) {
+        if self.turn.unfinalized() == 0 && self.live.is_none() {
+            // A new turn starts: on the primary, if it is back.
+            self.turn_ended();
+        }
         self.turn.push(samples);
         self.pending.extend_from_slice(samples);
         if self.live.is_none() {
@@ -372,6 +421,7 @@ impl Worker {
         let result = live.stream.send_audio(&self.pending).await;
         self.pending.clear();
         live.last_sent = Instant::now();
+        live.unanswered_since.get_or_insert(live.last_sent);
         if live.awaiting && live.awaiting_since.is_none() {
             live.awaiting_since = Some(live.last_sent);
         }
@@ -392,7 +442,8 @@ impl Worker {
             let backend = self.chain.backends[at].clone();
             let name = backend.provider.name();
             let SttProvider::Deepgram(deepgram) = backend.provider.as_ref() else {
-                self.took_over(at, 0).await;
+                // A batch recognizer takes over at the end of the turn; the
+                // failover is reported once it has transcribed it.
                 return;
             };
             if backend.guard.breaker().state() == BreakerState::Open && at < last {
@@ -417,6 +468,8 @@ impl Worker {
                         last_sent: Instant::now(),
                         awaiting_since: None,
                         awaiting: true,
+                        finalize_sent: false,
+                        unanswered_since: None,
                     });
                     let replayed = self.replay(origin).await;
                     if self.live.is_some() {
@@ -456,6 +509,7 @@ impl Worker {
                 return 0;
             }
             live.last_sent = Instant::now();
+            live.unanswered_since.get_or_insert(live.last_sent);
         }
         if let Err(error) = self.send_pending().await {
             self.fail_without_reconnect(error).await;
@@ -496,6 +550,7 @@ impl Worker {
 
     async fn all_failed(&mut self) {
         self.live = None;
+        self.finalize_pending = false;
         self.current = 0;
         self.failing = None;
         let errors = std::mem::take(&mut self.errors);
@@ -547,31 +602,19 @@ impl Worker {
     }
 
     async fn on_end_turn(&mut self) {
-        if self.live.is_none() && !self.backend_streams(self.current) {
-            self.transcribe_turn().await;
-            return;
-        }
-        if self.live.is_none() && !self.waiting_to_retry() {
+        self.finalize_pending = true;
+        if self.live.is_none() && self.backend_streams(self.current) && !self.waiting_to_retry() {
             self.connect().await;
         }
         if let Err(error) = self.send_pending().await {
             self.fail(error).await;
-        }
-        if let Some(live) = self.live.as_mut()
-            && let Err(error) = live.stream.finalize().await
-        {
-            self.fail(error).await;
-            if let Some(live) = self.live.as_mut() {
-                let _ = live.stream.finalize().await;
-            } else if !self.backend_streams(self.current) {
-                self.transcribe_turn().await;
-            }
         }
     }
 
     /// Transcribe the unfinalized audio with the batch recognizers from `current`.
     async fn transcribe_turn(&mut self) {
         if self.turn.unfinalized() == 0 {
+            self.finalize_pending = false;
             return;
         }
         let backends = self.chain.backends.len();
@@ -580,10 +623,8 @@ impl Worker {
             let backend = self.chain.backends[at].clone();
             let name = backend.provider.name();
             let SttProvider::OpenAi(openai) = backend.provider.as_ref() else {
+                // A stream takes over; `settle` asks it for the final result.
                 self.connect().await;
-                if let Some(live) = self.live.as_mut() {
-                    let _ = live.stream.finalize().await;
-                }
                 return;
             };
             let audio = self.turn.unfinalized();
@@ -601,6 +642,7 @@ impl Worker {
                     metrics::stt_first_result(name, outcome.elapsed);
                     self.took_over(at, audio).await;
                     self.turn.finalize_upto(self.turn.end());
+                    self.finalize_pending = false;
                     if !text.is_empty() {
                         self.emit(SttEvent::Final {
                             provider: name,
@@ -645,6 +687,9 @@ impl Worker {
 
     async fn on_message(&mut self, message: Result<Option<DeepgramMessage>, CallError>) {
         let name = self.name(self.current);
+        if let Some(live) = self.live.as_mut() {
+            live.unanswered_since = None;
+        }
         let message = match message {
             Ok(Some(message)) => message,
             Ok(None) => {
@@ -696,6 +741,9 @@ impl Worker {
                         }
                     };
                     self.emit(event).await;
+                }
+                if from_finalize {
+                    self.finalize_pending = false;
                 }
                 if speech_final || from_finalize {
                     if let Some(live) = self.live.as_mut() {
