@@ -23,8 +23,10 @@ pub const PROVIDERS: [&str; 4] = ["deepgram", "openai_stt", "openai_tts", "carte
 pub enum DropClose {
     /// The connection vanishes without a close frame (seen as 1006).
     #[default]
+    #[serde(rename = "abnormal_1006")]
     Abnormal1006,
     /// A close frame 1011 (Deepgram's `NET-0001`).
+    #[serde(rename = "server_error_1011")]
     ServerError1011,
 }
 

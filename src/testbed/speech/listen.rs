@@ -196,6 +196,7 @@ async fn serve(
         ));
     };
     let mut shutdown = sim.shutdown.clone();
+    let mut closing = true;
     loop {
         let next = tokio::select! {
             next = tokio::time::timeout(IDLE_CLOSE, source.next()) => next,
@@ -206,7 +207,10 @@ async fn serve(
                 close(1011, "NET-0001");
                 break;
             }
-            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(None) | Ok(Some(Err(_))) => {
+                closing = false;
+                break;
+            }
             Ok(Some(Ok(message))) => message,
         };
         match message {
@@ -246,6 +250,7 @@ async fn serve(
                     match how {
                         DropClose::ServerError1011 => close(1011, "NET-0001"),
                         DropClose::Abnormal1006 => {
+                            closing = false;
                             let _ = tx.try_send(Out::Abort);
                         }
                     }
@@ -289,12 +294,31 @@ async fn serve(
                     send(Message::Text(to_json(&event, &request_id).into()));
                 }
             }
-            Message::Close(_) => break,
+            Message::Close(_) => {
+                closing = false;
+                break;
+            }
             _ => {}
         }
     }
     drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(15), writer).await;
+    if closing {
+        // The closing handshake: read (and discard) until the client's
+        // close, so unread audio does not turn our close into a reset.
+        let drain = async {
+            while let Some(Ok(message)) = source.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(15), async {
+            let _ = tokio::join!(writer, drain);
+        })
+        .await;
+    } else {
+        let _ = tokio::time::timeout(Duration::from_secs(15), writer).await;
+    }
 }
 
 fn to_json(event: &Heard, request_id: &str) -> String {
