@@ -237,8 +237,7 @@ pub async fn render_one(
             .await;
         let (chunk, mut stream) = outcome.result?;
         let mut next = Some(chunk);
-        loop {
-            let Some(chunk) = next.take() else { break };
+        while let Some(chunk) = next.take() {
             if *rate.get_or_insert(chunk.sample_rate) != chunk.sample_rate {
                 return Err(CallError::Decode {
                     detail: format!("{name}: sample rate changed within a phrase"),

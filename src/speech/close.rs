@@ -53,7 +53,7 @@ pub fn classify_close(provider: &str, code: u16, reason: &str) -> CloseVerdict {
             detail: format!("{provider}: the connection dropped without a close frame (1006)"),
             sent: true,
         }),
-        1011 | 1012 | 1013 | 1014 => CloseVerdict::Failed(CallError::Status {
+        1011..=1014 => CloseVerdict::Failed(CallError::Status {
             // Mapped onto the transient HTTP status it corresponds to.
             code: if code == 1013 { 503 } else { 502 },
             detail: Some(detail(&format!("server error {code}"))),

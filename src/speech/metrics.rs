@@ -5,8 +5,8 @@
 //! - `voxguard_tts_first_audio_seconds{provider}`: sentence asked → first audio;
 //! - `voxguard_speech_fallbacks_total{direction, from, to}`;
 //! - `voxguard_speech_errors_total{provider, kind}`: every classified failure;
-//! - `voxguard_stt_replayed_seconds_total{provider}`: turn audio replayed after a failover;
-//! - `voxguard_stt_replay_lost_seconds_total`: turn audio that no longer fit the buffer;
+//! - `voxguard_stt_replay_seconds{provider}`: turn audio replayed after a failover;
+//! - `voxguard_stt_replay_lost_seconds`: turn audio that no longer fit the buffer;
 //! - `voxguard_phrase_cache_bytes`, `voxguard_phrase_cache_entries{voice}`.
 
 use std::time::Duration;
@@ -34,10 +34,10 @@ pub fn error(provider: &'static str, error: &CallError) {
 }
 
 pub fn replayed(provider: &'static str, audio: Duration) {
-    metrics::counter!("voxguard_stt_replayed_seconds_total", "provider" => provider)
-        .increment(audio.as_secs());
+    metrics::histogram!("voxguard_stt_replay_seconds", "provider" => provider)
+        .record(audio.as_secs_f64());
 }
 
 pub fn replay_lost(audio: Duration) {
-    metrics::counter!("voxguard_stt_replay_lost_seconds_total").increment(audio.as_secs().max(1));
+    metrics::histogram!("voxguard_stt_replay_lost_seconds").record(audio.as_secs_f64());
 }

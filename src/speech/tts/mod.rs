@@ -87,9 +87,10 @@ impl TtsProvider {
             TtsProvider::OpenAi(voice) => {
                 voice.open(ctx, text, limits).await.map(TtsStream::OpenAi)
             }
-            TtsProvider::Cartesia(voice) => {
-                voice.open(ctx, text, limits).await.map(TtsStream::Cartesia)
-            }
+            TtsProvider::Cartesia(voice) => voice
+                .open(ctx, text, limits)
+                .await
+                .map(|s| TtsStream::Cartesia(Box::new(s))),
             TtsProvider::Espeak(voice) => {
                 voice.open(ctx, text, limits).await.map(TtsStream::Espeak)
             }
@@ -101,7 +102,8 @@ impl TtsProvider {
 #[derive(Debug)]
 pub enum TtsStream {
     OpenAi(openai::OpenAiStream),
-    Cartesia(cartesia::CartesiaStream),
+    /// Boxed: a socket is much larger than the other streams.
+    Cartesia(Box<cartesia::CartesiaStream>),
     Espeak(espeak::EspeakStream),
 }
 

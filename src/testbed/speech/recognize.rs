@@ -294,7 +294,8 @@ impl Listener {
                     let text = self.words_of(&segment.envelope[..spoken], false);
                     self.pending_utterance_end = Some(segment.last_speech);
                     out.push(self.final_result(text, true, false));
-                } else if self.interim_results && segment.envelope.len() as u64 % INTERIM_EVERY == 0
+                } else if self.interim_results
+                    && (segment.envelope.len() as u64).is_multiple_of(INTERIM_EVERY)
                 {
                     let heard = segment.envelope[..spoken].to_vec();
                     if let Some(u) = best_match(&heard, &self.utterances, true) {
