@@ -430,3 +430,35 @@ async fn an_interrupted_answer_stops_at_once() {
         .unwrap();
     assert_eq!(result.unwrap_err(), TtsChainError::ListenerGone);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_primary_still_lets_the_next_voice_speak_within_the_first_audio_budget() {
+    let sim = sim().await;
+    sim.set_faults(FaultUpdate::provider(
+        "openai_tts",
+        FaultSpec {
+            hang_rate: 1.0,
+            ..FaultSpec::default()
+        },
+    ))
+    .unwrap();
+    let registry = registry();
+    let chain = tts_chain(vec![openai_tts(&sim, &registry), cartesia(&sim, &registry)]);
+    let (result, events) = speak(&chain, "Still there?").await;
+    let report = result.unwrap();
+    assert_eq!(report.voices, ["tts.cartesia"]);
+    // The test chain's first-audio budget is 2 s.
+    assert!(
+        report.first_audio <= Duration::from_millis(2000),
+        "{:?}",
+        report.first_audio
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        TtsEvent::Fallback {
+            from: "tts.openai",
+            error: CallError::Timeout { .. },
+            ..
+        }
+    )));
+}

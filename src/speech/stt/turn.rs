@@ -56,10 +56,18 @@ impl TurnBuffer {
     /// Append 16 kHz samples (no allocation).
     pub fn push(&mut self, samples: &[i16]) {
         let cap = self.ring.len();
-        for &sample in samples {
-            self.ring[(self.end % cap as u64) as usize] = mulaw::encode(sample);
-            self.end += 1;
+        let mut at = (self.end % cap as u64) as usize;
+        let mut rest = samples;
+        // At most two contiguous runs: up to the ring's end, then from its start.
+        while !rest.is_empty() {
+            let run = rest.len().min(cap - at);
+            for (slot, &sample) in self.ring[at..at + run].iter_mut().zip(&rest[..run]) {
+                *slot = mulaw::encode(sample);
+            }
+            at = (at + run) % cap;
+            rest = &rest[run..];
         }
+        self.end += samples.len() as u64;
     }
 
     pub fn end(&self) -> u64 {
