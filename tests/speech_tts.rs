@@ -431,7 +431,7 @@ async fn an_interrupted_answer_stops_at_once() {
     assert_eq!(result.unwrap_err(), TtsChainError::ListenerGone);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_hanging_primary_still_lets_the_next_voice_speak_within_the_first_audio_budget() {
     let sim = sim().await;
     sim.set_faults(FaultUpdate::provider(
