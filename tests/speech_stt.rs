@@ -442,3 +442,61 @@ async fn frames_at_the_wrong_rate_are_refused_with_what_to_do() {
     assert!(error.to_string().contains("resample"), "{error}");
     handle.hang_up().await;
 }
+
+#[tokio::test]
+async fn keepalives_hold_a_silent_stream_open() {
+    let sim = sim().await;
+    sim.set_idle_close(Duration::from_millis(800));
+    let speech = say(&sim, DEMO);
+    let registry = registry();
+    let settings = voxguard::speech::stt::SttChainSettings {
+        keepalive_every: Duration::from_millis(250),
+        ..stt_settings()
+    };
+    let chain = voxguard::speech::stt::SttChain::new(vec![deepgram(&sim, &registry)], settings);
+    let (handle, mut events) = chain.start();
+    // The caller is muted for three idle periods.
+    tokio::time::sleep(Duration::from_millis(2_400)).await;
+    feed(&handle, &speech).await;
+    feed(&handle, &silence(600)).await;
+    let (text, seen) = until_final(&mut events).await;
+    assert_eq!(text.as_deref(), Some(DEMO), "{seen:?}");
+    assert!(
+        !seen.iter().any(|e| matches!(e, SttEvent::Failover { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(
+        sim.requests_to("deepgram").len(),
+        1,
+        "one stream throughout"
+    );
+    handle.hang_up().await;
+}
+
+#[tokio::test]
+async fn a_stream_closed_for_idleness_is_reopened_and_hears_the_next_turn() {
+    let sim = sim().await;
+    sim.set_idle_close(Duration::from_millis(500));
+    let speech = say(&sim, EMAIL);
+    let registry = registry();
+    let settings = voxguard::speech::stt::SttChainSettings {
+        keepalive_every: Duration::from_secs(30),
+        ..stt_settings()
+    };
+    let chain = voxguard::speech::stt::SttChain::new(vec![deepgram(&sim, &registry)], settings);
+    let (handle, mut events) = chain.start();
+    // Silent past the idle close; then the caller speaks.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    sim.set_idle_close(Duration::from_secs(10));
+    feed(&handle, &speech).await;
+    handle.end_turn().await.unwrap();
+    let (text, seen) = until_final(&mut events).await;
+    let closed = seen.iter().find_map(|e| match e {
+        SttEvent::Failover { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    let closed = closed.unwrap_or_else(|| panic!("the idle close is reported: {seen:?}"));
+    assert!(closed.to_string().contains("NET-0001"), "{closed}");
+    assert_eq!(text.as_deref(), Some(EMAIL), "{seen:?}");
+    handle.hang_up().await;
+}

@@ -568,10 +568,14 @@ impl Worker {
         }
     }
 
-    /// The live stream failed: tell its breaker, then reconnect or move on.
+    /// The live stream failed: tell its breaker, then reconnect or move on
+    /// at once when a turn is in flight (its audio is replayed); between
+    /// turns the next audio reconnects.
     async fn fail(&mut self, error: CallError) {
         self.fail_without_reconnect(error).await;
-        self.connect().await;
+        if self.turn.unfinalized() > 0 || self.finalize_pending {
+            self.connect().await;
+        }
     }
 
     async fn fail_without_reconnect(&mut self, error: CallError) {

@@ -26,7 +26,8 @@ use super::recognize::{Heard, Listener};
 use super::state::SimState;
 use super::{error_json, refuse};
 
-/// Deepgram closes a stream that got no audio or KeepAlive for this long.
+/// Deepgram closes a stream that got no audio or KeepAlive for this long
+/// (the simulator's default; [`SpeechSimulator::set_idle_close`](super::SpeechSimulator::set_idle_close) changes it).
 pub const IDLE_CLOSE: Duration = Duration::from_secs(10);
 
 type Sim = State<Arc<SimState>>;
@@ -196,10 +197,11 @@ async fn serve(
         ));
     };
     let mut shutdown = sim.shutdown.clone();
+    let idle_close = *super::state::lock(&sim.idle_close);
     let mut closing = true;
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(IDLE_CLOSE, source.next()) => next,
+            next = tokio::time::timeout(idle_close, source.next()) => next,
             _ = shutdown.wait_for(|down| *down) => { close(1001, ""); break; }
         };
         let message = match next {

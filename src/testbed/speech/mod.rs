@@ -189,6 +189,13 @@ impl SpeechSimulator {
         self.state.requests()
     }
 
+    /// How long a `/v1/listen` stream may go without audio or KeepAlive
+    /// before it is closed with 1011 `NET-0001` (Deepgram: about 10 s), for
+    /// streams opened from now on.
+    pub fn set_idle_close(&self, after: Duration) {
+        *lock(&self.state.idle_close) = after;
+    }
+
     /// Requests to one provider (`deepgram`, `openai_stt`, `openai_tts`, `cartesia`).
     pub fn requests_to(&self, provider: &str) -> Vec<RequestRecord> {
         self.state

@@ -64,6 +64,8 @@ pub(crate) struct SimState {
     next_utterance: Mutex<u64>,
     requests: Mutex<Vec<RequestRecord>>,
     next_seq: Mutex<u64>,
+    /// How long a listen stream may stay without audio or KeepAlive.
+    pub idle_close: Mutex<Duration>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -91,6 +93,7 @@ impl SimState {
             next_utterance: Mutex::new(1),
             requests: Mutex::new(Vec::new()),
             next_seq: Mutex::new(0),
+            idle_close: Mutex::new(super::listen::IDLE_CLOSE),
             shutdown,
         }
     }
