@@ -13,6 +13,7 @@ pub mod chain;
 pub mod deepgram;
 pub mod openai;
 pub mod turn;
+mod worker;
 
 use std::sync::Arc;
 
