@@ -10,6 +10,8 @@
 //! - `voice` — the voice pipeline: turns, interruptions, paced speech;
 //! - `session` — one conversation, text in and text out, with `brain` (what
 //!   to say, which tool) and `recovery` (how risky calls are run);
+//! - `speech` — speech recognizers and voices as guarded risky calls,
+//!   their fallback chains and the phrase audio cache;
 //! - `services` — CRM clients; `edge` — where HTTP and WebSocket failures
 //!   become the engine's errors, once;
 //! - `media` — audio frames and codecs, no network;
@@ -34,6 +36,7 @@ pub mod secret;
 pub mod services;
 pub mod session;
 pub mod simulate;
+pub mod speech;
 pub mod testbed;
 pub mod voice;
 pub mod worker;

@@ -80,6 +80,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         addr: String,
     },
+    /// Run the fault-injecting STT/TTS simulator on its own (Deepgram,
+    /// OpenAI-compatible and Cartesia protocols).
+    SpeechSim {
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        addr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Profile { action, config } => run_profile(action, config.as_deref()),
         Command::CrmSim { addr } => run_crm_sim(&addr),
+        Command::SpeechSim { addr } => run_speech_sim(&addr),
         Command::Dev { config } => run_dev(config.as_deref()),
         Command::Console { config } => run_console(config.as_deref()),
         Command::Start { config } => run_start(config.as_deref()),
@@ -219,6 +226,17 @@ fn run_crm_sim(addr: &str) -> ExitCode {
         "crm-sim",
         runtime().block_on(voxguard::testbed::crm::run_standalone(addr)),
     )
+}
+
+fn run_speech_sim(addr: &str) -> ExitCode {
+    init_tracing("info");
+    match runtime().block_on(voxguard::testbed::speech::run_standalone(addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voxguard speech-sim: {err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_dev(config_path: Option<&Path>) -> ExitCode {

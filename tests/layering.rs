@@ -15,9 +15,14 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("media", &[]),
         ("secret", &[]),
         ("edge", &["resilience"]),
-        // Shared state and configuration.
+        // Shared state, and configuration: config parses into the settings
+        // types of the layers it configures; only the composition root (and
+        // the commands on top) import config.
         ("fleet", &["resilience"]),
-        ("config", &["resilience", "fleet", "recovery", "secret"]),
+        (
+            "config",
+            &["resilience", "fleet", "recovery", "secret", "speech", "media"],
+        ),
         // The conversation, text only.
         ("brain", &["resilience", "secret", "edge"]),
         ("recovery", &["resilience", "brain"]),

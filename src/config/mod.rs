@@ -21,6 +21,7 @@ mod secret;
 mod sections;
 mod service;
 mod spans;
+mod speech;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,10 @@ pub use sections::{
 };
 pub use service::{
     BreakerSettings, DEFAULT_BULKHEAD, RetryBudgetSettings, SERVICE_NAMES, ServiceConfig,
+};
+pub use speech::{
+    AbsentProvider, CartesiaSection, DeepgramSection, EspeakSection, OpenAiSttSection,
+    OpenAiTtsSection, SPEECH_ENV_OVERRIDES, STT_PROVIDERS, SpeechConfig, TTS_PROVIDERS,
 };
 
 /// The default configuration, compiled in.
@@ -57,6 +62,7 @@ pub struct Config {
     pub fleet: FleetConfig,
     pub llm: LlmConfig,
     pub log: LogConfig,
+    pub speech: SpeechConfig,
     pub profiles: BTreeMap<String, Profile>,
     pub services: BTreeMap<String, ServiceConfig>,
 }
@@ -118,7 +124,8 @@ impl Config {
             }])
         })?;
         let mut config = raw.into_config(origin);
-        let (problems, env_fields) = env::apply(&mut config, env);
+        let (problems, mut env_fields) = env::apply(&mut config, env);
+        speech::apply_env(&mut config.speech, env, &mut env_fields);
         let mut report = validate::Report {
             origin,
             spans: &spans,

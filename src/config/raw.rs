@@ -34,6 +34,8 @@ pub(crate) struct RawConfig {
     llm: LlmConfig,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    speech: super::SpeechConfig,
     profiles: BTreeMap<String, RawProfile>,
     #[serde(default)]
     services: RawServices,
@@ -149,6 +151,7 @@ impl RawConfig {
             fleet: self.fleet,
             llm: self.llm,
             log: self.log,
+            speech: self.speech,
             profiles,
             services,
         }

@@ -28,7 +28,7 @@ pub(crate) struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn error(&mut self, field: &str, message: String) {
+    pub(crate) fn error(&mut self, field: &str, message: String) {
         let (origin, line) = match self.env_fields.get(field) {
             Some(var) => (format!("environment variable {var}"), None),
             None => (self.origin.to_string(), self.spans.line_of(field)),
@@ -60,6 +60,7 @@ pub(crate) fn validate(config: &Config, report: &mut Report<'_>) {
         check_service(config, service, report);
     }
     check_sections(config, report);
+    super::speech::check(config, report);
 }
 
 /// Checks one profile. `field_path` names a profile field (`budget`,

@@ -32,6 +32,39 @@ pub fn classify_transport(error: &reqwest::Error, what: &str, timeout: Duration)
     }
 }
 
+/// A non-2xx answer from `what`. Auth failures name the credential to
+/// check (`credential_hint`); other details carry only the service's
+/// machine-readable error `code`, never its message (it may echo personal
+/// data).
+pub fn classify_status(
+    what: &str,
+    credential_hint: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    code: Option<&str>,
+) -> CallError {
+    let detail = match status {
+        401 => format!("{what} rejected the credentials: check {credential_hint}"),
+        403 => format!("{what} refused access: check the permissions of {credential_hint}"),
+        _ => match code {
+            Some(code) => format!("{what}: {code}"),
+            None => what.to_string(),
+        },
+    };
+    CallError::from_status(status, retry_after, Some(detail))
+}
+
+/// A service's error code reduced to what is safe to log: ASCII letters,
+/// digits, `_` and `-`, at most 64.
+pub fn safe_code(code: &str) -> Option<String> {
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
 /// `Retry-After` as delta-seconds or an HTTP date (relative to `now`; a date
 /// in the past means "now").
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -8,5 +8,8 @@
 pub mod http;
 pub mod websocket;
 
-pub use http::{classify_transport, decode_json, parse_retry_after, read_limited, retry_after_of};
-pub use websocket::classify_close;
+pub use http::{
+    classify_status, classify_transport, decode_json, parse_retry_after, read_limited,
+    retry_after_of,
+};
+pub use websocket::{CloseVerdict, classify_close, classify_handshake};

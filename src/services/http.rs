@@ -186,23 +186,13 @@ pub(crate) fn classify_status(
     body: &[u8],
     rate_limit: RateLimitInfo,
 ) -> CallError {
-    let service = endpoint.vendor.as_str();
-    let vendor_code = vendor_error_code(endpoint.vendor, body);
-    let detail = match code {
-        401 => format!(
-            "{service} rejected the credentials: check {}",
-            credential_hint(endpoint.vendor)
-        ),
-        403 => format!(
-            "{service} refused access: check the permissions of {}",
-            credential_hint(endpoint.vendor)
-        ),
-        _ => match &vendor_code {
-            Some(vendor_code) => format!("{service} {}: {vendor_code}", endpoint.name),
-            None => format!("{service} {}", endpoint.name),
-        },
-    };
-    CallError::from_status(code, rate_limit.wait(), Some(detail))
+    edge::classify_status(
+        &endpoint.to_string(),
+        credential_hint(endpoint.vendor),
+        code,
+        rate_limit.wait(),
+        vendor_error_code(endpoint.vendor, body).as_deref(),
+    )
 }
 
 fn credential_hint(vendor: Vendor) -> &'static str {
@@ -238,12 +228,7 @@ pub fn vendor_error_code(vendor: Vendor, body: &[u8]) -> Option<String> {
             .and_then(|e| e.get("type").or(Some(e)))
             .and_then(|c| c.as_str()),
     }?;
-    let code: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .take(64)
-        .collect();
-    (!code.is_empty()).then_some(code)
+    edge::http::safe_code(code)
 }
 
 #[cfg(test)]

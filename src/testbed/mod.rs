@@ -1,7 +1,9 @@
 //! The other side of every boundary, for `voxguard dev`, `simulate`, the
-//! `crm-sim` command and the tests: a loopback LiveKit stand-in and a
-//! fault-injecting CRM simulator. Production layers never import this module
-//! (a test in tests/layering.rs holds that).
+//! `crm-sim` and `speech-sim` commands and the tests: a loopback LiveKit
+//! stand-in, a fault-injecting CRM simulator and a speech simulator that
+//! speaks the providers' protocols. Production layers never import this
+//! module (a test in tests/layering.rs holds that).
 
 pub mod crm;
 pub mod livekit;
+pub mod speech;

@@ -1,0 +1,255 @@
+//! The phrase audio cache: every recovery line rendered once per voice at
+//! worker start, in the background, and shared by all sessions. A lookup by
+//! exact text returns the audio at once (an `Arc`, never a copy), so a
+//! recovery line never waits on a voice, and still plays when every voice
+//! is down.
+//!
+//! ```no_run
+//! # async fn demo(chain: std::sync::Arc<voxguard::speech::tts::TtsChain>) {
+//! use voxguard::speech::PhraseCache;
+//! let phrases = vec!["One moment while I check that.".to_string()];
+//! let (cache, rendering) = PhraseCache::render(chain, phrases);
+//! rendering.await.ok();
+//! if let Some(line) = cache.lookup("One moment while I check that.") {
+//!     println!("{} samples at {} Hz from {}", line.samples.len(), line.sample_rate, line.voice);
+//! }
+//! println!("{} bytes", cache.report().bytes);
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::text;
+use super::tts::{TtsChain, TtsVoice, first_audio};
+use crate::resilience::{CallError, Deadline, Retryability};
+
+/// One phrase in one voice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPhrase {
+    pub voice: &'static str,
+    pub sample_rate: u32,
+    pub samples: Arc<[i16]>,
+}
+
+impl CachedPhrase {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.samples.len() as f64 / f64::from(self.sample_rate.max(1)))
+    }
+}
+
+/// What the cache holds, for `/worker` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheReport {
+    /// Distinct phrase texts asked for.
+    pub phrases: usize,
+    /// Phrases rendered, by voice, in chain order.
+    pub rendered: Vec<(&'static str, usize)>,
+    /// Audio bytes held.
+    pub bytes: usize,
+    /// Whether rendering has finished (every voice tried every phrase).
+    pub complete: bool,
+}
+
+/// The shared cache.
+#[derive(Debug)]
+pub struct PhraseCache {
+    phrases: Vec<String>,
+    voices: Vec<&'static str>,
+    /// text → one entry per voice, in chain order.
+    entries: RwLock<HashMap<String, Vec<Arc<CachedPhrase>>>>,
+    complete: std::sync::atomic::AtomicBool,
+}
+
+/// Rendering passes over phrases a voice could not render (it was down).
+const PASSES: u32 = 5;
+const BETWEEN_PASSES: Duration = Duration::from_secs(20);
+/// Each phrase's time budget per voice.
+const RENDER_BUDGET: Duration = Duration::from_secs(10);
+
+impl PhraseCache {
+    /// An empty cache for `phrases` (duplicates removed) in `voices`.
+    pub fn empty(phrases: Vec<String>, voices: Vec<&'static str>) -> Arc<PhraseCache> {
+        let mut phrases = phrases;
+        phrases.sort();
+        phrases.dedup();
+        Arc::new(PhraseCache {
+            phrases,
+            voices,
+            entries: RwLock::new(HashMap::new()),
+            complete: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Start rendering every phrase in every voice of `chain` in the
+    /// background; the cache fills as lines are rendered.
+    pub fn render(
+        chain: Arc<TtsChain>,
+        phrases: Vec<String>,
+    ) -> (Arc<PhraseCache>, JoinHandle<()>) {
+        let voices = chain.voices().iter().map(|v| v.provider.name()).collect();
+        let cache = PhraseCache::empty(phrases, voices);
+        let filling = cache.clone();
+        let task = tokio::spawn(async move { filling.fill(&chain).await });
+        (cache, task)
+    }
+
+    async fn fill(&self, chain: &TtsChain) {
+        for pass in 0..PASSES {
+            let mut missing = 0;
+            for voice in chain.voices() {
+                for phrase in &self.phrases {
+                    if self.has(phrase, voice.provider.name()) {
+                        continue;
+                    }
+                    match render_one(voice, phrase, chain.limits()).await {
+                        Ok(rendered) => self.insert(phrase, rendered),
+                        Err(error) => {
+                            missing += 1;
+                            tracing::debug!(voice = voice.provider.name(), %error, "phrase not rendered");
+                        }
+                    }
+                }
+            }
+            self.publish_metrics();
+            if missing == 0 {
+                break;
+            }
+            tracing::info!(
+                missing,
+                pass,
+                "phrase cache incomplete; will retry the missing lines"
+            );
+            if pass + 1 < PASSES {
+                tokio::time::sleep(BETWEEN_PASSES).await;
+            }
+        }
+        self.complete
+            .store(true, std::sync::atomic::Ordering::Release);
+        let report = self.report();
+        tracing::info!(
+            bytes = report.bytes,
+            phrases = report.phrases,
+            "phrase cache rendered"
+        );
+    }
+
+    fn has(&self, text: &str, voice: &str) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text)
+            .is_some_and(|list| list.iter().any(|p| p.voice == voice))
+    }
+
+    /// Add a rendered line (kept in chain order of voices).
+    pub fn insert(&self, text: &str, phrase: CachedPhrase) {
+        let order = |voice: &str| {
+            self.voices
+                .iter()
+                .position(|v| *v == voice)
+                .unwrap_or(usize::MAX)
+        };
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let list = entries.entry(text.to_string()).or_default();
+        list.retain(|p| p.voice != phrase.voice);
+        list.push(Arc::new(phrase));
+        list.sort_by_key(|p| order(p.voice));
+    }
+
+    /// The line in the first voice that has it.
+    pub fn lookup(&self, text: &str) -> Option<Arc<CachedPhrase>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text)
+            .and_then(|list| list.first().cloned())
+    }
+
+    /// The line in `voice` (to keep one voice through an answer), else in the first voice that has it.
+    pub fn lookup_in(&self, text: &str, voice: &str) -> Option<Arc<CachedPhrase>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let list = entries.get(text)?;
+        list.iter()
+            .find(|p| p.voice == voice)
+            .or_else(|| list.first())
+            .cloned()
+    }
+
+    pub fn report(&self) -> CacheReport {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let rendered = self
+            .voices
+            .iter()
+            .map(|voice| {
+                let count = entries
+                    .values()
+                    .filter(|list| list.iter().any(|p| p.voice == *voice))
+                    .count();
+                (*voice, count)
+            })
+            .collect();
+        let bytes = entries
+            .values()
+            .flatten()
+            .map(|p| p.samples.len() * 2)
+            .sum();
+        CacheReport {
+            phrases: self.phrases.len(),
+            rendered,
+            bytes,
+            complete: self.complete.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    fn publish_metrics(&self) {
+        let report = self.report();
+        metrics::gauge!("voxguard_phrase_cache_bytes").set(report.bytes as f64);
+        for (voice, count) in report.rendered {
+            metrics::gauge!("voxguard_phrase_cache_entries", "voice" => voice).set(count as f64);
+        }
+    }
+}
+
+/// Render `text` with one voice (under its guard), every sentence, whole.
+pub async fn render_one(
+    voice: &TtsVoice,
+    text: &str,
+    limits: super::tts::TtsLimits,
+) -> Result<CachedPhrase, CallError> {
+    let name = voice.provider.name();
+    let sentences = text::sentences(text).map_err(|e| CallError::Decode {
+        detail: format!("phrase cannot be spoken: {e}"),
+    })?;
+    let mut samples = Vec::new();
+    let mut rate = None;
+    for sentence in &sentences {
+        let outcome = voice
+            .guard
+            .call(
+                Deadline::after(RENDER_BUDGET),
+                Retryability::Transient,
+                |ctx| async move { first_audio(&voice.provider, &ctx, sentence, limits).await },
+            )
+            .await;
+        let (chunk, mut stream) = outcome.result?;
+        let mut next = Some(chunk);
+        while let Some(chunk) = next.take() {
+            if *rate.get_or_insert(chunk.sample_rate) != chunk.sample_rate {
+                return Err(CallError::Decode {
+                    detail: format!("{name}: sample rate changed within a phrase"),
+                });
+            }
+            samples.extend_from_slice(&chunk.samples);
+            next = stream.next().await?;
+        }
+    }
+    Ok(CachedPhrase {
+        voice: name,
+        sample_rate: rate.unwrap_or(0),
+        samples: samples.into(),
+    })
+}

@@ -1,0 +1,144 @@
+//! The local voice for real (espeak-ng, installed by
+//! scripts/install-espeak-ng.sh when missing) and the phrase audio cache.
+
+mod speech_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use speech_support::*;
+use voxguard::media::level_dbfs;
+use voxguard::resilience::{Deadline, Retryability};
+use voxguard::speech::PhraseCache;
+use voxguard::speech::cache::render_one;
+use voxguard::speech::tts::{
+    EspeakSettings, EspeakTts, TtsLimits, TtsProvider, TtsVoice, first_audio,
+};
+use voxguard::testbed::speech::FaultUpdate;
+
+#[tokio::test]
+async fn espeak_speaks_22050_hz_speech_streamed_from_its_output() {
+    let registry = registry();
+    let voice = espeak(&registry);
+    let phrase = render_one(
+        &voice,
+        "Thanks for your patience, I am still checking.",
+        TtsLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(phrase.voice, "tts.espeak");
+    assert_eq!(phrase.sample_rate, 22_050);
+    let seconds = phrase.duration().as_secs_f64();
+    assert!((1.0..8.0).contains(&seconds), "{seconds} s");
+    assert!(
+        level_dbfs(&phrase.samples) > -35.0,
+        "{}",
+        level_dbfs(&phrase.samples)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_program_is_a_permanent_error_that_says_how_to_install_it() {
+    let registry = registry();
+    let voice = TtsVoice {
+        provider: TtsProvider::Espeak(EspeakTts::new(EspeakSettings {
+            program: "/nonexistent/espeak-ng".into(),
+            ..EspeakSettings::default()
+        })),
+        guard: guard(&registry, "tts.espeak"),
+    };
+    let outcome =
+        voice
+            .guard
+            .call(
+                Deadline::after(Duration::from_secs(1)),
+                Retryability::Transient,
+                |ctx| {
+                    let voice = &voice;
+                    async move {
+                        first_audio(&voice.provider, &ctx, "Hello.", TtsLimits::default()).await
+                    }
+                },
+            )
+            .await;
+    let error = outcome.result.map(|_| ()).unwrap_err();
+    assert!(!error.is_transient());
+    assert!(
+        error.to_string().contains("install-espeak-ng.sh"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_espeak_sentence_over_the_audio_cap_is_cut_and_its_process_stopped() {
+    let registry = registry();
+    let voice = espeak(&registry);
+    let limits = TtsLimits {
+        max_audio_per_sentence: Duration::from_millis(300),
+        chunk_stall: Duration::from_secs(2),
+    };
+    let error = render_one(
+        &voice,
+        "This sentence takes far longer than three hundred milliseconds to say.",
+        limits,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("does not end"), "{error}");
+}
+
+#[tokio::test]
+async fn the_phrase_cache_renders_every_line_in_every_voice_and_shares_it() {
+    let sim = sim().await;
+    let registry = registry();
+    let chain = Arc::new(tts_chain(vec![
+        openai_tts(&sim, &registry),
+        espeak(&registry),
+    ]));
+    let phrases = vec![
+        "One moment while I check that.".to_string(),
+        "I'm having trouble reaching our CRM.".to_string(),
+        "One moment while I check that.".to_string(),
+    ];
+    let (cache, rendering) = PhraseCache::render(chain, phrases);
+    tokio::time::timeout(WAIT, rendering)
+        .await
+        .unwrap()
+        .unwrap();
+    let report = cache.report();
+    assert!(report.complete);
+    assert_eq!(report.phrases, 2);
+    assert_eq!(report.rendered, vec![("tts.openai", 2), ("tts.espeak", 2)]);
+    let first = cache.lookup("One moment while I check that.").unwrap();
+    assert_eq!(first.voice, "tts.openai");
+    assert_eq!(first.sample_rate, 24_000);
+    let again = cache.lookup("One moment while I check that.").unwrap();
+    assert!(
+        Arc::ptr_eq(&first.samples, &again.samples),
+        "shared, not copied"
+    );
+    let local = cache
+        .lookup_in("I'm having trouble reaching our CRM.", "tts.espeak")
+        .unwrap();
+    assert_eq!(local.sample_rate, 22_050);
+    let expected_bytes: usize = [
+        "One moment while I check that.",
+        "I'm having trouble reaching our CRM.",
+    ]
+    .iter()
+    .flat_map(|t| {
+        ["tts.openai", "tts.espeak"].map(|v| cache.lookup_in(t, v).unwrap().samples.len() * 2)
+    })
+    .sum();
+    assert_eq!(report.bytes, expected_bytes);
+    assert!(cache.lookup("Something never rendered.").is_none());
+
+    // Every voice down afterwards: the cached lines still play.
+    sim.set_faults(FaultUpdate::preset("tts-down")).unwrap();
+    assert!(
+        cache
+            .lookup("I'm having trouble reaching our CRM.")
+            .is_some()
+    );
+}
