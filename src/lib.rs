@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod media;
 pub mod recovery;
 pub mod resilience;
+pub mod room;
 pub mod services;
 pub mod session;
 pub mod simulate;
