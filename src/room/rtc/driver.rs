@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::candidates::{CandidateInit, StunServer};
 use super::event::{DataChannel, LocalTrack, RtcError, RtcEvent, Side};
-use super::transport::{Offer, OfferChanges, RoomTransport, TransportConfig};
+use super::transport::{Answer, Offer, OfferChanges, Role, RoomTransport, TransportConfig};
 
 /// Events waiting for the room; audio and data beyond this are dropped (and
 /// counted) rather than stalling the network loop.
@@ -32,7 +32,7 @@ enum Command {
     AcceptOffer {
         side: Side,
         sdp: String,
-        reply: oneshot::Sender<Result<String, RtcError>>,
+        reply: oneshot::Sender<Result<Answer, RtcError>>,
     },
     CreateOffer {
         side: Side,
@@ -91,8 +91,10 @@ pub struct RunningTransport {
     pub task: JoinHandle<()>,
 }
 
-/// Binds one socket per address in `ips` (port chosen by the system),
-/// resolves `stun_servers` in the background, and starts the task.
+/// Binds sockets on each address in `ips` (ports chosen by the system) —
+/// one per side for a participant, one shared by both sides for the
+/// server end — resolves `stun_servers` in the background, and starts the
+/// task.
 pub async fn spawn(
     config: TransportConfig,
     ips: &[IpAddr],
@@ -101,17 +103,27 @@ pub async fn spawn(
     if ips.is_empty() {
         return Err(DriverError::NoHostAddress);
     }
+    let owners: &[Option<Side>] = match config.role {
+        Role::Participant => &[Some(Side::Subscriber), Some(Side::Publisher)],
+        Role::Server => &[None],
+    };
     let mut sockets = Vec::new();
+    let mut bound = Vec::new();
     let mut last = String::new();
     for ip in ips {
-        match UdpSocket::bind(SocketAddr::new(*ip, 0)).await {
-            Ok(socket) => match socket.local_addr() {
-                Ok(addr) => sockets.push((socket, addr)),
-                Err(error) => last = error.to_string(),
-            },
-            Err(error) => {
-                tracing::debug!(%ip, %error, "cannot bind a media socket on this address");
-                last = error.to_string();
+        for owner in owners {
+            match UdpSocket::bind(SocketAddr::new(*ip, 0)).await {
+                Ok(socket) => match socket.local_addr() {
+                    Ok(addr) => {
+                        sockets.push((socket, addr));
+                        bound.push((addr, *owner));
+                    }
+                    Err(error) => last = error.to_string(),
+                },
+                Err(error) => {
+                    tracing::debug!(%ip, %error, "cannot bind a media socket on this address");
+                    last = error.to_string();
+                }
             }
         }
     }
@@ -123,8 +135,8 @@ pub async fn spawn(
     }
     let now = Instant::now().into_std();
     let mut transport = RoomTransport::new(config, now);
-    for (_, addr) in &sockets {
-        transport.add_host(*addr, now)?;
+    for (addr, owner) in bound {
+        transport.add_host(owner, addr, now)?;
     }
     let local_addrs: Arc<[SocketAddr]> = sockets.iter().map(|(_, a)| *a).collect();
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -158,7 +170,7 @@ impl TransportHandle {
         Ok(answer.await.map_err(|_| DriverError::Stopped)??)
     }
 
-    pub async fn accept_offer(&self, side: Side, sdp: String) -> Result<String, DriverError> {
+    pub async fn accept_offer(&self, side: Side, sdp: String) -> Result<Answer, DriverError> {
         self.ask(|reply| Command::AcceptOffer { side, sdp, reply })
             .await
     }

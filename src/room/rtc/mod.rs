@@ -26,7 +26,8 @@
 //!
 //! let now = Instant::now();
 //! let mut agent = RoomTransport::new(TransportConfig::new(Role::Participant), now);
-//! agent.add_host("127.0.0.1:50000".parse().unwrap(), now).unwrap();
+//! agent.add_host(Some(Side::Subscriber), "127.0.0.1:50000".parse().unwrap(), now).unwrap();
+//! agent.add_host(Some(Side::Publisher), "127.0.0.1:50001".parse().unwrap(), now).unwrap();
 //! let offer = agent
 //!     .create_offer(Side::Publisher, &OfferChanges::publish_audio("PA_agent", "TR_agent"), now)
 //!     .unwrap()
@@ -49,4 +50,6 @@ pub use event::{
     RtcEvent, Side,
 };
 pub use peer::{PeerState, PeerStats, Transmit};
-pub use transport::{Offer, OfferChanges, Role, RoomTransport, TransportConfig, TransportStats};
+pub use transport::{
+    Answer, Offer, OfferChanges, Role, RoomTransport, TransportConfig, TransportStats,
+};

@@ -91,6 +91,18 @@ struct LocalAudio {
     last: Option<(Instant, Duration)>,
 }
 
+impl LocalAudio {
+    fn new(mid: Mid) -> LocalAudio {
+        LocalAudio {
+            mid,
+            pt: None,
+            // A random start, as RFC 3550 asks, kept small so tests read easily.
+            next_timestamp: u64::from(rand::random::<u16>()),
+            last: None,
+        }
+    }
+}
+
 /// Which labelled channel a stack channel id is.
 #[derive(Debug, Clone, Copy)]
 struct OpenChannel {
@@ -191,13 +203,14 @@ impl Peer {
         }
     }
 
-    /// Applies a remote offer; returns the answer.
+    /// Applies a remote offer; returns the answer and the audio tracks we
+    /// may send on (sections the remote offered as `sendrecv`).
     pub fn accept_offer(
         &mut self,
         sdp: &str,
         now: Instant,
         out: &mut Outputs,
-    ) -> Result<String, RtcError> {
+    ) -> Result<(String, Vec<LocalTrack>), RtcError> {
         self.require_alive("accepting an offer")?;
         let summary = summarize(sdp)?;
         summary.check_audio()?;
@@ -217,10 +230,28 @@ impl Peer {
             }
         };
         self.described = true;
+        let mut sendable = Vec::new();
+        for section in summary.active().filter(|s| s.kind == SectionKind::Audio) {
+            let mid = Mid::from(section.mid.as_str());
+            let sends = self.rtc.media(mid).is_some_and(|m| {
+                matches!(m.direction(), Direction::SendRecv | Direction::SendOnly)
+            });
+            if sends {
+                if !self.local_tracks.iter().any(|t| t.mid == mid) {
+                    self.local_tracks.push(LocalAudio::new(mid));
+                }
+                sendable.push(LocalTrack {
+                    side: self.side,
+                    mid,
+                });
+            }
+        }
+        self.local_tracks
+            .retain(|t| summary.active().any(|s| s.mid == *t.mid));
         self.update_remote(summary, out);
         self.arm_connect(now);
         self.drain(now, out);
-        Ok(answer.to_sdp_string())
+        Ok((answer.to_sdp_string(), sendable))
     }
 
     /// Creates an offer with `tracks` (stream id, track id) added as
@@ -321,12 +352,7 @@ impl Peer {
             return Err(SdpError::Refused(error.to_string()).into());
         }
         for mid in added {
-            self.local_tracks.push(LocalAudio {
-                mid,
-                pt: None,
-                next_timestamp: u64::from(rand::random::<u16>()),
-                last: None,
-            });
+            self.local_tracks.push(LocalAudio::new(mid));
         }
         self.update_remote(summary, out);
         self.arm_connect(now);
@@ -673,6 +699,12 @@ impl Peer {
     fn drain(&mut self, now: Instant, out: &mut Outputs) {
         loop {
             if !self.rtc.is_alive() {
+                if self.alive() {
+                    self.fail(
+                        FailReason::Stack("the WebRTC stack closed the connection".into()),
+                        out,
+                    );
+                }
                 return;
             }
             let output = match self.rtc.poll_output() {
@@ -684,7 +716,10 @@ impl Peer {
             };
             match output {
                 Output::Timeout(at) => {
-                    self.next_timeout = at;
+                    // A deadline at or before the instant just handled asks
+                    // for the same instant again; a millisecond on keeps a
+                    // driver from spinning.
+                    self.next_timeout = at.max(now + Duration::from_millis(1));
                     return;
                 }
                 Output::Transmit(transmit) => out.transmits.push_back(Transmit {

@@ -1,8 +1,13 @@
 //! The sans-IO core of a room's media transport: the subscriber and the
-//! publisher peer connections of one LiveKit participant, sharing the same
-//! host sockets (datagrams are demultiplexed by which connection accepts
-//! them), plus the STUN client that learns server-reflexive candidates
-//! from those sockets.
+//! publisher peer connections of one LiveKit participant, plus the STUN
+//! client that learns server-reflexive candidates from their sockets.
+//!
+//! Host sockets belong to one side or to both. A participant gives each
+//! side its own sockets: LiveKit's server answers both connections from one
+//! port, so by source address alone a datagram could belong to either, and
+//! DTLS cannot be told apart. The server end may share a socket between its
+//! sides, because a participant's two connections come from different
+//! ports; such datagrams go to whichever connection accepts them.
 //!
 //! Inputs: datagrams, timeouts and commands, each with the time passed in.
 //! Outputs: datagrams to send ([`RoomTransport::poll_transmit`]), events
@@ -111,6 +116,15 @@ pub struct Offer {
     pub tracks: Vec<LocalTrack>,
 }
 
+/// An answer to send to the remote, with the tracks we may send on (audio
+/// sections the remote offered as `sendrecv`; none from LiveKit's server,
+/// whose subscriber tracks are send-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub sdp: String,
+    pub tracks: Vec<LocalTrack>,
+}
+
 /// Counters of both sides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -125,7 +139,7 @@ pub struct RoomTransport {
     config: TransportConfig,
     subscriber: Peer,
     publisher: Peer,
-    hosts: Vec<SocketAddr>,
+    hosts: Vec<(SocketAddr, Option<Side>)>,
     stun_servers: Vec<SocketAddr>,
     gatherer: StunGatherer,
     outputs: Outputs,
@@ -193,8 +207,9 @@ impl RoomTransport {
         }
     }
 
-    /// Host sockets in use (their addresses are the host candidates).
-    pub fn hosts(&self) -> &[SocketAddr] {
+    /// Host sockets in use (their addresses are the host candidates), with
+    /// the side each belongs to (`None`: both).
+    pub fn hosts(&self) -> &[(SocketAddr, Option<Side>)] {
         &self.hosts
     }
 
@@ -206,15 +221,25 @@ impl RoomTransport {
         }
     }
 
-    /// A bound host socket: a candidate for both connections, and a base to
-    /// ask the STUN servers about.
-    pub fn add_host(&mut self, addr: SocketAddr, now: Instant) -> Result<(), RtcError> {
+    /// A bound host socket for `side` (`None`: shared by both sides): a
+    /// candidate for the connection(s), and a base to ask the STUN servers
+    /// about.
+    pub fn add_host(
+        &mut self,
+        side: Option<Side>,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<(), RtcError> {
         let candidate = host_candidate(addr)?;
-        self.hosts.push(addr);
-        self.subscriber
-            .add_local_candidate(candidate.clone(), now, &mut self.outputs);
-        self.publisher
-            .add_local_candidate(candidate, now, &mut self.outputs);
+        self.hosts.push((addr, side));
+        if side != Some(Side::Publisher) {
+            self.subscriber
+                .add_local_candidate(candidate.clone(), now, &mut self.outputs);
+        }
+        if side != Some(Side::Subscriber) {
+            self.publisher
+                .add_local_candidate(candidate, now, &mut self.outputs);
+        }
         self.gatherer.gather(addr, &self.stun_servers, now);
         Ok(())
     }
@@ -222,10 +247,17 @@ impl RoomTransport {
     /// STUN servers (resolved) to learn server-reflexive candidates from,
     /// for the hosts added so far and later.
     pub fn set_stun_servers(&mut self, servers: Vec<SocketAddr>, now: Instant) {
-        for host in &self.hosts {
+        for (host, _) in &self.hosts {
             self.gatherer.gather(*host, &servers, now);
         }
         self.stun_servers = servers;
+    }
+
+    fn owner(&self, local: SocketAddr) -> Option<Option<Side>> {
+        self.hosts
+            .iter()
+            .find(|(addr, _)| *addr == local)
+            .map(|(_, side)| *side)
     }
 
     fn check_role(&self, side: Side, offering: bool) -> Result<(), RtcError> {
@@ -244,19 +276,20 @@ impl RoomTransport {
         })
     }
 
-    /// Applies the remote's offer on `side`; returns the answer SDP.
+    /// Applies the remote's offer on `side`; returns the answer.
     pub fn accept_offer(
         &mut self,
         side: Side,
         sdp: &str,
         now: Instant,
-    ) -> Result<String, RtcError> {
+    ) -> Result<Answer, RtcError> {
         self.check_role(side, false)?;
         let outputs = &mut self.outputs;
-        match side {
+        let (sdp, tracks) = match side {
             Side::Subscriber => self.subscriber.accept_offer(sdp, now, outputs),
             Side::Publisher => self.publisher.accept_offer(sdp, now, outputs),
-        }
+        }?;
+        Ok(Answer { sdp, tracks })
     }
 
     /// Creates an offer on `side`. `Ok(None)` when the changes needed no
@@ -370,10 +403,13 @@ impl RoomTransport {
             }
             return;
         }
-        if self.subscriber.accepts(source, destination, bytes) {
+        let owner = self.owner(destination);
+        let to_subscriber = matches!(owner, Some(None | Some(Side::Subscriber)));
+        let to_publisher = matches!(owner, Some(None | Some(Side::Publisher)));
+        if to_subscriber && self.subscriber.accepts(source, destination, bytes) {
             self.subscriber
                 .handle_datagram(source, destination, bytes, now, &mut self.outputs);
-        } else if self.publisher.accepts(source, destination, bytes) {
+        } else if to_publisher && self.publisher.accepts(source, destination, bytes) {
             self.publisher
                 .handle_datagram(source, destination, bytes, now, &mut self.outputs);
         } else {
@@ -391,15 +427,22 @@ impl RoomTransport {
     }
 
     fn add_reflexive(&mut self, mapped: SocketAddr, base: SocketAddr, now: Instant) {
-        if self.hosts.contains(&mapped) {
+        if self.owner(mapped).is_some() {
             return; // not behind a NAT: the host candidate says it all
         }
+        let Some(side) = self.owner(base) else {
+            return;
+        };
         match str0m::Candidate::server_reflexive(mapped, base, "udp") {
             Ok(candidate) => {
-                self.subscriber
-                    .add_local_candidate(candidate.clone(), now, &mut self.outputs);
-                self.publisher
-                    .add_local_candidate(candidate, now, &mut self.outputs);
+                if side != Some(Side::Publisher) {
+                    self.subscriber
+                        .add_local_candidate(candidate.clone(), now, &mut self.outputs);
+                }
+                if side != Some(Side::Subscriber) {
+                    self.publisher
+                        .add_local_candidate(candidate, now, &mut self.outputs);
+                }
             }
             Err(error) => tracing::debug!(%error, "unusable server-reflexive address"),
         }
