@@ -181,10 +181,10 @@ async fn aiortc_offers_audio_and_a_data_channel_and_voxguard_answers() {
         .send(json!({"type": "answer", "sdp": answer.sdp}))
         .await;
 
-    ours.next_matching("connected", |e| *e == RtcEvent::Connected(Side::Subscriber))
+    ours.saw("connected", |e| *e == RtcEvent::Connected(Side::Subscriber))
         .await;
     aiortc.expect("connected", |m| kind(m, "connected")).await;
-    ours.next_matching("aiortc's channel", |e| {
+    ours.saw("aiortc's channel", |e| {
         *e == RtcEvent::ChannelOpen {
             side: Side::Subscriber,
             channel: DataChannel::Reliable,
@@ -239,10 +239,10 @@ async fn voxguard_offers_like_a_livekit_publisher_and_aiortc_answers() {
         .await
         .unwrap();
 
-    ours.next_matching("connected", |e| *e == RtcEvent::Connected(Side::Publisher))
+    ours.saw("connected", |e| *e == RtcEvent::Connected(Side::Publisher))
         .await;
     for channel in [DataChannel::Reliable, DataChannel::Lossy] {
-        ours.next_matching("channel open", |e| {
+        ours.saw("channel open", |e| {
             *e == RtcEvent::ChannelOpen {
                 side: Side::Publisher,
                 channel,
@@ -250,7 +250,7 @@ async fn voxguard_offers_like_a_livekit_publisher_and_aiortc_answers() {
         })
         .await;
         let hello = format!("hello from aiortc on {}", channel.label()).into_bytes();
-        ours.next_matching("aiortc's hello", |e| {
+        ours.saw("aiortc's hello", |e| {
             *e == RtcEvent::Data {
                 side: Side::Publisher,
                 channel,

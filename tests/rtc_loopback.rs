@@ -83,7 +83,7 @@ async fn connected_pair() -> Pair {
     for side in [Side::Subscriber, Side::Publisher] {
         for endpoint in [&mut server, &mut participant] {
             endpoint
-                .next_matching("connected", |e| *e == RtcEvent::Connected(side))
+                .saw("connected", |e| *e == RtcEvent::Connected(side))
                 .await;
         }
     }
@@ -150,8 +150,11 @@ async fn audio_flows_both_ways_whole_in_order_with_timestamps() {
     let mut pair = connected_pair().await;
     let added = pair
         .participant
-        .next_matching("track added", |e| matches!(e, RtcEvent::TrackAdded { .. }))
-        .await;
+        .seen
+        .iter()
+        .find(|e| matches!(e, RtcEvent::TrackAdded { .. }))
+        .cloned()
+        .expect("the track was announced with the offer");
     let RtcEvent::TrackAdded { side, track } = added else {
         unreachable!()
     };
@@ -175,7 +178,7 @@ async fn both_data_channels_carry_bytes_both_ways() {
         for endpoint in [&mut pair.server, &mut pair.participant] {
             for channel in [DataChannel::Reliable, DataChannel::Lossy] {
                 endpoint
-                    .next_matching("channel open", |e| {
+                    .saw("channel open", |e| {
                         *e == RtcEvent::ChannelOpen { side, channel }
                     })
                     .await;

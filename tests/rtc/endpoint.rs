@@ -60,18 +60,55 @@ impl Endpoint {
         }
     }
 
-    /// Collects events for `count` matches (from the cursor on).
+    /// Waits until an event that matches has been seen at any point; the
+    /// cursor does not move.
+    pub async fn saw(&mut self, what: &str, matches: impl Fn(&RtcEvent) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.seen.iter().any(&matches) {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => self.seen.push(event),
+                Ok(None) => panic!(
+                    "transport stopped while waiting for {what}; seen: {:?}",
+                    self.summary()
+                ),
+                Err(_) => panic!("no {what} within {PATIENCE:?}; seen: {:?}", self.summary()),
+            }
+        }
+    }
+
+    /// Takes the first `count` matching events seen or coming, in order,
+    /// out of the record (events of other kinds stay).
     pub async fn collect(
         &mut self,
         what: &str,
         count: usize,
         matches: impl Fn(&RtcEvent) -> bool,
     ) -> Vec<RtcEvent> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         let mut out = Vec::new();
-        while out.len() < count {
-            out.push(self.next_matching(what, &matches).await);
+        loop {
+            let mut index = 0;
+            while index < self.seen.len() && out.len() < count {
+                if matches(&self.seen[index]) {
+                    out.push(self.seen.remove(index));
+                } else {
+                    index += 1;
+                }
+            }
+            self.cursor = self.cursor.min(self.seen.len());
+            if out.len() == count {
+                return out;
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => self.seen.push(event),
+                Ok(None) => panic!("transport stopped after {} of {count} {what}", out.len()),
+                Err(_) => panic!(
+                    "only {} of {count} {what} within {PATIENCE:?}; seen: {:?}",
+                    out.len(),
+                    self.summary()
+                ),
+            }
         }
-        out
     }
 
     /// Events that are not audio, for failure messages.

@@ -24,6 +24,10 @@ use super::sdp::{SdpError, SectionKind, Summary, summarize};
 
 /// Opus runs at 48 kHz whatever the sample rate of the audio inside.
 const OPUS_CLOCK: u64 = 48_000;
+/// A gap in sending at least this long is a pause in speech: the next
+/// packet's timestamp moves on by the gap and starts a talk spurt. Shorter
+/// lateness is pacing jitter, caught up by the packets behind it.
+const PAUSE: Duration = Duration::from_millis(200);
 /// Distinct refused inputs reported per connection; the rest are counted.
 const MAX_REPORTED: usize = 16;
 
@@ -443,9 +447,9 @@ impl Peer {
     }
 
     /// Sends one Opus packet lasting `duration` on `mid`. RTP timestamps
-    /// advance by the packet's samples (960 for 20 ms); after a gap in
-    /// sending they jump by the gap, so the receiver's clock stays true,
-    /// and the packet is marked as the start of a talk spurt.
+    /// advance by the packet's samples (960 for 20 ms) and stay continuous
+    /// with the real timeline: after a pause in sending ([`PAUSE`] or more)
+    /// they move on by the pause, and the packet starts a talk spurt.
     pub fn send_audio(
         &mut self,
         mid: Mid,
@@ -472,10 +476,10 @@ impl Peer {
         let track = &mut self.local_tracks[index];
         let mut spurt = track.last.is_none();
         if let Some((at, last_duration)) = track.last {
-            let due = at + last_duration;
-            let late = now.saturating_duration_since(due);
-            if late >= duration {
-                // Whole frames of silence went unsent: move the clock on.
+            let late = now.saturating_duration_since(at + last_duration);
+            if late >= PAUSE {
+                // A pause in speech, not pacing jitter: the RTP clock runs
+                // on through it, so the receiver places the next word right.
                 let frames = late.as_micros() as u64 / duration.as_micros() as u64;
                 track.next_timestamp += frames * samples;
                 spurt = true;
