@@ -1,6 +1,8 @@
 //! A running transport for tests: its handle and every event it has
 //! produced, searchable in order.
 
+#![allow(dead_code)] // each test binary uses its own part of the helpers
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
