@@ -27,9 +27,13 @@ impl Endpoint {
     }
 
     pub async fn start_with(config: TransportConfig) -> Endpoint {
-        let running = driver::spawn(config, &[IpAddr::V4(Ipv4Addr::LOCALHOST)], vec![])
-            .await
-            .expect("transport starts on 127.0.0.1");
+        let running = driver::spawn(
+            config,
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            Default::default(),
+        )
+        .await
+        .expect("transport starts on 127.0.0.1");
         Endpoint {
             handle: running.handle,
             events: running.events,

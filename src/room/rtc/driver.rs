@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::candidates::{CandidateInit, StunServer};
+use super::candidates::{CandidateInit, IceServers, StunServer};
 use super::event::{DataChannel, LocalTrack, RtcError, RtcEvent, Side};
 use super::transport::{Answer, Offer, OfferChanges, Role, RoomTransport, TransportConfig};
 
@@ -93,16 +93,25 @@ pub struct RunningTransport {
 
 /// Binds sockets on each address in `ips` (ports chosen by the system) —
 /// one per side for a participant, one shared by both sides for the
-/// server end — resolves `stun_servers` in the background, and starts the
-/// task.
+/// server end — resolves the STUN servers of `ice_servers` (the
+/// JoinResponse's, see [`super::ice_servers`]) in the background, and
+/// starts the task.
 pub async fn spawn(
     config: TransportConfig,
     ips: &[IpAddr],
-    stun_servers: Vec<StunServer>,
+    ice_servers: IceServers,
 ) -> Result<RunningTransport, DriverError> {
     if ips.is_empty() {
         return Err(DriverError::NoHostAddress);
     }
+    if ice_servers.turn_only() {
+        tracing::warn!(
+            turn_servers = ice_servers.turn_ignored,
+            "the server offers only TURN relays and voxguard has no TURN client: \
+             a caller whose network needs a relay will get no media"
+        );
+    }
+    let stun_servers = ice_servers.stun;
     let owners: &[Option<Side>] = match config.role {
         Role::Participant => &[Some(Side::Subscriber), Some(Side::Publisher)],
         Role::Server => &[None],

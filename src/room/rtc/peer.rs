@@ -559,12 +559,18 @@ impl Peer {
     }
 
     /// Whether this connection takes a datagram from `source`.
-    pub fn accepts(&self, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) -> bool {
+    pub fn accepts(
+        &self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> bool {
         if !self.alive() {
             return false;
         }
         match Receive::new(Protocol::Udp, source, destination, bytes) {
-            Ok(receive) => self.rtc.accepts(&Input::Receive(Instant::now(), receive)),
+            Ok(receive) => self.rtc.accepts(&Input::Receive(now, receive)),
             Err(_) => false,
         }
     }

@@ -406,10 +406,10 @@ impl RoomTransport {
         let owner = self.owner(destination);
         let to_subscriber = matches!(owner, Some(None | Some(Side::Subscriber)));
         let to_publisher = matches!(owner, Some(None | Some(Side::Publisher)));
-        if to_subscriber && self.subscriber.accepts(source, destination, bytes) {
+        if to_subscriber && self.subscriber.accepts(source, destination, bytes, now) {
             self.subscriber
                 .handle_datagram(source, destination, bytes, now, &mut self.outputs);
-        } else if to_publisher && self.publisher.accepts(source, destination, bytes) {
+        } else if to_publisher && self.publisher.accepts(source, destination, bytes, now) {
             self.publisher
                 .handle_datagram(source, destination, bytes, now, &mut self.outputs);
         } else {
