@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use memory_net::{Net, participant_addr, server_addr};
 use voxguard::room::rtc::sdp::SdpError;
 use voxguard::room::rtc::{
-    FailReason, InputError, OfferChanges, Role, RoomTransport, RtcError, RtcEvent, Side,
-    TransportConfig,
+    CandidateInit, FailReason, InputError, OfferChanges, Role, RoomTransport, RtcError, RtcEvent,
+    Side, TransportConfig,
 };
 
 fn failures(events: &[RtcEvent]) -> Vec<&RtcEvent> {
@@ -312,4 +312,145 @@ fn sending_audio_before_the_side_is_connected_is_refused() {
         )
         .unwrap_err();
     assert_eq!(error, RtcError::AudioDuration(Duration::from_millis(500)));
+}
+
+/// The `a=candidate` lines of a description as trickle messages, and the
+/// description without them.
+fn split_candidates(sdp: &str) -> (String, Vec<CandidateInit>) {
+    let mut rest = String::new();
+    let mut candidates = Vec::new();
+    for line in sdp.lines() {
+        match line.strip_prefix("a=") {
+            Some(candidate) if candidate.starts_with("candidate:") => {
+                candidates.push(CandidateInit {
+                    candidate: candidate.to_owned(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                })
+            }
+            _ => {
+                rest.push_str(line);
+                rest.push_str("\r\n");
+            }
+        }
+    }
+    (rest, candidates)
+}
+
+#[test]
+fn a_side_connects_on_trickled_candidates_alone() {
+    let mut net = Net::new(Instant::now());
+    let offer = net
+        .server
+        .create_offer(
+            Side::Subscriber,
+            &OfferChanges {
+                add_audio: vec![("PA_c".into(), "TR_c".into())],
+                ..OfferChanges::default()
+            },
+            net.now,
+        )
+        .unwrap()
+        .unwrap();
+    let (offer, server_candidates) = split_candidates(&offer.sdp);
+    assert!(!server_candidates.is_empty());
+    let answer = net
+        .participant
+        .accept_offer(Side::Subscriber, &offer, net.now)
+        .unwrap();
+    let (answer, participant_candidates) = split_candidates(&answer.sdp);
+    net.server
+        .accept_answer(Side::Subscriber, &answer, net.now)
+        .unwrap();
+    net.advance(Duration::from_millis(500));
+    assert!(
+        !net.participant_events
+            .contains(&RtcEvent::Connected(Side::Subscriber)),
+        "no candidates, no connection"
+    );
+    // Through the signal socket, as TrickleRequest JSON.
+    for init in server_candidates {
+        let json = init.to_json();
+        net.participant
+            .add_remote_candidate(
+                Side::Subscriber,
+                &CandidateInit::from_json(&json).unwrap(),
+                net.now,
+            )
+            .unwrap();
+    }
+    for init in participant_candidates {
+        net.server
+            .add_remote_candidate(Side::Subscriber, &init, net.now)
+            .unwrap();
+    }
+    net.advance(Duration::from_millis(500));
+    assert!(
+        net.participant_events
+            .contains(&RtcEvent::Connected(Side::Subscriber))
+    );
+    assert!(
+        net.server_events
+            .contains(&RtcEvent::Connected(Side::Subscriber))
+    );
+}
+
+#[test]
+fn a_host_added_after_the_description_is_trickled_to_that_side_only() {
+    let mut net = Net::new(Instant::now());
+    net.negotiate_subscriber();
+    let late: std::net::SocketAddr = "192.0.2.2:50007".parse().unwrap();
+    net.participant
+        .add_host(Some(Side::Subscriber), late, net.now)
+        .unwrap();
+    let events: Vec<RtcEvent> = std::iter::from_fn(|| net.participant.poll_event()).collect();
+    let trickled: Vec<&RtcEvent> = events
+        .iter()
+        .filter(|e| matches!(e, RtcEvent::LocalCandidate { .. }))
+        .collect();
+    assert_eq!(trickled.len(), 1);
+    let RtcEvent::LocalCandidate { side, candidate } = trickled[0] else {
+        unreachable!()
+    };
+    assert_eq!(*side, Side::Subscriber);
+    assert_eq!(candidate.parse().unwrap().unwrap().addr(), late);
+    // The publisher has no description out yet: nothing to trickle there.
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        RtcEvent::LocalCandidate {
+            side: Side::Publisher,
+            ..
+        }
+    )));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn arbitrary_datagrams_never_panic_a_connected_core_and_audio_still_arrives(
+        datagrams in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..40),
+        dress_as_rtp in proptest::prelude::any::<bool>(),
+    ) {
+        let mut net = Net::new(Instant::now());
+        net.connect();
+        let ssrc = net.participant.remote_tracks(Side::Subscriber)[0].ssrcs[0];
+        for mut datagram in datagrams {
+            if dress_as_rtp && datagram.len() >= 12 {
+                datagram[0] = 0x80;
+                datagram[1] = 111;
+                datagram[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            }
+            net.participant.handle_datagram(server_addr(), participant_addr(), &datagram, net.now);
+            net.pump();
+        }
+        let track = net.server_track.unwrap();
+        net.server.send_audio(track, vec![0xf8, 0xff, 0xfe], Duration::from_millis(20), net.now).unwrap();
+        net.advance(Duration::from_millis(100));
+        let failed = !failures(&net.participant_events).is_empty();
+        let heard = net.participant_events.iter().any(|e| matches!(e, RtcEvent::Audio { .. }));
+        proptest::prop_assert!(!failed, "garbage failed the side");
+        proptest::prop_assert!(heard, "no audio after the garbage");
+    }
 }

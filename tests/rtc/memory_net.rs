@@ -17,6 +17,9 @@ pub const SERVER_ADDR: &str = "192.0.2.1:7882";
 /// The participant's subscriber socket; its publisher socket is the next port.
 pub const PARTICIPANT_ADDR: &str = "192.0.2.2:50000";
 
+/// Decides whether a datagram is delivered; the flag says the server sent it.
+pub type Filter = Box<dyn FnMut(bool, &Transmit) -> bool>;
+
 pub struct Net {
     pub server: RoomTransport,
     pub participant: RoomTransport,
@@ -26,7 +29,7 @@ pub struct Net {
     pub server_track: Option<LocalTrack>,
     pub participant_track: Option<LocalTrack>,
     /// Returns false to drop a datagram (sent by the server when the flag is true).
-    pub filter: Box<dyn FnMut(bool, &Transmit) -> bool>,
+    pub filter: Filter,
 }
 
 pub fn server_addr() -> SocketAddr {

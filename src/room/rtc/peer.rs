@@ -631,13 +631,12 @@ impl Peer {
                 return;
             }
         };
+        // A refused datagram is reported, never fatal: a stray or forged
+        // packet must not end the call. A handshake that truly fails (a
+        // fingerprint that does not match) closes the stack, which the
+        // drain turns into `Failed`; one that stalls meets the connect
+        // timeout.
         if let Err(error) = self.rtc.handle_input(Input::Receive(now, receive)) {
-            if self.state == PeerState::Connecting {
-                // The DTLS handshake itself failed (e.g. a fingerprint that
-                // does not match the description).
-                self.fail(FailReason::Stack(error.to_string()), out);
-                return;
-            }
             self.report(InputError::Stack(error.to_string()), out);
         }
         self.drain(now, out);
@@ -745,20 +744,16 @@ impl Peer {
     fn on_event(&mut self, event: Event, now: Instant, out: &mut Outputs) {
         match event {
             Event::Connected => self.connected(out),
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                if self.state == PeerState::Connected {
-                    self.state = PeerState::Disconnected;
-                    self.lost_deadline = Some(now + self.reconnect_grace);
-                    out.events.push_back(RtcEvent::Disconnected(self.side));
-                }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.state == PeerState::Connected =>
+            {
+                self.state = PeerState::Disconnected;
+                self.lost_deadline = Some(now + self.reconnect_grace);
+                out.events.push_back(RtcEvent::Disconnected(self.side));
             }
             Event::IceConnectionStateChange(
                 IceConnectionState::Connected | IceConnectionState::Completed,
-            ) => {
-                if self.state == PeerState::Disconnected {
-                    self.connected(out);
-                }
-            }
+            ) if self.state == PeerState::Disconnected => self.connected(out),
             Event::MediaData(data) => {
                 self.stats.audio_received += 1;
                 out.events.push_back(RtcEvent::Audio {
@@ -816,14 +811,10 @@ impl Peer {
                     });
                 }
             }
-            Event::Closed => {
-                if self.alive() {
-                    self.fail(
-                        FailReason::Stack("the remote peer closed the connection".into()),
-                        out,
-                    );
-                }
-            }
+            Event::Closed if self.alive() => self.fail(
+                FailReason::Stack("the remote peer closed the connection".into()),
+                out,
+            ),
             _ => {}
         }
     }

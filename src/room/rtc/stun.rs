@@ -71,7 +71,7 @@ pub fn parse_binding_response(bytes: &[u8]) -> Result<(TransactionId, SocketAddr
     }
     let kind = u16::from_be_bytes([bytes[0], bytes[1]]);
     let length = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
-    if length % 4 != 0 || HEADER + length > bytes.len() {
+    if !length.is_multiple_of(4) || HEADER + length > bytes.len() {
         return Err(StunError::Length(bytes.len()));
     }
     let id: TransactionId = bytes[8..20].try_into().map_err(|_| StunError::NotStun)?;
