@@ -37,9 +37,11 @@
 //! ```
 
 pub mod candidates;
+pub mod clock;
 pub mod driver;
 mod event;
 mod peer;
+mod screen;
 pub mod sdp;
 pub mod stun;
 mod transport;

@@ -1,8 +1,9 @@
 //! One peer connection of a room (subscriber or publisher) around a
 //! `str0m::Rtc`: it checks descriptions before the stack sees them, keeps
-//! the remote tracks named by their `msid`, paces RTP timestamps of the
-//! local track, screens incoming RTP for undeclared SSRCs and payload
-//! types, and turns the stack's events into [`RtcEvent`]s. Every mutation
+//! the remote tracks named by their `msid`, stamps local audio with each
+//! track's [`RtpClock`], screens incoming RTP ([`Screen`]), bounds
+//! connecting and reconnecting with deadlines, and turns the stack's events
+//! into [`RtcEvent`]s. Every mutation
 //! is followed by a full drain of the stack's output, as str0m requires.
 
 use std::collections::VecDeque;
@@ -16,20 +17,13 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::candidates::CandidateInit;
+use super::clock::RtpClock;
 use super::event::{
     AudioPacket, DataChannel, FailReason, InputError, LocalTrack, Mid, RemoteTrack, RtcError,
     RtcEvent, Side,
 };
+use super::screen::Screen;
 use super::sdp::{SdpError, SectionKind, Summary, summarize};
-
-/// Opus runs at 48 kHz whatever the sample rate of the audio inside.
-const OPUS_CLOCK: u64 = 48_000;
-/// A gap in sending at least this long is a pause in speech: the next
-/// packet's timestamp moves on by the gap and starts a talk spurt. Shorter
-/// lateness is pacing jitter, caught up by the packets behind it.
-const PAUSE: Duration = Duration::from_millis(200);
-/// Distinct refused inputs reported per connection; the rest are counted.
-const MAX_REPORTED: usize = 16;
 
 /// A datagram, or a STUN request, for the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +83,7 @@ pub struct PeerStats {
 struct LocalAudio {
     mid: Mid,
     pt: Option<Pt>,
-    /// The next packet's RTP timestamp (str0m extends it to 64 bits).
-    next_timestamp: u64,
-    /// When the previous packet was written, and how long it lasted.
-    last: Option<(Instant, Duration)>,
+    clock: RtpClock,
 }
 
 impl LocalAudio {
@@ -100,9 +91,8 @@ impl LocalAudio {
         LocalAudio {
             mid,
             pt: None,
-            // A random start, as RFC 3550 asks, kept small so tests read easily.
-            next_timestamp: u64::from(rand::random::<u16>()),
-            last: None,
+            // A random start, as RFC 3550 asks.
+            clock: RtpClock::new(u64::from(rand::random::<u32>())),
         }
     }
 }
@@ -127,12 +117,7 @@ pub(super) struct Peer {
     local_tracks: Vec<LocalAudio>,
     channels: Vec<OpenChannel>,
     channels_offered: bool,
-    /// Opus payload types either side may send with.
-    allowed_pts: Vec<u8>,
-    /// SSRCs the remote declared; `None` when some sending section declared
-    /// none (then the stack maps by mid).
-    declared_ssrcs: Option<Vec<u32>>,
-    reported: Vec<InputError>,
+    screen: Screen,
     next_timeout: Instant,
     connect_deadline: Option<Instant>,
     lost_deadline: Option<Instant>,
@@ -162,9 +147,7 @@ impl Peer {
             local_tracks: Vec::new(),
             channels: Vec::new(),
             channels_offered: false,
-            allowed_pts: Vec::new(),
-            declared_ssrcs: None,
-            reported: Vec::new(),
+            screen: Screen::default(),
             next_timeout: now,
             connect_deadline: None,
             lost_deadline: None,
@@ -411,13 +394,7 @@ impl Peer {
             }
         }
         self.remote_tracks = now_tracks;
-        self.allowed_pts = summary.active().filter_map(|s| s.opus_pt()).collect();
-        let sending: Vec<Vec<u32>> = summary.remote_ssrcs().into_values().collect();
-        self.declared_ssrcs = if sending.iter().all(|ssrcs| !ssrcs.is_empty()) {
-            Some(sending.into_iter().flatten().collect())
-        } else {
-            None
-        };
+        self.screen.update(&summary);
         self.remote = summary;
     }
 
@@ -446,10 +423,8 @@ impl Peer {
         self.drain(now, out);
     }
 
-    /// Sends one Opus packet lasting `duration` on `mid`. RTP timestamps
-    /// advance by the packet's samples (960 for 20 ms) and stay continuous
-    /// with the real timeline: after a pause in sending ([`PAUSE`] or more)
-    /// they move on by the pause, and the packet starts a talk spurt.
+    /// Sends one Opus packet lasting `duration` on `mid`, stamped by the
+    /// track's [`RtpClock`].
     pub fn send_audio(
         &mut self,
         mid: Mid,
@@ -469,23 +444,11 @@ impl Peer {
                 needs: "connected",
             });
         }
-        let samples = duration.as_micros() as u64 * OPUS_CLOCK / 1_000_000;
         let Some(index) = self.local_tracks.iter().position(|t| t.mid == mid) else {
             return Err(RtcError::UnknownTrack(mid.to_string()));
         };
-        let track = &mut self.local_tracks[index];
-        let mut spurt = track.last.is_none();
-        if let Some((at, last_duration)) = track.last {
-            let late = now.saturating_duration_since(at + last_duration);
-            if late >= PAUSE {
-                // A pause in speech, not pacing jitter: the RTP clock runs
-                // on through it, so the receiver places the next word right.
-                let frames = late.as_micros() as u64 / duration.as_micros() as u64;
-                track.next_timestamp += frames * samples;
-                spurt = true;
-            }
-        }
-        let timestamp = track.next_timestamp;
+        let track = &self.local_tracks[index];
+        let stamp = track.clock.stamp(now, duration);
         let cached_pt = track.pt;
         let Some(writer) = self.rtc.writer(mid) else {
             return Err(RtcError::UnknownTrack(mid.to_string()));
@@ -498,18 +461,17 @@ impl Peer {
                 .map(|p| p.pt())
                 .ok_or_else(|| RtcError::Stack("Opus was not negotiated on this track".into()))?,
         };
-        let written = writer.start_of_talkspurt(spurt).write(
+        let written = writer.start_of_talkspurt(stamp.talk_spurt).write(
             pt,
             now,
-            MediaTime::new(timestamp, Frequency::FORTY_EIGHT_KHZ),
+            MediaTime::new(stamp.timestamp, Frequency::FORTY_EIGHT_KHZ),
             payload,
         );
         let track = &mut self.local_tracks[index];
         track.pt = Some(pt);
         let result = match written {
             Ok(()) => {
-                track.next_timestamp = timestamp + samples;
-                track.last = Some((now, duration));
+                track.clock.commit(stamp, now, duration);
                 self.stats.audio_sent += 1;
                 Ok(())
             }
@@ -575,31 +537,8 @@ impl Peer {
         }
     }
 
-    /// Screens RTP (the header is in the clear under SRTP) before the stack
-    /// sees it.
-    fn screen_rtp(&mut self, bytes: &[u8]) -> Result<(), InputError> {
-        if bytes.len() < 12 || !(128..192).contains(&bytes[0]) {
-            return Ok(());
-        }
-        let pt = bytes[1] & 0x7f;
-        if (64..96).contains(&pt) {
-            return Ok(()); // RTCP
-        }
-        if !self.allowed_pts.contains(&pt) {
-            return Err(InputError::UnexpectedPayloadType { pt });
-        }
-        let ssrc = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if let Some(declared) = &self.declared_ssrcs
-            && !declared.contains(&ssrc)
-        {
-            return Err(InputError::UnexpectedSsrc { ssrc });
-        }
-        Ok(())
-    }
-
     fn report(&mut self, error: InputError, out: &mut Outputs) {
-        if self.reported.len() < MAX_REPORTED && !self.reported.contains(&error) {
-            self.reported.push(error.clone());
+        if self.screen.first_time(&error) {
             out.events.push_back(RtcEvent::Refused {
                 side: Some(self.side),
                 error,
@@ -619,7 +558,7 @@ impl Peer {
         if !self.alive() {
             return;
         }
-        if let Err(error) = self.screen_rtp(bytes) {
+        if let Err(error) = self.screen.check(bytes) {
             self.stats.refused_rtp += 1;
             self.report(error, out);
             return;
