@@ -21,7 +21,14 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("fleet", &["resilience"]),
         (
             "config",
-            &["resilience", "fleet", "recovery", "secret", "speech", "media"],
+            &[
+                "resilience",
+                "fleet",
+                "recovery",
+                "secret",
+                "speech",
+                "media",
+            ],
         ),
         // The conversation, text only.
         ("brain", &["resilience", "secret", "edge"]),

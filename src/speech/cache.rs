@@ -2,7 +2,9 @@
 //! worker start, in the background, and shared by all sessions. A lookup by
 //! exact text returns the audio at once (an `Arc`, never a copy), so a
 //! recovery line never waits on a voice, and still plays when every voice
-//! is down.
+//! is down. Lines are kept as the 20 ms Opus packets a call sends (about
+//! 4 KB per second of speech, a tenth of the raw samples), so playing one
+//! costs a call no encoding.
 //!
 //! ```no_run
 //! # async fn demo(chain: std::sync::Arc<voxguard::speech::tts::TtsChain>) {
@@ -11,7 +13,7 @@
 //! let (cache, rendering) = PhraseCache::render(chain, phrases);
 //! rendering.await.ok();
 //! if let Some(line) = cache.lookup("One moment while I check that.") {
-//!     println!("{} samples at {} Hz from {}", line.samples.len(), line.sample_rate, line.voice);
+//!     println!("{} packets ({:?}) from {}", line.packets.len(), line.duration, line.voice);
 //! }
 //! println!("{} bytes", cache.report().bytes);
 //! # }
@@ -21,23 +23,33 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::text;
 use super::tts::{TtsChain, TtsVoice, first_audio};
+use crate::media::opus::EncoderConfig;
+use crate::media::{level_dbfs, packetize};
 use crate::resilience::{CallError, Deadline, Retryability};
 
-/// One phrase in one voice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How long one cached packet plays.
+const PACKET: Duration = Duration::from_millis(20);
+
+/// One phrase in one voice, as 20 ms Opus packets at 48 kHz.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CachedPhrase {
     pub voice: &'static str,
-    pub sample_rate: u32,
-    pub samples: Arc<[i16]>,
+    pub packets: Arc<[Bytes]>,
+    /// How long it plays.
+    pub duration: Duration,
+    /// The loudness of the rendered speech (RMS, dBFS), for checks.
+    pub level_dbfs: f32,
 }
 
 impl CachedPhrase {
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.samples.len() as f64 / f64::from(self.sample_rate.max(1)))
+    /// Bytes held for it.
+    pub fn bytes(&self) -> usize {
+        self.packets.iter().map(Bytes::len).sum()
     }
 }
 
@@ -192,11 +204,7 @@ impl PhraseCache {
                 (*voice, count)
             })
             .collect();
-        let bytes = entries
-            .values()
-            .flatten()
-            .map(|p| p.samples.len() * 2)
-            .sum();
+        let bytes = entries.values().flatten().map(|p| p.bytes()).sum();
         CacheReport {
             phrases: self.phrases.len(),
             rendered,
@@ -247,9 +255,15 @@ pub async fn render_one(
             next = stream.next().await?;
         }
     }
+    let rate = rate.unwrap_or(0);
+    let packets =
+        packetize(EncoderConfig::default(), rate, &samples).map_err(|e| CallError::Decode {
+            detail: format!("{name}: phrase audio could not be encoded: {e}"),
+        })?;
     Ok(CachedPhrase {
         voice: name,
-        sample_rate: rate.unwrap_or(0),
-        samples: samples.into(),
+        duration: PACKET * packets.len() as u32,
+        packets: packets.into(),
+        level_dbfs: level_dbfs(&samples),
     })
 }
