@@ -7,8 +7,10 @@
 //! Each piece is a function of its inputs and time (tested with a paused
 //! clock, not sleeps); one task per call drives them.
 
+pub mod call;
 pub mod captions;
 pub mod endpoint;
 pub mod interrupt;
 pub mod listener;
 pub mod outbox;
+pub mod speaking;
