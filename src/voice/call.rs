@@ -335,6 +335,9 @@ impl Call {
         let mut frame = [0i16; 320];
         frame.copy_from_slice(&heard.frame[..320]);
         let activity = heard.activity;
+        if let Some(activity) = activity {
+            tracing::debug!(?activity, "caller voice activity");
+        }
         if self.preroll.len() == preroll_frames(&self.settings) {
             self.preroll.pop_front();
         }
@@ -364,10 +367,13 @@ impl Call {
                 self.streaming = false;
             }
             None if self.streaming => {
-                if let Some(stt) = &self.stt
-                    && let Err(error) = stt.push_samples(&frame)
-                {
-                    tracing::debug!(%error, "recognizer not keeping up");
+                if let Some(stt) = &self.stt {
+                    let pushed = stt.push_samples(&frame);
+                    tracing::trace!(
+                        ?pushed,
+                        level = crate::media::level_dbfs(&frame),
+                        "frame to the recognizer"
+                    );
                 }
             }
             None => {}
@@ -375,6 +381,7 @@ impl Call {
     }
 
     async fn on_stt(&mut self, event: SttEvent, now: Instant) {
+        tracing::debug!(?event, "recognizer");
         match event {
             SttEvent::Interim { text, .. } => {
                 if !text.trim().is_empty() {

@@ -171,6 +171,9 @@ async fn serve(
         true
     });
     let request_id = format!("sim-{:08x}", rand::random::<u32>());
+    let mut known_version = sim
+        .utterances_version
+        .load(std::sync::atomic::Ordering::Acquire);
     let mut listener = Listener::new(
         sim.utterances(),
         options.sample_rate,
@@ -242,6 +245,13 @@ async fn serve(
                     ));
                 }
                 heard.clear();
+                let version = sim
+                    .utterances_version
+                    .load(std::sync::atomic::Ordering::Acquire);
+                if version != known_version {
+                    known_version = version;
+                    listener.set_utterances(sim.utterances());
+                }
                 listener.feed(&samples, &mut heard);
                 for event in heard.drain(..) {
                     send(Message::Text(to_json(&event, &request_id).into()));

@@ -364,6 +364,8 @@ async fn delete_utterances(State(sim): Sim) -> StatusCode {
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .clear();
+    sim.utterances_version
+        .fetch_add(1, std::sync::atomic::Ordering::Release);
     StatusCode::NO_CONTENT
 }
 

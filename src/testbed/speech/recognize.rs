@@ -233,6 +233,11 @@ impl Listener {
         self.frame as f64 / 100.0
     }
 
+    /// Recognize against `utterances` from now on (registered later).
+    pub fn set_utterances(&mut self, utterances: Vec<Arc<Utterance>>) {
+        self.utterances = utterances;
+    }
+
     /// Feed samples; events come out in order.
     pub fn feed(&mut self, samples: &[i16], out: &mut Vec<Heard>) {
         for &sample in samples {

@@ -61,6 +61,9 @@ pub(crate) struct SimState {
     pub faults: Mutex<Faults>,
     rng: Mutex<SmallRng>,
     pub utterances: RwLock<Vec<Arc<Utterance>>>,
+    /// Bumped whenever the registered utterances change, so open streams
+    /// recognize what was registered after they connected.
+    pub utterances_version: std::sync::atomic::AtomicU64,
     next_utterance: Mutex<u64>,
     requests: Mutex<Vec<RequestRecord>>,
     next_seq: Mutex<u64>,
@@ -90,6 +93,7 @@ impl SimState {
             }),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             utterances: RwLock::new(Vec::new()),
+            utterances_version: std::sync::atomic::AtomicU64::new(0),
             next_utterance: Mutex::new(1),
             requests: Mutex::new(Vec::new()),
             next_seq: Mutex::new(0),
@@ -154,6 +158,8 @@ impl SimState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(utterance.clone());
+        self.utterances_version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         utterance
     }
 

@@ -1,0 +1,274 @@
+//! One call's voice pipeline on its own (no room): the caller's speech as
+//! Opus packets in, the speech simulator as recognizer and voice, and the
+//! test playing the session. Real espeak-ng speech, real sockets, real time.
+
+#[path = "media_support.rs"]
+mod media_support;
+#[path = "speech_support/mod.rs"]
+mod speech_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use voxguard::media::opus::{Decoder, EncoderConfig, SAMPLES_PER_FRAME};
+use voxguard::media::{Pcm, packetize};
+use voxguard::recovery::SpeechKind;
+use voxguard::session::io::channel;
+use voxguard::session::{AgentEvent, AgentState, CallerEvent};
+use voxguard::speech::PhraseCache;
+use voxguard::testbed::speech::SpeechSimulator;
+use voxguard::voice::call::{CallLinks, ToRoom, VoiceSettings, Voices, run};
+use voxguard::voice::listener::InboundPacket;
+use voxguard::voice::speaking::CaptionUpdate;
+
+use media_support::{at_rate, speak, system_deps};
+use speech_support::{deepgram, openai_tts, registry, sim, stt_chain, tts_chain};
+
+struct Call {
+    audio: mpsc::Sender<InboundPacket>,
+    room: mpsc::Receiver<ToRoom>,
+    to_agent: mpsc::Sender<AgentEvent>,
+    from_caller: mpsc::Receiver<CallerEvent>,
+    _typed: mpsc::Sender<String>,
+}
+
+async fn call() -> (Call, Arc<SpeechSimulator>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("VOXGUARD_LOG"))
+        .with_test_writer()
+        .try_init();
+    system_deps();
+    let sim = Arc::new(sim().await);
+    let registry = registry();
+    let voices = Voices {
+        stt: Some(stt_chain(vec![deepgram(&sim, &registry)])),
+        tts: Arc::new(tts_chain(vec![openai_tts(&sim, &registry)])),
+        phrases: PhraseCache::empty(Vec::new(), Vec::new()),
+        voice_trouble: Vec::new().into(),
+        cannot_hear: Vec::new().into(),
+    };
+    let (session_io, transport) = channel(64);
+    let (audio, caller_audio) = mpsc::channel(64);
+    let (typed, caller_text) = mpsc::channel(8);
+    let (room_tx, room) = mpsc::channel(1024);
+    let links = CallLinks {
+        caller_audio,
+        caller_text,
+        room: room_tx,
+        session: transport,
+    };
+    tokio::spawn(run(VoiceSettings::default(), voices, links, 7));
+    let call = Call {
+        audio,
+        room,
+        to_agent: session_io.outbound,
+        from_caller: session_io.inbound,
+        _typed: typed,
+    };
+    (call, sim)
+}
+
+/// `text` as a caller would say it: espeak-ng speech, registered with the
+/// simulator's recognizer, as 48 kHz Opus packets.
+fn caller_line(sim: &SpeechSimulator, text: &str) -> Vec<Bytes> {
+    let speech = speak(text);
+    sim.register_utterance(
+        text,
+        &Pcm {
+            sample_rate: 16_000,
+            samples: at_rate(&speech, 16_000),
+        },
+    );
+    packetize(
+        EncoderConfig::default(),
+        speech.sample_rate,
+        &speech.samples,
+    )
+    .unwrap()
+}
+
+fn silence(frames: usize) -> Vec<Bytes> {
+    packetize(
+        EncoderConfig::default(),
+        48_000,
+        &vec![0i16; SAMPLES_PER_FRAME * frames],
+    )
+    .unwrap()
+}
+
+/// Send packets at 20 ms, numbered from `first`.
+async fn send_paced(audio: &mpsc::Sender<InboundPacket>, packets: &[Bytes], first: u16) -> u16 {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut sequence = first;
+    for payload in packets {
+        tick.tick().await;
+        let packet = InboundPacket {
+            ssrc: 42,
+            sequence,
+            timestamp: u32::from(sequence) * 960,
+            payload: payload.clone(),
+        };
+        if audio.send(packet).await.is_err() {
+            break;
+        }
+        sequence = sequence.wrapping_add(1);
+    }
+    sequence
+}
+
+async fn next_caller_event(call: &mut Call, within: Duration) -> Option<CallerEvent> {
+    tokio::time::timeout(within, call.from_caller.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_words_become_a_turn_and_the_answer_plays_with_captions() {
+    let (mut call, sim) = call().await;
+    let line = "we are about eight people";
+    let mut packets = silence(15);
+    packets.extend(caller_line(&sim, line));
+    packets.extend(silence(80));
+    let audio = call.audio.clone();
+    let speaking = tokio::spawn(async move { send_paced(&audio, &packets, 1).await });
+
+    let turn = next_caller_event(&mut call, Duration::from_secs(8)).await;
+    assert_eq!(
+        turn,
+        Some(CallerEvent::User { text: line.into() }),
+        "the turn ends with the recognizer's words"
+    );
+
+    let answer = "Eight people, got it. How many documents a month?";
+    call.to_agent
+        .send(AgentEvent::Speech {
+            text: answer.into(),
+            kind: SpeechKind::Answer,
+            interruptible: true,
+        })
+        .await
+        .unwrap();
+    let mut packets_out = Vec::new();
+    let mut captions = String::new();
+    let mut closed = 0;
+    let mut states = Vec::new();
+    let started = Instant::now();
+    while closed < 2 && started.elapsed() < Duration::from_secs(15) {
+        match tokio::time::timeout(Duration::from_secs(5), call.room.recv()).await {
+            Ok(Some(ToRoom::Audio(packet))) => packets_out.push((Instant::now(), packet)),
+            Ok(Some(ToRoom::Caption(CaptionUpdate::Text { delta, .. }))) => {
+                captions.push_str(&delta)
+            }
+            Ok(Some(ToRoom::Caption(CaptionUpdate::Close { .. }))) => {
+                closed += 1;
+                captions.push(' ');
+            }
+            Ok(Some(ToRoom::State(state))) => states.push(state),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    speaking.abort();
+    assert_eq!(closed, 2, "one caption segment per sentence, each closed");
+    assert_eq!(
+        captions.split_whitespace().collect::<Vec<_>>(),
+        answer.split_whitespace().collect::<Vec<_>>()
+    );
+    assert!(states.contains(&AgentState::Speaking), "{states:?}");
+    // Paced: packets 20 ms apart on average, audible when decoded.
+    let span = packets_out.last().unwrap().0 - packets_out[0].0;
+    let expected = Duration::from_millis(20) * (packets_out.len() as u32 - 1);
+    assert!(
+        span + Duration::from_millis(60) >= expected
+            && span <= expected + Duration::from_millis(200),
+        "{} packets over {span:?}",
+        packets_out.len()
+    );
+    let mut decoder = Decoder::new().unwrap();
+    let mut pcm = vec![0i16; SAMPLES_PER_FRAME];
+    let mut loud = 0;
+    for (_, packet) in &packets_out {
+        decoder.decode(packet, &mut pcm).unwrap();
+        if voxguard::media::level_dbfs(&pcm) > -40.0 {
+            loud += 1;
+        }
+    }
+    assert!(
+        loud > packets_out.len() / 3,
+        "{loud} of {} packets audible",
+        packets_out.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_talking_over_the_agent_stops_it_and_the_session_learns_what_was_heard() {
+    let (mut call, sim) = call().await;
+    let answer = "Your plan renews next month and includes ten seats. \
+                  It also covers the archive add-on. \
+                  Would you like me to book a call with your account manager?";
+    call.to_agent
+        .send(AgentEvent::Speech {
+            text: answer.into(),
+            kind: SpeechKind::Answer,
+            interruptible: true,
+        })
+        .await
+        .unwrap();
+    // Wait for the agent's audio to start, then talk over it.
+    let mut first_audio = None;
+    while first_audio.is_none() {
+        if let Some(ToRoom::Audio(_)) =
+            tokio::time::timeout(Duration::from_secs(5), call.room.recv())
+                .await
+                .expect("the agent speaks")
+        {
+            first_audio = Some(Instant::now());
+        }
+    }
+    let line = "wait, how many seats";
+    let mut packets = caller_line(&sim, line);
+    packets.extend(silence(80));
+    let audio = call.audio.clone();
+    let talk_started = Instant::now() + Duration::from_millis(600);
+    let room_watch = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        send_paced(&audio, &packets, 1).await
+    });
+    let mut last_audio = Instant::now();
+    let mut heard = None;
+    let mut turn = None;
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while (heard.is_none() || turn.is_none()) && Instant::now() < deadline {
+        tokio::select! {
+            Some(item) = call.room.recv() => {
+                if let ToRoom::Audio(_) = item {
+                    last_audio = Instant::now();
+                }
+            }
+            Some(event) = call.from_caller.recv() => match event {
+                CallerEvent::Interrupt { heard: lines } => heard = Some(lines),
+                CallerEvent::User { text } => turn = Some(text),
+                other => panic!("unexpected {other:?}"),
+            },
+        }
+    }
+    room_watch.abort();
+    let heard = heard.expect("the interruption reached the session");
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0].spoken, answer);
+    assert!(
+        answer.starts_with(&heard[0].heard) && heard[0].heard.len() < answer.len(),
+        "heard a prefix: {:?}",
+        heard[0].heard
+    );
+    let stopped_after = last_audio.saturating_duration_since(talk_started);
+    assert!(
+        stopped_after < Duration::from_millis(1200),
+        "the agent stopped {stopped_after:?} after the caller started"
+    );
+    assert_eq!(turn.as_deref(), Some(line));
+}
