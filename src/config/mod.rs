@@ -23,6 +23,7 @@ mod service;
 mod spans;
 mod speech;
 mod validate;
+mod voice;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub use speech::{
     AbsentProvider, CartesiaSection, DeepgramSection, EspeakSection, OpenAiSttSection,
     OpenAiTtsSection, SPEECH_ENV_OVERRIDES, STT_PROVIDERS, SpeechConfig, TTS_PROVIDERS,
 };
+pub use voice::VoiceConfig;
 
 /// The default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/voxguard.toml");
@@ -63,6 +65,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub log: LogConfig,
     pub speech: SpeechConfig,
+    pub voice: VoiceConfig,
     pub profiles: BTreeMap<String, Profile>,
     pub services: BTreeMap<String, ServiceConfig>,
 }

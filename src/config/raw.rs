@@ -36,6 +36,7 @@ pub(crate) struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     speech: super::SpeechConfig,
+    voice: super::VoiceConfig,
     profiles: BTreeMap<String, RawProfile>,
     #[serde(default)]
     services: RawServices,
@@ -152,6 +153,7 @@ impl RawConfig {
             llm: self.llm,
             log: self.log,
             speech: self.speech,
+            voice: self.voice,
             profiles,
             services,
         }

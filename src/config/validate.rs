@@ -61,6 +61,7 @@ pub(crate) fn validate(config: &Config, report: &mut Report<'_>) {
     }
     check_sections(config, report);
     super::speech::check(config, report);
+    super::voice::check(&config.voice, report);
 }
 
 /// Checks one profile. `field_path` names a profile field (`budget`,

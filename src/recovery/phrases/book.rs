@@ -266,6 +266,25 @@ impl PhraseBook {
         &self.source_name
     }
 
+    /// Every line the book can say, with `{service}` filled in with each of
+    /// `display_names` (a line without it once): what a phrase audio cache
+    /// renders.
+    pub fn all_lines(&self, display_names: &[&str]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for category in Category::ALL {
+            for variant in self.variants(category) {
+                if variant.text.contains("{service}") {
+                    lines.extend(display_names.iter().map(|name| render(&variant.text, name)));
+                } else {
+                    lines.push(variant.text.clone());
+                }
+            }
+        }
+        lines.sort();
+        lines.dedup();
+        lines
+    }
+
     pub fn variants(&self, category: Category) -> &[Variant] {
         &self.by_category[category.index()]
     }

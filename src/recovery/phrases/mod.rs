@@ -27,10 +27,15 @@ pub enum Category {
     UnknownOutcome,
     Handoff,
     Recovered,
+    /// No voice can speak: the answer goes out as text (played from the
+    /// phrase cache, rendered while a voice still worked).
+    VoiceTrouble,
+    /// The caller speaks but nothing can transcribe them: ask for text.
+    CannotHear,
 }
 
 impl Category {
-    pub const ALL: [Category; 12] = [
+    pub const ALL: [Category; 14] = [
         Category::ToolFailure,
         Category::ConnectionIssue,
         Category::Timeout,
@@ -43,6 +48,8 @@ impl Category {
         Category::UnknownOutcome,
         Category::Handoff,
         Category::Recovered,
+        Category::VoiceTrouble,
+        Category::CannotHear,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +66,8 @@ impl Category {
             Category::UnknownOutcome => "unknown_outcome",
             Category::Handoff => "handoff",
             Category::Recovered => "recovered",
+            Category::VoiceTrouble => "voice_trouble",
+            Category::CannotHear => "cannot_hear",
         }
     }
 
