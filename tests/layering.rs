@@ -28,6 +28,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "secret",
                 "speech",
                 "media",
+                "voice",
             ],
         ),
         // The conversation, text only.
