@@ -202,6 +202,7 @@ impl FleetWorker {
             env,
             transports: transports.clone(),
             reports: Some(reports_tx),
+            voice: None,
         });
         let worker = Worker::new(worker_config, handler).expect("worker config");
         let handle = worker.handle();

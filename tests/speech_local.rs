@@ -1,5 +1,5 @@
 //! The local voice for real (espeak-ng, installed by
-//! scripts/install-espeak-ng.sh when missing) and the phrase audio cache.
+//! scripts/install-system-deps.sh when missing) and the phrase audio cache.
 
 mod speech_support;
 
@@ -66,7 +66,7 @@ async fn a_missing_program_is_a_permanent_error_that_says_how_to_install_it() {
     let error = outcome.result.map(|_| ()).unwrap_err();
     assert!(!error.is_transient());
     assert!(
-        error.to_string().contains("install-espeak-ng.sh"),
+        error.to_string().contains("install-system-deps.sh"),
         "{error}"
     );
 }

@@ -116,6 +116,30 @@ async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
             "{name} says what to set: {service}"
         );
     }
+    let provider = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} on /worker: {view}"))
+            .clone()
+    };
+    assert_eq!(
+        provider("tts.espeak")["configured"],
+        true,
+        "the local voice needs no key"
+    );
+    let deepgram = provider("stt.deepgram");
+    assert_eq!(deepgram["configured"], false);
+    assert!(
+        deepgram["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("DEEPGRAM_API_KEY")),
+        "{deepgram}"
+    );
+    assert!(
+        view["phrase_cache"]["phrases"].as_u64() > Some(50),
+        "{view}"
+    );
     let metrics = http
         .get(format!("{HEALTH}/metrics"))
         .send()

@@ -58,6 +58,9 @@ pub struct SessionJobHandler {
     /// Where finished sessions' reports go (room name, report), when someone
     /// checks them (the simulator does).
     pub reports: Option<mpsc::UnboundedSender<(String, SessionReport)>>,
+    /// How calls hear and speak; `None` runs sessions on registered
+    /// transports only (text).
+    pub voice: Option<Arc<super::voice::VoiceStack>>,
 }
 
 impl JobHandler for SessionJobHandler {

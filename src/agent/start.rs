@@ -10,6 +10,7 @@ use crate::secret::Secret;
 use crate::worker::{self, Worker, WorkerConfig, WorkerError};
 
 use super::job::SessionJobHandler;
+use super::voice::VoiceStack;
 use super::wiring::{Agent, AgentError, CrmEndpoints};
 
 /// Why `voxguard start` stopped or could not start.
@@ -68,6 +69,7 @@ pub struct Production {
     pub worker: Worker,
     pub agent: Agent,
     pub fleet: Fleet,
+    pub voice: Arc<VoiceStack>,
 }
 
 impl Production {
@@ -95,20 +97,34 @@ impl Production {
             "fleet state backend"
         );
         let agent = Agent::build(config, endpoints, seed, fleet.clone())?;
+        let voice = Arc::new(VoiceStack::build(
+            config,
+            &agent.registry,
+            &agent.sessions.phrasebook,
+            &agent.display_names(),
+        )?);
         agent.log_unconfigured();
+        voice.log_unconfigured();
         let handler = Arc::new(SessionJobHandler {
             env: agent.sessions.clone(),
             transports: Default::default(),
             reports: None,
+            voice: Some(voice.clone()),
         });
         let worker = Worker::new(worker_config, handler)?;
         let handle = worker.handle();
         handle.attach_fleet(fleet.clone());
-        handle.attach_services(agent.service_report());
+        handle.attach_services(agent.service_report_with(&voice.unconfigured));
+        let cache = voice.clone();
+        handle.attach_report(
+            "phrase_cache",
+            Arc::new(move || serde_json::to_value(cache.cache_report()).unwrap_or_default()),
+        );
         Ok(Production {
             worker,
             agent,
             fleet,
+            voice,
         })
     }
 

@@ -275,8 +275,14 @@ impl Agent {
     /// The services' status for `/worker` and `/metrics`: every breaker in
     /// the registry, and the services left out for want of credentials.
     pub fn service_report(&self) -> ServiceReport {
+        self.service_report_with(&[])
+    }
+
+    /// [`Agent::service_report`], with `also` left out (speech providers).
+    pub fn service_report_with(&self, also: &[Unconfigured]) -> ServiceReport {
         let registry = Arc::clone(&self.registry);
-        let unconfigured = self.unconfigured.clone();
+        let mut unconfigured = self.unconfigured.clone();
+        unconfigured.extend_from_slice(also);
         Arc::new(move || {
             let mut services: Vec<ServiceStatus> = registry
                 .states()
@@ -291,9 +297,33 @@ impl Agent {
                     }
                 })
                 .collect();
+            // Left out entirely (no breaker was ever registered for them).
+            for missing in &unconfigured {
+                if !services.iter().any(|s| s.name == missing.service) {
+                    services.push(ServiceStatus {
+                        name: missing.service.to_string(),
+                        configured: false,
+                        breaker: None,
+                        fix: Some(missing.fix.clone()),
+                    });
+                }
+            }
             services.sort_by(|a, b| a.name.cmp(&b.name));
             services
         })
+    }
+
+    /// How the agent names each service aloud (for `{service}` in phrases).
+    pub fn display_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .sessions
+            .bindings
+            .values()
+            .map(|b| b.display_name.as_str())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Say once, at startup, which services are left out and how to add them.

@@ -36,6 +36,7 @@ pub(crate) struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     speech: super::SpeechConfig,
+    #[serde(default)]
     voice: super::VoiceConfig,
     profiles: BTreeMap<String, RawProfile>,
     #[serde(default)]

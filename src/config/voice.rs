@@ -85,3 +85,33 @@ pub(super) fn check(voice: &VoiceConfig, report: &mut Report<'_>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, VoiceConfig};
+
+    #[test]
+    fn a_file_without_a_voice_section_takes_the_defaults() {
+        let text = "[profiles.p]\nbudget = \"3s\"\nattempt_timeout = \"1s\"\nmax_attempts = 2\n\
+                    backoff = { kind = \"full\", base = \"100ms\", cap = \"400ms\" }\n\
+                    filler_after = \"600ms\"\nfiller_repeat = \"1s\"\nfiller_max = 2\n\
+                    slow_call_threshold = \"1s\"\n[llm]\nprofile = \"p\"\n";
+        let config = Config::from_toml(text, "minimal.toml").unwrap();
+        assert_eq!(config.voice, VoiceConfig::default());
+    }
+
+    #[test]
+    fn an_endpointing_window_that_ends_before_it_starts_is_refused() {
+        let text = crate::config::DEFAULT_TOML
+            .replace(
+                "min_endpointing_delay = \"500ms\"",
+                "min_endpointing_delay = \"2s\"",
+            )
+            .replace(
+                "max_endpointing_delay = \"3s\"",
+                "max_endpointing_delay = \"1s\"",
+            );
+        let err = Config::from_toml(&text, "v.toml").unwrap_err().to_string();
+        assert!(err.contains("voice.max_endpointing_delay"), "{err}");
+    }
+}

@@ -91,6 +91,7 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         env: agent.sessions.clone(),
         transports: transports.clone(),
         reports: None,
+        voice: None,
     });
     let worker = Worker::new(worker_config, handler)?;
     let worker_handle = worker.handle();

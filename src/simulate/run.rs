@@ -170,6 +170,7 @@ pub async fn run(
             env: env.clone(),
             transports: transports.clone(),
             reports: Some(reports_tx),
+            voice: None,
         },
         gauge: Arc::clone(&gauge),
     });

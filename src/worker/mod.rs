@@ -36,5 +36,5 @@ pub use job::{
 pub use link::ServerAction;
 pub use protocol::ConnectError;
 pub use runner::{Worker, WorkerError, WorkerHandle};
-pub use sessions::{ServiceReport, ServiceStatus, WorkerLoad, WorkerSnapshot};
+pub use sessions::{ExtraReport, ServiceReport, ServiceStatus, WorkerLoad, WorkerSnapshot};
 pub use shutdown::{run_until, run_until_signal, shutdown_signal};

@@ -100,6 +100,15 @@ impl WorkerHandle {
         let _ = self.state.services.set(report);
     }
 
+    /// Add `report` to `/worker` under `name`.
+    pub fn attach_report(&self, name: &'static str, report: super::sessions::ExtraReport) {
+        self.state
+            .reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name, report));
+    }
+
     /// The address the health server bound (after [`Worker::run`] started it).
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.state.health_addr.get().copied()

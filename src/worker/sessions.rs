@@ -49,7 +49,13 @@ pub struct WorkerSnapshot {
     pub fleet: Option<FleetHealth>,
     /// The services behind the agent (CRMs, model, speech providers).
     pub services: Vec<ServiceStatus>,
+    /// Further reports the agent attached (e.g. its phrase audio cache).
+    #[serde(flatten)]
+    pub reports: std::collections::BTreeMap<&'static str, serde_json::Value>,
 }
+
+/// A named report `/worker` includes, made fresh for each request.
+pub type ExtraReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// One service behind the agent, as `/worker` and `/metrics` show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +106,7 @@ pub struct WorkerState {
     pub fleet: OnceLock<Fleet>,
     /// The services `/worker` and `/metrics` report.
     pub services: OnceLock<ServiceReport>,
+    pub reports: Mutex<Vec<(&'static str, ExtraReport)>>,
 }
 
 impl WorkerState {
@@ -114,6 +121,7 @@ impl WorkerState {
             health_addr: OnceLock::new(),
             fleet: OnceLock::new(),
             services: OnceLock::new(),
+            reports: Mutex::default(),
         });
         (state, outbound_rx)
     }
@@ -278,6 +286,13 @@ impl WorkerState {
                 .get()
                 .map(|report| report())
                 .unwrap_or_default(),
+            reports: self
+                .reports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, report)| (*name, report()))
+                .collect(),
         }
     }
 

@@ -163,14 +163,14 @@ pub fn ensure_espeak() {
         if present {
             return;
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-espeak-ng.sh");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-system-deps.sh");
         let status = std::process::Command::new("bash")
             .arg(script)
             .status()
-            .expect("run scripts/install-espeak-ng.sh");
+            .expect("run scripts/install-system-deps.sh");
         assert!(
             status.success(),
-            "espeak-ng is required by the local-voice tests and could not be installed by scripts/install-espeak-ng.sh"
+            "espeak-ng is required by the local-voice tests and could not be installed by scripts/install-system-deps.sh"
         );
     });
 }

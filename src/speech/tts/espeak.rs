@@ -6,7 +6,7 @@
 //! non-reentrant state. Each sentence is one short-lived process, killed
 //! when its stream is dropped (a cancelled answer) and bounded in time (the
 //! attempt and stall timeouts) and output (the per-sentence audio cap).
-//! `scripts/install-espeak-ng.sh` installs it.
+//! `scripts/install-system-deps.sh` installs it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -107,7 +107,7 @@ impl EspeakTts {
 fn spawn_error(program: &std::path::Path, error: &std::io::Error) -> CallError {
     let detail = if error.kind() == std::io::ErrorKind::NotFound {
         format!(
-            "{NAME}: {} is not installed; run scripts/install-espeak-ng.sh (apt-get install espeak-ng)",
+            "{NAME}: {} is not installed; run scripts/install-system-deps.sh (apt-get install espeak-ng)",
             program.display()
         )
     } else {
