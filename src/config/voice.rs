@@ -92,10 +92,10 @@ mod tests {
 
     #[test]
     fn a_file_without_a_voice_section_takes_the_defaults() {
-        let text = "[profiles.p]\nbudget = \"3s\"\nattempt_timeout = \"1s\"\nmax_attempts = 2\n\
+        let text = "[profiles.voice]\nbudget = \"3s\"\nattempt_timeout = \"1s\"\nmax_attempts = 2\n\
                     backoff = { kind = \"full\", base = \"100ms\", cap = \"400ms\" }\n\
                     filler_after = \"600ms\"\nfiller_repeat = \"1s\"\nfiller_max = 2\n\
-                    slow_call_threshold = \"1s\"\n[llm]\nprofile = \"p\"\n";
+                    slow_call_threshold = \"900ms\"\n[llm]\nprofile = \"voice\"\n";
         let config = Config::from_toml(text, "minimal.toml").unwrap();
         assert_eq!(config.voice, VoiceConfig::default());
     }
