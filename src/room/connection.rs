@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::media::{self, MediaDrops, MediaInbound, MediaLink, MediaTask, RoomOptions};
 use super::signal::{self, Incoming, Keepalive, Socket, unix_millis};
 
 /// Participant attribute carrying the agent's conversational state
@@ -56,6 +57,8 @@ pub enum RoomError {
     Join(String),
     #[error("joining the room took longer than {0:?}")]
     JoinTimeout(Duration),
+    #[error("could not start the room's media")]
+    Media(#[from] super::media::MediaError),
 }
 
 /// Whether the remote standard participants (the callers) are in the room.
@@ -91,6 +94,7 @@ struct RoomInner {
     attributes: Mutex<HashMap<&'static str, String>>,
     task: Mutex<Option<JoinHandle<()>>>,
     left: tokio::sync::Mutex<bool>,
+    media: Option<MediaLink>,
 }
 
 impl std::fmt::Debug for RoomConnection {
@@ -103,8 +107,19 @@ impl std::fmt::Debug for RoomConnection {
 }
 
 impl RoomConnection {
-    /// Joins the room at `url` (http/ws base URL; `/rtc` is appended) with `token`.
+    /// Joins the room at `url` (http/ws base URL; `/rtc` is appended) with
+    /// `token`, signal only.
     pub async fn connect(url: &str, token: &str) -> Result<Self, RoomError> {
+        Self::connect_with(url, token, &RoomOptions::default()).await
+    }
+
+    /// Joins the room; with media, answers the server's subscriber offer
+    /// (hearing the other participants) and publishes one audio track.
+    pub async fn connect_with(
+        url: &str,
+        token: &str,
+        options: &RoomOptions,
+    ) -> Result<Self, RoomError> {
         // Boxed: connecting (TCP, TLS, the upgrade) is a large future, needed
         // only until the JoinResponse arrives.
         let joining = Box::pin(signal::join(url, token));
@@ -128,6 +143,13 @@ impl RoomConnection {
             roster.apply(participant, &local_identity);
         }
         let keepalive = Keepalive::of(&join);
+        let (media_task, media_link) = match &options.media {
+            Some(media) => {
+                let (task, link) = media::start(media.clone(), &join).await?;
+                (Some(task), Some(link))
+            }
+            None => (None, None),
+        };
         drop(join);
         let (callers_tx, callers_rx) = watch::channel(roster.callers());
         let (events_tx, _) = broadcast::channel(ROOM_EVENTS);
@@ -144,6 +166,7 @@ impl RoomConnection {
                 events: events_tx.clone(),
                 callers: callers_tx,
                 keepalive,
+                media: media_task,
             })
             .run(requests_rx),
         );
@@ -158,6 +181,7 @@ impl RoomConnection {
                 attributes: Mutex::default(),
                 task: Mutex::new(Some(task)),
                 left: tokio::sync::Mutex::new(false),
+                media: media_link,
             }),
         })
     }
@@ -209,6 +233,65 @@ impl RoomConnection {
             .await;
     }
 
+    /// Whether this connection carries media.
+    pub fn has_media(&self) -> bool {
+        self.inner.media.is_some()
+    }
+
+    /// What other participants send (audio packets, chat texts); `None`
+    /// without media or once taken.
+    pub fn take_inbound(&self) -> Option<MediaInbound> {
+        self.inner
+            .media
+            .as_ref()?
+            .inbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Sends one Opus packet of `duration` on the published audio track.
+    /// `false` (and counted) when there is no track yet or the media stopped.
+    pub fn send_audio(&self, payload: &[u8], duration: Duration) -> bool {
+        match &self.inner.media {
+            Some(media) => media.send_audio(payload, duration),
+            None => false,
+        }
+    }
+
+    /// Sends data packets in order on the reliable channel (text streams,
+    /// user packets); `false` when they could not go.
+    pub async fn send_data(&self, packets: &[proto::DataPacket]) -> bool {
+        match &self.inner.media {
+            Some(media) => media.send_data(packets).await,
+            None => false,
+        }
+    }
+
+    /// The published audio track's sid, once the server accepted it.
+    pub fn audio_track_sid(&self) -> Option<String> {
+        let media = self.inner.media.as_ref()?;
+        let track = media.track.borrow();
+        track.as_ref().map(|(_, sid)| sid.clone())
+    }
+
+    /// Waits until the published audio track is negotiated (or `limit`).
+    pub async fn audio_published(&self, limit: Duration) -> bool {
+        let Some(media) = &self.inner.media else {
+            return false;
+        };
+        let mut track = media.track.clone();
+        matches!(
+            tokio::time::timeout(limit, track.wait_for(|t| t.is_some())).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// What the media dropped rather than queue without bound.
+    pub fn media_drops(&self) -> Option<&MediaDrops> {
+        self.inner.media.as_ref().map(|m| m.drops.as_ref())
+    }
+
     /// Resolves when every caller that joined has left, or the room connection closed.
     pub async fn caller_left(&self) {
         let mut callers = self.inner.callers.clone();
@@ -258,6 +341,15 @@ struct RoomTask {
     events: broadcast::Sender<RoomEvent>,
     callers: watch::Sender<Callers>,
     keepalive: Keepalive,
+    media: Option<MediaTask>,
+}
+
+/// The next transport event, or never without media.
+async fn next_media_event(media: &mut Option<MediaTask>) -> Option<super::rtc::RtcEvent> {
+    match media {
+        Some(media) => media.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl RoomTask {
@@ -271,6 +363,12 @@ impl RoomTask {
         tokio::pin!(silence);
         let mut request_id = 0u32;
         let mut rtt = 0i64;
+        if let Some(media) = &mut self.media {
+            let publish = media.publish_request();
+            if !signal::send(&mut self.socket, publish).await {
+                tracing::warn!("signal connection failed while publishing the audio track");
+            }
+        }
         let ended = loop {
             tokio::select! {
                 incoming = signal::next_response(&mut self.socket) => {
@@ -282,6 +380,15 @@ impl RoomTask {
                         Incoming::Other => continue,
                         Incoming::Closed(reason) => break Some(reason),
                     };
+                    if let Some(media) = &mut self.media {
+                        let mut failed = false;
+                        for request in media.on_signal(&message).await {
+                            failed |= !signal::send(&mut self.socket, request).await;
+                        }
+                        if failed {
+                            break Some("signal connection failed while negotiating media".to_string());
+                        }
+                    }
                     match message {
                         SignalResponse::Update(update) => {
                             for participant in &update.participants {
@@ -340,8 +447,26 @@ impl RoomTask {
                 _ = &mut silence => {
                     break Some(format!("no word from the server within {:?}", self.keepalive.timeout));
                 }
+                event = next_media_event(&mut self.media) => {
+                    let Some(media) = &mut self.media else { continue };
+                    let Some(event) = event else {
+                        break Some("the room's media transport stopped".to_string());
+                    };
+                    match media.on_event(event) {
+                        Ok(Some(request)) => {
+                            if !signal::send(&mut self.socket, request).await {
+                                break Some("signal connection failed while sending".to_string());
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(reason) => break Some(reason),
+                    }
+                }
             }
         };
+        if let Some(media) = self.media.take() {
+            media.close().await;
+        }
         if let Some(reason) = ended {
             let _ = self.events.send(RoomEvent::Disconnected { reason });
         }

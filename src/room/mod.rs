@@ -11,8 +11,10 @@
 
 mod connection;
 pub mod data;
+pub mod media;
 pub mod rtc;
 pub mod signal;
 
 pub use connection::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomError, RoomEvent};
+pub use media::{MediaDrops, MediaError, MediaInbound, MediaOptions, RemoteAudio, RoomOptions};
 pub use signal::{UpgradeRequestError, unix_millis, upgrade_request, websocket_base};

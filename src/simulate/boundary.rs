@@ -103,6 +103,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
             let endpoints = sim.crm_endpoints();
             let loopback_config = LoopbackConfig {
                 keep_history: false,
+                media: false,
                 ..LoopbackConfig::default()
             };
             let loopback = LoopbackServer::start_with(([127, 0, 0, 1], 0).into(), loopback_config)

@@ -59,6 +59,7 @@ pub async fn serve(seed: u64) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let loopback_config = LoopbackConfig {
         keep_history: false,
+        media: false,
         ..LoopbackConfig::default()
     };
     let loopback = LoopbackServer::start_with(localhost, loopback_config)

@@ -28,7 +28,7 @@ pub mod writer;
 pub use packet::{DataError, MAX_DATA_PACKET, Received, decode_packet, encode_packet, user_packet};
 pub use reader::{ReaderLimits, StreamError, StreamReader, TextMessage};
 pub use writer::{
-    CHUNK_SIZE, TextStreamOptions, TextStreamPackets, new_stream_id, text_stream,
+    CHUNK_SIZE, LiveTextStream, TextStreamOptions, TextStreamPackets, new_stream_id, text_stream,
     transcription_attributes,
 };
 

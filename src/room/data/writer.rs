@@ -123,14 +123,7 @@ impl TextStreamPackets<'_> {
     }
 
     fn packet(&self, value: Value) -> proto::DataPacket {
-        #[allow(deprecated)] // `kind` is still read by older servers and SDKs
-        proto::DataPacket {
-            kind: proto::data_packet::Kind::Reliable as i32,
-            participant_identity: self.sender.to_owned(),
-            destination_identities: self.options.destination_identities.clone(),
-            value: Some(value),
-            ..Default::default()
-        }
+        data_packet(self.sender, &self.options.destination_identities, value)
     }
 }
 
@@ -158,17 +151,12 @@ impl Iterator for TextStreamPackets<'_> {
                 } else {
                     Stage::Chunks
                 };
-                #[allow(deprecated)] // encryption_type: none, as every SDK sends
-                let header = Header {
-                    stream_id: self.stream_id.clone(),
-                    timestamp: self.timestamp_ms,
-                    topic: self.options.topic.clone(),
-                    mime_type: TEXT_MIME_TYPE.to_owned(),
-                    total_length: Some(self.total_length),
-                    attributes: self.options.attributes.clone(),
-                    content_header: Some(ContentHeader::TextHeader(TextHeader::default())),
-                    ..Default::default()
-                };
+                let header = text_header(
+                    &self.stream_id,
+                    self.options,
+                    Some(self.total_length),
+                    self.timestamp_ms,
+                );
                 Some(self.packet(Value::StreamHeader(header)))
             }
             Stage::Chunks => {
@@ -196,6 +184,109 @@ impl Iterator for TextStreamPackets<'_> {
             }
             Stage::Done => None,
         }
+    }
+}
+
+/// A text stream written while it happens, as LiveKit Agents write live
+/// captions: the header when the text starts (no total length), a chunk
+/// each time more text is known, and a trailer whose attributes update the
+/// header's (e.g. `lk.transcription_final`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveTextStream {
+    sender: String,
+    stream_id: String,
+    destinations: Vec<String>,
+    chunk_index: u64,
+}
+
+impl LiveTextStream {
+    /// Opens a stream; returns it with its header packet.
+    pub fn open(
+        sender: &str,
+        options: &TextStreamOptions,
+        stream_id: String,
+        timestamp_ms: i64,
+    ) -> (LiveTextStream, proto::DataPacket) {
+        let stream = LiveTextStream {
+            sender: sender.to_owned(),
+            stream_id,
+            destinations: options.destination_identities.clone(),
+            chunk_index: 0,
+        };
+        let header = stream.packet(Value::StreamHeader(text_header(
+            &stream.stream_id,
+            options,
+            None,
+            timestamp_ms,
+        )));
+        (stream, header)
+    }
+
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    /// The chunks carrying `text` (none for an empty text).
+    pub fn append(&mut self, mut text: &str) -> Vec<proto::DataPacket> {
+        let mut packets = Vec::new();
+        while !text.is_empty() {
+            let (chunk, rest) = split_chunk(text, CHUNK_SIZE);
+            text = rest;
+            packets.push(self.packet(Value::StreamChunk(Chunk {
+                stream_id: self.stream_id.clone(),
+                chunk_index: self.chunk_index,
+                content: chunk.as_bytes().to_vec(),
+                ..Default::default()
+            })));
+            self.chunk_index += 1;
+        }
+        packets
+    }
+
+    /// The trailer that ends the stream, with `attributes` updating the
+    /// header's.
+    pub fn close(self, attributes: HashMap<String, String>) -> proto::DataPacket {
+        self.packet(Value::StreamTrailer(Trailer {
+            stream_id: self.stream_id.clone(),
+            attributes,
+            ..Default::default()
+        }))
+    }
+
+    fn packet(&self, value: Value) -> proto::DataPacket {
+        data_packet(&self.sender, &self.destinations, value)
+    }
+}
+
+/// A reliable data packet from `sender`.
+fn data_packet(sender: &str, destinations: &[String], value: Value) -> proto::DataPacket {
+    #[allow(deprecated)] // `kind` is still read by older servers and SDKs
+    proto::DataPacket {
+        kind: proto::data_packet::Kind::Reliable as i32,
+        participant_identity: sender.to_owned(),
+        destination_identities: destinations.to_vec(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// A text stream's header.
+fn text_header(
+    stream_id: &str,
+    options: &TextStreamOptions,
+    total_length: Option<u64>,
+    timestamp_ms: i64,
+) -> Header {
+    #[allow(deprecated)] // encryption_type: none, as every SDK sends
+    Header {
+        stream_id: stream_id.to_owned(),
+        timestamp: timestamp_ms,
+        topic: options.topic.clone(),
+        mime_type: TEXT_MIME_TYPE.to_owned(),
+        total_length,
+        attributes: options.attributes.clone(),
+        content_header: Some(ContentHeader::TextHeader(TextHeader::default())),
+        ..Default::default()
     }
 }
 
@@ -274,5 +365,31 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert_ne!(a, new_stream_id());
+    }
+
+    #[test]
+    fn a_live_stream_reads_back_as_one_text_with_the_trailers_attributes() {
+        use crate::room::data::{ReaderLimits, StreamReader};
+        let options = TextStreamOptions::new("lk.transcription").attribute("lk.segment_id", "SG_1");
+        let (mut stream, header) = LiveTextStream::open("agent", &options, "s9".into(), 7);
+        let mut packets = vec![header];
+        packets.extend(stream.append("Hello "));
+        packets.extend(stream.append(""));
+        packets.extend(stream.append("there."));
+        packets.push(stream.close(HashMap::from([(
+            "lk.transcription_final".to_owned(),
+            "true".to_owned(),
+        )])));
+        assert_eq!(packets.len(), 4, "header, two chunks, trailer");
+        let mut reader = StreamReader::new(ReaderLimits::default());
+        let now = std::time::Instant::now();
+        let mut texts = Vec::new();
+        for packet in packets {
+            texts.extend(reader.receive_packet(packet, now).unwrap());
+        }
+        assert_eq!(texts.len(), 1);
+        assert_eq!(texts[0].text, "Hello there.");
+        assert_eq!(texts[0].attributes["lk.segment_id"], "SG_1");
+        assert_eq!(texts[0].attributes["lk.transcription_final"], "true");
     }
 }

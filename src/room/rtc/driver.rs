@@ -234,6 +234,43 @@ impl TransportHandle {
             .map_err(|_| DriverError::Stopped)
     }
 
+    /// [`TransportHandle::send_audio`] without waiting: a full command
+    /// queue drops the packet, as a congested link would.
+    pub fn try_send_audio(
+        &self,
+        track: LocalTrack,
+        payload: Arc<[u8]>,
+        duration: Duration,
+    ) -> Result<(), DriverError> {
+        self.commands
+            .try_send(Command::SendAudio {
+                track,
+                payload,
+                duration,
+            })
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Queues bytes on a data channel without waiting for the outcome;
+    /// packets queued this way go out in order. A full command queue
+    /// refuses them.
+    pub fn try_send_data(
+        &self,
+        side: Side,
+        channel: DataChannel,
+        payload: Vec<u8>,
+    ) -> Result<(), DriverError> {
+        let (reply, _) = oneshot::channel();
+        self.commands
+            .try_send(Command::SendData {
+                side,
+                channel,
+                payload,
+                reply,
+            })
+            .map_err(|_| DriverError::Stopped)
+    }
+
     pub async fn send_data(
         &self,
         side: Side,

@@ -126,6 +126,34 @@ impl LoopbackHandle {
         })
     }
 
+    /// A token for `identity` to join `room_name` as a caller (a standard
+    /// participant) or, with `agent`, as an agent.
+    pub fn participant_token(
+        &self,
+        room_name: &str,
+        identity: &str,
+        agent: bool,
+    ) -> Result<String, DispatchError> {
+        let grants = VideoGrants {
+            room_join: true,
+            room: room_name.into(),
+            can_publish: Some(true),
+            can_subscribe: Some(true),
+            can_publish_data: Some(true),
+            can_update_own_metadata: Some(true),
+            agent,
+            ..Default::default()
+        };
+        AccessToken::with_api_key(&self.hub.config.api_key, &self.hub.config.api_secret)
+            .with_identity(identity)
+            .with_name(identity)
+            .with_kind(if agent { "agent" } else { "standard" })
+            .with_grants(grants)
+            .with_ttl(Duration::from_secs(3600))
+            .to_jwt()
+            .map_err(|e| DispatchError::Token(e.to_string()))
+    }
+
     fn room_token(
         &self,
         room_name: &str,

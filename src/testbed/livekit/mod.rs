@@ -8,6 +8,7 @@ mod agent_socket;
 mod dispatch;
 mod rooms;
 mod rtc_socket;
+mod sfu;
 
 pub use dispatch::{DispatchError, DispatchedJob};
 use rooms::{RoomState, add_caller, ensure_room};
@@ -47,6 +48,17 @@ pub struct LoopbackConfig {
     /// [`Records`] (tests read them). Off, only the counters are kept, so a
     /// long simulation does not grow with every call it made.
     pub keep_history: bool,
+    /// Carry media: each participant gets WebRTC connections and the
+    /// stand-in forwards audio and data between them. Off, `/rtc` is
+    /// signal only (what text-only simulations need).
+    pub media: bool,
+    /// Addresses the media sockets bind (their host candidates).
+    pub media_ips: Vec<std::net::IpAddr>,
+    /// Share of forwarded audio packets dropped, 0.0 to 1.0.
+    pub media_loss: f64,
+    /// Forwarded audio packets are delayed by up to this much (reordering
+    /// some), as a jittery network does.
+    pub media_jitter: Duration,
 }
 
 impl Default for LoopbackConfig {
@@ -59,6 +71,10 @@ impl Default for LoopbackConfig {
             ws_ping_interval: Duration::from_secs(10),
             public_url: None,
             keep_history: true,
+            media: true,
+            media_ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+            media_loss: 0.0,
+            media_jitter: Duration::ZERO,
         }
     }
 }
@@ -109,6 +125,8 @@ enum AgentCommand {
 enum RtcCommand {
     /// Boxed: the message enum is large and a queue block holds 32 of them.
     Send(Box<proto::signal_response::Message>),
+    /// Another participant published: offer this one its tracks.
+    Renegotiate,
 }
 
 struct AgentConnection {
@@ -243,6 +261,7 @@ impl LoopbackServer {
         let app = Router::new()
             .route("/agent", get(agent_socket::upgrade))
             .route("/rtc", get(rtc_socket::upgrade))
+            .route("/rtc/validate", get(rtc_socket::validate))
             .with_state(Arc::clone(&hub));
         // Like LiveKit's server, write small frames at once (no Nagle delay).
         let listener = listener.tap_io(|tcp| {

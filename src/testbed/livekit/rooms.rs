@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use livekit_protocol as proto;
 use tokio::sync::mpsc;
 
+use super::sfu::{MediaPeer, PublishedTrack};
 use super::{HubState, LoopbackHandle, RtcCommand};
 
 #[derive(Default)]
@@ -14,6 +15,10 @@ pub(super) struct RoomState {
     /// Remote participants by identity (callers and agents).
     pub(super) participants: HashMap<String, proto::ParticipantInfo>,
     pub(super) signal_links: HashMap<String, mpsc::UnboundedSender<RtcCommand>>,
+    /// Participants' media by identity.
+    pub(super) media: HashMap<String, MediaPeer>,
+    /// Published audio tracks by sid.
+    pub(super) tracks: HashMap<String, PublishedTrack>,
 }
 
 impl LoopbackHandle {
@@ -105,7 +110,7 @@ pub(super) fn close_if_empty(state: &mut HubState, room_name: &str) {
     }
 }
 
-fn announce(room: &RoomState, info: proto::ParticipantInfo) {
+pub(super) fn announce(room: &RoomState, info: proto::ParticipantInfo) {
     let update = proto::ParticipantUpdate {
         participants: vec![info],
     };

@@ -17,7 +17,8 @@ use proto::signal_request::Message as SignalRequest;
 use proto::signal_response::Message as SignalResponse;
 use tokio::sync::mpsc;
 
-use super::rooms::close_if_empty;
+use super::rooms::{announce, close_if_empty};
+use super::sfu::SfuPeer;
 use super::{Hub, RtcCommand, ensure_room};
 use crate::room::unix_millis;
 
@@ -71,6 +72,8 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
         };
         let others: Vec<_> = room.participants.values().cloned().collect();
         room.participants.insert(identity.clone(), local.clone());
+        // Everyone already in the room learns of the newcomer.
+        announce(room, local.clone());
         room.signal_links.insert(identity.clone(), commands);
         proto::JoinResponse {
             room: Some(proto::Room {
@@ -84,17 +87,41 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
             // The signal client pings on this interval and gives up after the timeout.
             ping_interval: 5,
             ping_timeout: 15,
+            subscriber_primary: hub.config.media,
             ..Default::default()
         }
     };
     hub.record_history(|r| r.room_joins.push((room_name.clone(), identity.clone())));
+    let sid = join
+        .participant
+        .as_ref()
+        .map(|p| p.sid.clone())
+        .unwrap_or_default();
 
     let (mut sink, mut stream) = socket.split();
     if sink.send(signal(SignalResponse::Join(join))).await.is_err() {
         forget(&hub, &room_name, &identity);
         return;
     }
+    let mut media = if hub.config.media {
+        SfuPeer::start(hub.clone(), &room_name, &identity, &sid).await
+    } else {
+        None
+    };
+    // The subscriber connection is offered at once, as LiveKit does.
+    let first_offer = match &mut media {
+        Some(peer) => peer.offer().await,
+        None => None,
+    };
+    if let Some(offer) = first_offer
+        && sink.send(signal(offer)).await.is_err()
+    {
+        leave_media(media).await;
+        forget(&hub, &room_name, &identity);
+        return;
+    }
     loop {
+        let mut out: Vec<SignalResponse> = Vec::new();
         tokio::select! {
             frame = stream.next() => {
                 let Some(Ok(WsMessage::Binary(bytes))) = frame else {
@@ -105,21 +132,77 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
                 };
                 let Ok(request) = proto::SignalRequest::decode(bytes.as_ref()) else { continue };
                 let Some(request) = request.message else { continue };
+                if let Some(peer) = &mut media {
+                    out.extend(peer.on_request(&request).await);
+                }
                 match on_request(&hub, &room_name, &identity, request) {
                     Reply::None => {}
-                    Reply::Send(response) => {
-                        if sink.send(signal(*response)).await.is_err() { break }
-                    }
+                    Reply::Send(response) => out.push(*response),
                     Reply::Leave => break,
                 }
             }
-            command = command_rx.recv() => {
-                let Some(RtcCommand::Send(response)) = command else { break };
-                if sink.send(signal(*response)).await.is_err() { break }
+            command = command_rx.recv() => match command {
+                Some(RtcCommand::Send(response)) => out.push(*response),
+                Some(RtcCommand::Renegotiate) => {
+                    if let Some(peer) = &mut media {
+                        out.extend(peer.offer().await);
+                    }
+                }
+                None => break,
+            },
+            event = next_media_event(&mut media) => match event {
+                Some(event) => {
+                    if let Some(peer) = &mut media {
+                        out.extend(peer.on_event(event));
+                    }
+                }
+                None => media = None,
+            },
+        }
+        let mut failed = false;
+        for response in out {
+            if sink.send(signal(response)).await.is_err() {
+                failed = true;
+                break;
             }
         }
+        if failed {
+            break;
+        }
     }
+    leave_media(media).await;
     forget(&hub, &room_name, &identity);
+}
+
+async fn next_media_event(media: &mut Option<SfuPeer>) -> Option<crate::room::rtc::RtcEvent> {
+    match media {
+        Some(peer) => peer.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn leave_media(media: Option<SfuPeer>) {
+    if let Some(peer) = media {
+        peer.close().await;
+    }
+}
+
+/// `GET /rtc/validate`: whether a token would be let in, as LiveKit's
+/// clients ask after a failed connect.
+pub(super) async fn validate(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match hub.verify(&headers, query.get("access_token").map(String::as_str)) {
+        Some(claims) if claims.video.room_join => (StatusCode::OK, "success").into_response(),
+        Some(_) => (
+            StatusCode::UNAUTHORIZED,
+            "the token does not grant roomJoin",
+        )
+            .into_response(),
+        None => (StatusCode::UNAUTHORIZED, "invalid room token").into_response(),
+    }
 }
 
 enum Reply {
@@ -171,8 +254,12 @@ fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest
 fn forget(hub: &Hub, room_name: &str, identity: &str) {
     let mut state = hub.lock();
     if let Some(room) = state.rooms.get_mut(room_name) {
-        room.participants.remove(identity);
         room.signal_links.remove(identity);
+        if let Some(mut info) = room.participants.remove(identity) {
+            info.state = proto::participant_info::State::Disconnected as i32;
+            info.tracks.clear();
+            announce(room, info);
+        }
     }
     close_if_empty(&mut state, room_name);
 }
