@@ -16,6 +16,12 @@ use tokio::sync::mpsc;
 
 use support::{WAIT, loopback_with, wait_for_status};
 use voxguard::config::{Config, DEFAULT_ORIGIN};
+use voxguard::media::opus::Decoder;
+use voxguard::room::data::{
+    TOPIC_CHAT, TOPIC_TRANSCRIPTION, TextStreamOptions, new_stream_id, text_stream,
+};
+use voxguard::room::rtc::Loopback;
+use voxguard::room::{MediaInbound, MediaOptions, RoomConnection, RoomOptions};
 use voxguard::testbed::livekit::LoopbackConfig;
 
 /// The embedded default's health address: what `start` binds with no config.
@@ -153,6 +159,21 @@ async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
         "{metrics}"
     );
 
+    // A caller joins with WebRTC, the way a LiveKit front end does.
+    let caller_token = server
+        .participant_token("start-room", "caller", false)
+        .unwrap();
+    let caller = RoomConnection::connect_with(
+        &server.url(),
+        &caller_token,
+        &RoomOptions::with_media(MediaOptions {
+            loopback: Loopback::Include,
+            ..MediaOptions::default()
+        }),
+    )
+    .await
+    .expect("the caller joins with media");
+    let mut heard = caller.take_inbound().expect("caller media");
     let job = server
         .dispatch_job("start-room", "caller")
         .await
@@ -170,7 +191,49 @@ async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
             .await,
         "the agent joined the room"
     );
-    server.participant_leaves("start-room", "caller");
+    // The agent greets out loud: its audio reaches the caller and decodes
+    // to speech, and its words arrive as a caption.
+    let greeting = listen(&mut heard, Duration::from_secs(20)).await;
+    assert!(
+        greeting.packets >= 25 && greeting.level_dbfs > -35.0,
+        "the caller hears the greeting: {greeting:?}"
+    );
+    assert!(
+        !greeting.captions.is_empty(),
+        "the greeting is captioned on lk.transcription: {greeting:?}"
+    );
+    // The caller types on lk.chat; the agent answers out loud.
+    let chat = text_stream(
+        "caller",
+        "I want to book a demo for my team",
+        &TextStreamOptions::new(TOPIC_CHAT),
+        new_stream_id(),
+        0,
+    )
+    .collect::<Vec<_>>();
+    assert!(caller.send_data(&chat).await, "the chat went out");
+    let answer = listen(&mut heard, Duration::from_secs(20)).await;
+    assert!(
+        answer.packets >= 25 && !answer.captions.is_empty(),
+        "the agent answers the chat out loud: {answer:?}"
+    );
+    assert!(
+        answer.first_packet < Some(Duration::from_secs(2)),
+        "the answer starts playing promptly: {answer:?}"
+    );
+    eprintln!("the caller heard: greeting {greeting:?}, answer {answer:?}");
+    let states: Vec<String> = server
+        .records()
+        .attribute_updates
+        .iter()
+        .filter(|(room, _, key, _)| room == "start-room" && key == "lk.agent.state")
+        .map(|(_, _, _, value)| value.clone())
+        .collect();
+    assert!(
+        states.iter().any(|s| s == "speaking") && states.iter().any(|s| s == "listening"),
+        "lk.agent.state follows the voice: {states:?}"
+    );
+    caller.leave().await;
     let ended = wait_for_status(&server, &job.job_id, JobStatus::JsSuccess).await;
     assert!(
         ended,
@@ -226,4 +289,55 @@ async fn wait_ready(http: &reqwest::Client) -> u16 {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What the caller heard in one stretch: the agent's packets, how loud they
+/// decode, and the captions that completed.
+#[derive(Debug, Default)]
+struct Heard {
+    /// From the start of listening to the first packet.
+    first_packet: Option<Duration>,
+    packets: usize,
+    level_dbfs: f32,
+    captions: Vec<String>,
+}
+
+/// Listens until the agent has spoken and gone quiet for a second (or
+/// `limit`): counts packets, decodes them, collects captions.
+async fn listen(inbound: &mut MediaInbound, limit: Duration) -> Heard {
+    let mut heard = Heard::default();
+    let mut decoder = Decoder::new().expect("libopus");
+    let mut frame = vec![0i16; 5760];
+    let mut energy = 0f64;
+    let mut samples = 0usize;
+    let start = tokio::time::Instant::now();
+    let deadline = start + limit;
+    loop {
+        let quiet = if heard.packets > 0 && !heard.captions.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            limit
+        };
+        let wake = (tokio::time::Instant::now() + quiet).min(deadline);
+        tokio::select! {
+            audio = inbound.audio.recv() => {
+                let Some(audio) = audio else { break };
+                heard.first_packet.get_or_insert(start.elapsed());
+                heard.packets += 1;
+                let n = decoder.decode(&audio.packet.payload, &mut frame).expect("valid Opus");
+                energy += frame[..n].iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
+                samples += n;
+            }
+            text = inbound.texts.recv() => {
+                let Some(text) = text else { break };
+                if text.topic == TOPIC_TRANSCRIPTION {
+                    heard.captions.push(text.text);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => break,
+        }
+    }
+    let rms = (energy / samples.max(1) as f64).sqrt();
+    heard.level_dbfs = (20.0 * (rms / 32768.0).max(1e-9).log10()) as f32;
+    heard
 }

@@ -17,11 +17,14 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, watch};
 
-use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomEvent};
+use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomEvent, RoomOptions};
 use crate::session::io::{self, AgentEvent, AgentState, CallerEvent, SessionIo, TransportIo};
 use crate::session::resume::{self, SessionSaver};
 use crate::session::{EndReason, Session, SessionEnv, SessionReport};
 use crate::worker::{CancelSignal, JobContext, JobError, JobHandler, JobResult};
+
+use super::call;
+use super::voice::VoiceStack;
 
 /// Transports waiting for their room's job, keyed by room name.
 #[derive(Clone, Default)]
@@ -60,10 +63,24 @@ pub struct SessionJobHandler {
     pub reports: Option<mpsc::UnboundedSender<(String, SessionReport)>>,
     /// How calls hear and speak; `None` runs sessions on registered
     /// transports only (text).
-    pub voice: Option<Arc<super::voice::VoiceStack>>,
+    pub voice: Option<Arc<VoiceStack>>,
 }
 
 impl JobHandler for SessionJobHandler {
+    fn room_options(&self, job: &livekit_protocol::Job) -> RoomOptions {
+        let room = job
+            .room
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or_default();
+        match &self.voice {
+            // A registered transport carries this call; the room is signal only.
+            Some(_) if self.transports.waiting.contains_key(room) => RoomOptions::default(),
+            Some(voice) => RoomOptions::with_media(voice.media.clone()),
+            None => RoomOptions::default(),
+        }
+    }
+
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
         // The job's assignment (its proto is ~1 KiB) is not kept for the
         // call's length: the session needs the room, the cancel signal and
@@ -76,9 +93,12 @@ impl JobHandler for SessionJobHandler {
         };
         let attached = call.room.room_name().to_string();
         let transport = self.transports.take(&attached);
+        let voice = self.voice.clone();
         let reports = self.reports.clone();
         Box::pin(async move {
-            let report = run_job(call, transport).await.map_err(JobError::handler)?;
+            let report = run_job(call, transport, voice)
+                .await
+                .map_err(JobError::handler)?;
             let unpaired = report.state.transcript.unpaired_tool_calls().len();
             if let Some(reports) = reports {
                 let _ = reports.send((attached, report));
@@ -104,6 +124,7 @@ struct JobCall {
 async fn run_job(
     call: JobCall,
     transport: Option<SessionIo>,
+    voice: Option<Arc<VoiceStack>>,
 ) -> Result<SessionReport, SessionJobError> {
     let JobCall {
         env,
@@ -111,9 +132,14 @@ async fn run_job(
         room,
         cancel,
     } = call;
-    // Without a registered transport the room's media would carry the caller;
-    // until a media transport is plugged in, the session hears nothing and
-    // its speech goes to the log.
+    // A registered transport carries the call; otherwise the room's media
+    // does, through the voice pipeline. A room without either (signal only,
+    // no voice) hears nothing and its speech goes to the log.
+    let media = match (&transport, &voice, room.take_inbound()) {
+        (None, Some(stack), Some(inbound)) => Some(call::attach(&room, inbound, stack, seed)),
+        _ => None,
+    };
+    let mut voice_call = media;
     let (
         SessionIo {
             inbound,
@@ -121,9 +147,13 @@ async fn run_job(
             line,
         },
         mut unattached,
-    ) = match transport {
-        Some(io) => (io, None),
-        None => {
+    ) = match (transport, voice_call.as_mut()) {
+        (Some(io), _) => (io, None),
+        (None, Some(voice_call)) => {
+            let (session_io, _) = io::channel(1);
+            (std::mem::replace(&mut voice_call.session, session_io), None)
+        }
+        (None, None) => {
             let (session_io, transport_io) = io::channel(64);
             (session_io, Some(transport_io))
         }
@@ -160,7 +190,8 @@ async fn run_job(
     let mut room_events = room.events();
     let mut hung_up = false;
     let mut stopped = false;
-    let mut mirroring = true;
+    // With a voice, the pipeline shows the state (speaking while audio plays).
+    let mut mirroring = voice_call.is_none();
     let finished = loop {
         tokio::select! {
             finished = &mut session => break finished,
@@ -203,6 +234,22 @@ async fn run_job(
     let mut report = finished?;
     if stopped && report.ended == EndReason::CallerLeft {
         report.ended = EndReason::Shutdown;
+    }
+    if let Some(mut voice_call) = voice_call {
+        // The last words play out unless the caller is gone.
+        if !hung_up
+            && let Ok(Ok(Ok(voice))) =
+                tokio::time::timeout(LAST_WORDS_LIMIT, &mut voice_call.task).await
+        {
+            tracing::info!(
+                room = %room_name,
+                turns = voice.turns,
+                interruptions = voice.interruptions,
+                underruns = voice.underruns,
+                "call's voice ended"
+            );
+        }
+        voice_call.stop();
     }
     // The last write (or the forget) lands before the job reports done; each
     // takes at most the fleet's redis_timeout, or is queued by the fleet.
@@ -247,6 +294,9 @@ async fn next_unattached(unattached: &mut Option<TransportIo>) -> Option<AgentEv
         None => std::future::pending().await,
     }
 }
+
+/// How long a finished call's last words may take to play.
+const LAST_WORDS_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How long a finished job waits for its last state write.
 const SAVER_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -5,6 +5,7 @@
 //! The only module that knows every layer; `start`, `dev`, `console` and
 //! `simulate` build their agent here.
 
+pub mod call;
 pub mod job;
 pub mod start;
 pub mod tools;

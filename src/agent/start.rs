@@ -12,6 +12,7 @@ use crate::worker::{self, Worker, WorkerConfig, WorkerError};
 use super::job::SessionJobHandler;
 use super::voice::VoiceStack;
 use super::wiring::{Agent, AgentError, CrmEndpoints};
+use crate::room::rtc::loopback_for_server;
 
 /// Why `voxguard start` stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +98,14 @@ impl Production {
             "fleet state backend"
         );
         let agent = Agent::build(config, endpoints, seed, fleet.clone())?;
-        let voice = Arc::new(VoiceStack::build(
+        let mut voice = VoiceStack::build(
             config,
             &agent.registry,
             &agent.sessions.phrasebook,
             &agent.display_names(),
-        )?);
+        )?;
+        voice.media.loopback = loopback_for_server(&config.livekit.url);
+        let voice = Arc::new(voice);
         agent.log_unconfigured();
         voice.log_unconfigured();
         let handler = Arc::new(SessionJobHandler {

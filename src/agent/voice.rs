@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::recovery::{Category, PhraseBook};
 use crate::resilience::BreakerRegistry;
+use crate::room::MediaOptions;
 use crate::speech::{CacheReport, PhraseCache, SpeechStack};
 use crate::voice::call::{VoiceSettings, Voices};
 
@@ -27,6 +28,9 @@ pub struct VoiceStack {
     pub speech: SpeechStack,
     /// Recognizers and voices left out for want of credentials.
     pub unconfigured: Vec<Unconfigured>,
+    /// How calls join their rooms' media (loopback candidates only for a
+    /// server on this machine).
+    pub media: MediaOptions,
     rendering: JoinHandle<()>,
     prober: JoinHandle<()>,
 }
@@ -88,6 +92,7 @@ impl VoiceStack {
             settings: config.voice.settings(),
             speech,
             unconfigured,
+            media: MediaOptions::default(),
             rendering,
             prober,
         })

@@ -281,10 +281,9 @@ impl RoomConnection {
             return false;
         };
         let mut track = media.track.clone();
-        matches!(
-            tokio::time::timeout(limit, track.wait_for(|t| t.is_some())).await,
-            Ok(Ok(_))
-        )
+        tokio::time::timeout(limit, track.wait_for(|t| t.is_some()))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// What the media dropped rather than queue without bound.

@@ -141,8 +141,10 @@ impl MediaLink {
     /// waiting (bounded) for it to open.
     pub async fn send_data(&self, packets: &[proto::DataPacket]) -> bool {
         let mut open = self.reliable_open.clone();
-        let opened = tokio::time::timeout(CHANNEL_OPEN_WAIT, open.wait_for(|o| *o)).await;
-        if !matches!(opened, Ok(Ok(_))) {
+        let opened = tokio::time::timeout(CHANNEL_OPEN_WAIT, open.wait_for(|o| *o))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !opened {
             self.count(&self.drops.data_out);
             return false;
         }

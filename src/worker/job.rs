@@ -10,7 +10,7 @@ use std::time::Duration;
 use livekit_protocol as proto;
 use tokio::sync::watch;
 
-use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomError};
+use crate::room::{AGENT_STATE_ATTRIBUTE, RoomConnection, RoomError, RoomOptions};
 use crate::session::AgentState;
 
 /// What a job returns; an `Err` is reported with JS_FAILED (its text and causes).
@@ -60,6 +60,12 @@ impl JobError {
 /// Runs one job. Object-safe so the worker can hold `Arc<dyn JobHandler>`.
 pub trait JobHandler: Send + Sync + 'static {
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>>;
+
+    /// How the job's room is joined: signal only unless the handler hears
+    /// and speaks.
+    fn room_options(&self, _job: &proto::Job) -> RoomOptions {
+        RoomOptions::default()
+    }
 }
 
 /// Everything a session needs: the job, its room, and a signal to stop.

@@ -379,8 +379,9 @@ async fn run_session(
     url: String,
     cancel: super::job::CancelSignal,
 ) -> JobResult {
+    let options = handler.room_options(&job);
     let room = tokio::select! {
-        joined = RoomConnection::connect(&url, &token) => joined?,
+        joined = RoomConnection::connect_with(&url, &token, &options) => joined?,
         reason = cancel.cancelled() => return Err(JobError::CancelledBeforeJoin(reason)),
     };
     room.set_attribute(AGENT_STATE_ATTRIBUTE, AgentState::Initializing.as_str())

@@ -37,6 +37,27 @@ pub fn host_addresses(loopback: Loopback) -> std::io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// Loopback candidates for a LiveKit server at `url`: only when the server
+/// itself is on this machine (its host is `localhost` or a loopback
+/// address), the one case where a peer can reach 127.0.0.1.
+pub fn loopback_for_server(url: &str) -> Loopback {
+    let host = url
+        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+        .ok()
+        .and_then(|uri| {
+            uri.host()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        });
+    let local = host.is_some_and(|host| {
+        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    if local {
+        Loopback::Include
+    } else {
+        Loopback::Exclude
+    }
+}
+
 /// Whether `ip` can be a host candidate.
 pub fn usable_host_address(ip: IpAddr, loopback: Loopback) -> bool {
     if ip.is_unspecified() || ip.is_multicast() {
@@ -193,6 +214,20 @@ pub fn host_candidate(addr: SocketAddr) -> Result<Candidate, CandidateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_candidates_only_for_a_server_on_this_machine() {
+        for url in [
+            "ws://127.0.0.1:7880",
+            "http://localhost:7880",
+            "ws://[::1]:7880",
+        ] {
+            assert_eq!(loopback_for_server(url), Loopback::Include, "{url}");
+        }
+        for url in ["wss://x.livekit.cloud", "ws://10.0.0.5:7880", "not a url"] {
+            assert_eq!(loopback_for_server(url), Loopback::Exclude, "{url}");
+        }
+    }
 
     #[test]
     fn loopback_is_a_host_address_only_when_asked() {

@@ -46,7 +46,9 @@ pub mod sdp;
 pub mod stun;
 mod transport;
 
-pub use candidates::{CandidateInit, IceServers, Loopback, host_addresses, ice_servers};
+pub use candidates::{
+    CandidateInit, IceServers, Loopback, host_addresses, ice_servers, loopback_for_server,
+};
 pub use event::{
     AudioPacket, DataChannel, FailReason, InputError, LocalTrack, Mid, RemoteTrack, RtcError,
     RtcEvent, Side,
