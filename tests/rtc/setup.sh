@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the aiortc interop test needs, only when it is missing: a
+# Installs what the WebRTC interop tests need, only when it is missing: a
 # Python venv under tests/rtc/.venv with aiortc (an independent WebRTC
-# implementation, from PyPI). Idempotent: a second run does nothing.
+# implementation) and LiveKit's official Python SDK (libwebrtc inside its
+# wheel), from PyPI. Idempotent: a second run does nothing.
 # Prints the venv's python path on stdout.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,7 +10,7 @@ cd "$(dirname "$0")"
 venv="$PWD/.venv"
 python="$venv/bin/python"
 
-if [ -x "$python" ] && "$python" -c 'import aiortc' 2>/dev/null; then
+if [ -x "$python" ] && "$python" -c 'import aiortc, livekit.rtc' 2>/dev/null; then
   echo "$python"
   exit 0
 fi
@@ -31,9 +32,11 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   fi
 fi
 
-echo "tests/rtc/setup.sh: creating $venv with aiortc" >&2
-rm -rf "$venv"
-python3 -m venv "$venv" >&2
-"$python" -m pip install --quiet --disable-pip-version-check 'aiortc>=1.9,<2' >&2
-"$python" -c 'import aiortc' >&2
+echo "tests/rtc/setup.sh: creating $venv with aiortc and livekit" >&2
+if [ ! -x "$python" ]; then
+  python3 -m venv "$venv" >&2
+fi
+"$python" -m pip install --quiet --disable-pip-version-check \
+  'aiortc>=1.9,<2' 'livekit>=1.0,<2' 'livekit-api>=1.0,<2' >&2
+"$python" -c 'import aiortc, livekit.rtc' >&2
 echo "$python"

@@ -229,6 +229,13 @@ fn on_request(hub: &Hub, room_name: &str, identity: &str, request: SignalRequest
             {
                 participant.attributes.extend(update.attributes.clone());
             }
+            // Everyone in the room sees the new attributes, as LiveKit
+            // pushes them in a participant update.
+            if let Some(room) = state.rooms.get(room_name)
+                && let Some(info) = room.participants.get(identity)
+            {
+                announce(room, info.clone());
+            }
             if hub.config.keep_history {
                 for (key, value) in update.attributes {
                     state.records.attribute_updates.push((

@@ -44,7 +44,14 @@ pub(super) struct MediaPeer {
     /// Track sid → the server's sending track on this participant's
     /// subscriber connection.
     pub subscribed: HashMap<String, LocalTrack>,
+    /// Whether the subscriber connection's reliable channel is open; data
+    /// for the participant waits in `pending` until it is.
+    pub data_open: bool,
+    pub pending: Vec<(DataChannel, Vec<u8>)>,
 }
+
+/// Data held for a participant whose channel is not open yet, at most.
+const PENDING_DATA: usize = 256;
 
 /// One participant's media, driven by its signal task.
 pub(super) struct SfuPeer {
@@ -86,6 +93,8 @@ impl SfuPeer {
                     MediaPeer {
                         handle: running.handle.clone(),
                         subscribed: HashMap::new(),
+                        data_open: false,
+                        pending: Vec::new(),
                     },
                 );
             }
@@ -276,6 +285,13 @@ impl SfuPeer {
                 self.forward_data(channel, &payload);
                 None
             }
+            RtcEvent::ChannelOpen {
+                side: Side::Subscriber,
+                channel: DataChannel::Reliable,
+            } => {
+                self.flush_pending();
+                None
+            }
             RtcEvent::Failed { side, reason } => {
                 tracing::info!(identity = %self.identity, side = side.as_str(), %reason, "stand-in: media failed");
                 None
@@ -380,16 +396,23 @@ impl SfuPeer {
             return;
         }
         let targets: Vec<TransportHandle> = {
-            let state = self.hub.lock();
-            let Some(room) = state.rooms.get(&self.room) else {
+            let mut state = self.hub.lock();
+            let Some(room) = state.rooms.get_mut(&self.room) else {
                 return;
             };
-            room.media
-                .iter()
-                .filter(|(who, _)| **who != self.identity)
-                .filter(|(who, _)| destinations.is_empty() || destinations.contains(who))
-                .map(|(_, peer)| peer.handle.clone())
-                .collect()
+            let mut open = Vec::new();
+            for (who, peer) in room.media.iter_mut() {
+                if *who == self.identity || !(destinations.is_empty() || destinations.contains(who))
+                {
+                    continue;
+                }
+                if peer.data_open {
+                    open.push(peer.handle.clone());
+                } else if peer.pending.len() < PENDING_DATA {
+                    peer.pending.push((channel, bytes.clone()));
+                }
+            }
+            open
         };
         // Queued without waiting, so each receiver gets them in order.
         for handle in targets {
@@ -399,6 +422,25 @@ impl SfuPeer {
             {
                 tracing::debug!("stand-in: data packet dropped, the receiver is behind");
             }
+        }
+    }
+
+    /// This participant's channel opened: what waited for it goes, in order.
+    fn flush_pending(&self) {
+        let (handle, pending) = {
+            let mut state = self.hub.lock();
+            let Some(peer) = state
+                .rooms
+                .get_mut(&self.room)
+                .and_then(|r| r.media.get_mut(&self.identity))
+            else {
+                return;
+            };
+            peer.data_open = true;
+            (peer.handle.clone(), std::mem::take(&mut peer.pending))
+        };
+        for (channel, bytes) in pending {
+            let _ = handle.try_send_data(Side::Subscriber, channel, bytes);
         }
     }
 

@@ -1,0 +1,248 @@
+//! An independent, real LiveKit client talks to `voxguard start` through
+//! the stand-in: LiveKit's official Python SDK (libwebrtc, from PyPI; see
+//! tests/rtc/setup.sh) joins a room as the caller, publishes a microphone
+//! track, hears the agent greet it out loud, reads its captions and state,
+//! types on lk.chat and hears the answer.
+//!
+//! libwebrtc leaves loopback interfaces out of ICE, so everything runs in a
+//! private network namespace with one veth pair (10.203.0.1 on one end)
+//! that exists only inside it: no traffic leaves the test. Creating the
+//! namespace needs root (CAP_SYS_ADMIN), as CI has.
+
+#[path = "media_support.rs"]
+mod media_support;
+
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use livekit_protocol::JobStatus;
+use serde_json::Value;
+use voxguard::testbed::livekit::{LoopbackConfig, LoopbackServer};
+
+const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
+
+fn python() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/setup.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("bash runs tests/rtc/setup.sh");
+    assert!(
+        output.status.success(),
+        "tests/rtc/setup.sh could not prepare the LiveKit Python SDK:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Moves this thread into a new network namespace with `lo` and a veth
+/// pair whose one end holds [`ADDRESS`]. Children spawned from this thread live
+/// there too.
+fn private_network() {
+    // SAFETY: unshare(2) with a flag only changes this thread's namespace.
+    let status = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        status,
+        0,
+        "a private network namespace needs root (CAP_SYS_ADMIN): {}",
+        std::io::Error::last_os_error()
+    );
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec!["link", "add", "vg0", "type", "veth", "peer", "name", "vg1"],
+        vec!["addr", "add", "10.203.0.1/24", "dev", "vg0"],
+        vec!["link", "set", "vg1", "up"],
+        vec!["link", "set", "vg0", "up"],
+    ] {
+        let status = Command::new("ip")
+            .args(&args)
+            .status()
+            .expect("iproute2's ip runs");
+        assert!(status.success(), "ip {args:?} failed");
+    }
+}
+
+fn microphone_wav(dir: &Path) -> PathBuf {
+    media_support::system_deps();
+    let path = dir.join("caller.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&path)
+        .arg("Hello, I am calling about your document service.")
+        .status()
+        .expect("espeak-ng runs");
+    assert!(status.success());
+    path
+}
+
+#[test]
+fn the_official_python_sdk_talks_with_voxguard_start() {
+    let python = python();
+    let dir = std::env::temp_dir().join(format!("voxguard-interop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = microphone_wav(&dir);
+    let (report, agent_log) = std::thread::spawn(move || {
+        private_network();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(call(python, wav))
+    })
+    .join()
+    .expect("the call ran");
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("the Python SDK caller observed: {report:#}");
+
+    let fail = |what: &str| -> String { format!("{what}: {report:#}\nagent log:\n{agent_log}") };
+    assert_eq!(report["connected"], true, "{}", fail("connects"));
+    assert!(
+        report["agent_audible_frames"].as_u64() > Some(100),
+        "{}",
+        fail("hears more than a second of the agent's voice")
+    );
+    let captions = report["captions"].as_array().cloned().unwrap_or_default();
+    // (The SDK's reader shows the header's attributes; the trailer's
+    // `lk.transcription_final` is checked by voxguard's own reader.)
+    assert!(
+        captions.iter().any(
+            |c| c["text"].as_str().is_some_and(|t| t.contains("DocuFlow"))
+                && c["from"] == report["agent_identity"]
+        ),
+        "{}",
+        fail("reads the agent's greeting as an lk.transcription caption")
+    );
+    assert!(
+        captions.iter().any(|c| c["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("make out speech"))),
+        "{}",
+        fail("the agent heard the caller's microphone (it says it cannot transcribe speech)")
+    );
+    let states: Vec<&str> = report["states"]
+        .as_array()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        states.contains(&"speaking") && states.contains(&"listening"),
+        "{}",
+        fail("sees lk.agent.state follow the voice")
+    );
+    let answer = report["answer_after_chat_ms"].as_f64();
+    assert!(
+        answer.is_some_and(|ms| ms < 2000.0),
+        "{}",
+        fail("hears an answer to its lk.chat within 2 s")
+    );
+}
+
+/// The stand-in and `voxguard start` in this namespace, and the Python
+/// caller against them; returns the caller's report and the agent's log.
+async fn call(python: String, wav: PathBuf) -> (Value, String) {
+    let server = LoopbackServer::start_with(
+        SocketAddr::new(IpAddr::V4(ADDRESS), 0),
+        LoopbackConfig {
+            media_ips: vec![IpAddr::V4(ADDRESS)],
+            ..LoopbackConfig::default()
+        },
+    )
+    .await
+    .expect("the stand-in starts on the namespace's address");
+    let port = server.local_addr().port();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_voxguard"))
+        .arg("start")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", format!("ws://{ADDRESS}:{port}"))
+        .env("LIVEKIT_API_KEY", &server.config().api_key)
+        .env("LIVEKIT_API_SECRET", &server.config().api_secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("voxguard start runs");
+    // Read the log as it comes, so a full pipe never stalls the agent.
+    let mut stderr = agent.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
+    assert!(
+        server
+            .wait_until(Duration::from_secs(20), |r| !r.registrations.is_empty())
+            .await,
+        "the worker registered"
+    );
+    let room = "interop-room";
+    let token = server.participant_token(room, "py-caller", false).unwrap();
+    let mut caller = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/livekit_caller.py"))
+        .arg(format!("ws://{ADDRESS}:{port}"))
+        .arg(token)
+        .arg(&wav)
+        .arg("We are a team of twelve and we handle invoices")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the Python caller starts");
+    // LiveKit dispatches the agent when the caller is in the room.
+    assert!(
+        server
+            .wait_until(Duration::from_secs(30), |r| r
+                .room_joins
+                .iter()
+                .any(|(r, who)| r == room && who == "py-caller"))
+            .await,
+        "the Python caller joined"
+    );
+    let job = server
+        .dispatch_job(room, "py-caller")
+        .await
+        .expect("the worker takes the job");
+    let started = Instant::now();
+    let output = loop {
+        if let Some(_status) = caller.try_wait().unwrap() {
+            break caller.wait_with_output().unwrap();
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = caller.kill();
+            break caller.wait_with_output().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report: Value = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            serde_json::json!({
+                "connected": false,
+                "errors": [String::from_utf8_lossy(&output.stderr)],
+            })
+        });
+    // The caller left: the job ends, the worker drains on SIGTERM.
+    let ended = server
+        .wait_until(Duration::from_secs(10), |r| {
+            r.job_updates
+                .iter()
+                .any(|(_, u)| u.job_id == job.job_id && u.status == JobStatus::JsSuccess as i32)
+        })
+        .await;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(agent.id() as i32, libc::SIGTERM);
+    }
+    let waited = Instant::now();
+    while agent.try_wait().unwrap().is_none() && waited.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let log = log_reader.join().unwrap_or_default();
+    let mut report = report;
+    report["job_ended"] = Value::Bool(ended);
+    (report, log)
+}
