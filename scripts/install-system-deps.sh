@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system libraries voxguard loads at run time, only when they
 # are missing: libopus0 (the Opus codec, opened with dlopen so that building
-# needs no libopus-dev) and espeak-ng (the local voice). Debian/Ubuntu, apt-get
+# needs no libopus-dev), espeak-ng (the local voice) and iproute2 (the
+# WebRTC interop tests' private network). Debian/Ubuntu, apt-get
 # only; idempotent: a second run does nothing and prints nothing.
 set -euo pipefail
 export PATH="$PATH:/sbin:/usr/sbin"
@@ -12,6 +13,10 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopus\.so\.0'; then
 fi
 if ! command -v espeak-ng >/dev/null; then
   missing+=(espeak-ng)
+fi
+# The WebRTC interop tests build a private network namespace with `ip`.
+if ! command -v ip >/dev/null; then
+  missing+=(iproute2)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
