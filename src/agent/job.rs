@@ -136,7 +136,14 @@ async fn run_job(
     // does, through the voice pipeline. A room without either (signal only,
     // no voice) hears nothing and its speech goes to the log.
     let media = match (&transport, &voice, room.take_inbound()) {
-        (None, Some(stack), Some(inbound)) => Some(call::attach(&room, inbound, stack, seed)),
+        (None, Some(stack), Some(inbound)) => {
+            // The greeting waits for the agent's track, or its first words
+            // would go nowhere.
+            if !room.audio_published(TRACK_PUBLISH_LIMIT).await {
+                tracing::warn!(room = room.room_name(), "the agent's audio track was not accepted in time; speaking anyway");
+            }
+            Some(call::attach(&room, inbound, stack, seed))
+        }
         _ => None,
     };
     let mut voice_call = media;
@@ -294,6 +301,9 @@ async fn next_unattached(unattached: &mut Option<TransportIo>) -> Option<AgentEv
         None => std::future::pending().await,
     }
 }
+
+/// How long a call waits for the server to accept the agent's audio track.
+const TRACK_PUBLISH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a finished call's last words may take to play.
 const LAST_WORDS_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);

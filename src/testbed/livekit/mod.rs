@@ -5,11 +5,13 @@
 //! with extra levers to misbehave (garbage, oversized frames, drops, silence).
 
 mod agent_socket;
+mod caller;
 mod dispatch;
 mod rooms;
 mod rtc_socket;
 mod sfu;
 
+pub use caller::{AUDIBLE_DBFS, CallerError, HeardPacket, Recording, ScriptedCaller};
 pub use dispatch::{DispatchError, DispatchedJob};
 use rooms::{RoomState, add_caller, ensure_room};
 
