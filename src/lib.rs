@@ -4,9 +4,11 @@
 //! Layers, top calls down (tests/layering.rs holds the rules):
 //! - `dev`, `simulate` — commands built on the agent and the testbed;
 //! - `agent` — the composition root: configuration → guards → clients →
-//!   brains, the LiveKit job handler, the tool bindings;
+//!   brains, the worker's speech, the LiveKit job handler (job → room →
+//!   voice → session), the tool bindings;
 //! - `worker` — the LiveKit agent-worker protocol and health server;
-//! - `room` — a LiveKit participant: signal client, room connection;
+//! - `room` — a LiveKit participant: signal client, WebRTC media (str0m),
+//!   data packets and text streams;
 //! - `voice` — the voice pipeline: turns, interruptions, paced speech;
 //! - `session` — one conversation, text in and text out, with `brain` (what
 //!   to say, which tool) and `recovery` (how risky calls are run);
@@ -19,8 +21,9 @@
 //! - `fleet` — state shared between workers; `config` — the TOML file;
 //!   `secret` — credentials that never print.
 //!
-//! `testbed` is the other side of every boundary (LiveKit stand-in, CRM
-//! simulator); production layers never import it.
+//! `testbed` is the other side of every boundary (a LiveKit stand-in that
+//! carries media, scripted callers, the CRM and speech simulators);
+//! production layers never import it.
 
 pub mod agent;
 pub mod brain;
