@@ -171,7 +171,9 @@ async fn calls_with_media_measured_at_the_callers_ear() {
     let mut speech: Vec<f64> = figures.iter().map(|f| f.speech_answer_ms).collect();
     let unheard = figures
         .iter()
-        .filter(|f| f.greeting_ms.is_nan() || f.chat_answer_ms.is_nan() || f.speech_answer_ms.is_nan())
+        .filter(|f| {
+            f.greeting_ms.is_nan() || f.chat_answer_ms.is_nan() || f.speech_answer_ms.is_nan()
+        })
         .count();
     eprintln!(
         "{calls} concurrent calls with media through the stand-in:\n\
@@ -191,5 +193,8 @@ async fn calls_with_media_measured_at_the_callers_ear() {
         rss_peak as f64 / 1048576.0,
         rss_before as f64 / 1048576.0,
     );
-    assert_eq!(unheard, 0, "every caller heard the agent each time: {figures:?}");
+    assert_eq!(
+        unheard, 0,
+        "every caller heard the agent each time: {figures:?}"
+    );
 }

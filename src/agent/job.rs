@@ -140,7 +140,10 @@ async fn run_job(
             // The greeting waits for the agent's track, or its first words
             // would go nowhere.
             if !room.audio_published(TRACK_PUBLISH_LIMIT).await {
-                tracing::warn!(room = room.room_name(), "the agent's audio track was not accepted in time; speaking anyway");
+                tracing::warn!(
+                    room = room.room_name(),
+                    "the agent's audio track was not accepted in time; speaking anyway"
+                );
             }
             Some(call::attach(&room, inbound, stack, seed))
         }

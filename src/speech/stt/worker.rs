@@ -511,7 +511,9 @@ impl Worker {
                         self.turn.finalize_upto(end);
                     }
                 }
-                if !transcript.is_empty() {
+                // The answer to a Finalize is passed on even without words:
+                // it tells the endpointer the recognizer has caught up.
+                if !transcript.is_empty() || (is_final && from_finalize) {
                     let event = if is_final {
                         SttEvent::Final {
                             provider: name,

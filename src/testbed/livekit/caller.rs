@@ -161,8 +161,14 @@ impl ScriptedCaller {
     /// Types `text` on `lk.chat`; returns when it went out.
     pub async fn type_text(&self, text: &str) -> Instant {
         let options = TextStreamOptions::new(TOPIC_CHAT);
-        let packets: Vec<_> =
-            text_stream(&self.identity, text, &options, new_stream_id(), unix_millis()).collect();
+        let packets: Vec<_> = text_stream(
+            &self.identity,
+            text,
+            &options,
+            new_stream_id(),
+            unix_millis(),
+        )
+        .collect();
         self.room.send_data(&packets).await;
         Instant::now()
     }
