@@ -246,3 +246,157 @@ async fn call(python: String, wav: PathBuf) -> (Value, String) {
     report["job_ended"] = Value::Bool(ended);
     (report, log)
 }
+
+/// CLOCK_MONOTONIC in seconds, the clock Python's `time.monotonic` reads.
+fn monotonic() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
+}
+
+#[test]
+fn the_official_python_sdk_is_heard_whole_and_promptly() {
+    let python = python();
+    let dir = std::env::temp_dir().join(format!("voxguard-interop-heard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = microphone_wav(&dir);
+    let sent = {
+        let bytes = std::fs::read(&wav).unwrap();
+        let pcm = voxguard::media::wav::parse(&bytes).unwrap();
+        media_support::at_rate(&pcm, 48_000)
+    };
+    let (captured, arrivals, received) = std::thread::spawn(move || {
+        private_network();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(listen_to_python(python, wav))
+    })
+    .join()
+    .expect("the call ran");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(
+        captured.len() > 100,
+        "the Python caller spoke: {} frames",
+        captured.len()
+    );
+    assert!(
+        arrivals.len() > 50,
+        "its packets arrived: {}",
+        arrivals.len()
+    );
+    let (lag, _) =
+        voxguard::media::level::best_alignment(&sent, &received, 48_000, Duration::from_secs(2));
+    let skip = (lag.as_millis() / 20) as usize;
+    let aligned = &received[(skip * 960).min(received.len())..];
+    let likeness = voxguard::media::level::envelope_correlation(&sent, aligned, 48_000);
+    // Packet k (20 ms) after the lead-in carries the frames captured at
+    // 2k and 2k+1 (10 ms each): its delay is arrival − the later capture.
+    let mut delays: Vec<f64> = arrivals
+        .iter()
+        .skip(skip)
+        .enumerate()
+        .filter_map(|(k, at)| captured.get(2 * k + 1).map(|c| (at - c) * 1000.0))
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let median = delays[delays.len() / 2];
+    eprintln!(
+        "the official SDK's microphone as voxguard's room heard it: {} packets, envelope \
+         correlation {likeness:.3}, capture → arrival median {median:.1} ms over {} packets \
+         (p90 {:.1} ms)",
+        arrivals.len(),
+        delays.len(),
+        delays[delays.len() * 9 / 10]
+    );
+    assert!(delays.len() >= 50);
+    assert!(
+        likeness >= 0.9,
+        "what arrived follows what the SDK sent: correlation {likeness:.3}"
+    );
+}
+
+/// A voxguard room connection (production candidates: the namespace's
+/// interface) hears the Python caller speak the WAV; returns the caller's
+/// capture times, the arrival times of its packets and their decoded audio.
+async fn listen_to_python(python: String, wav: PathBuf) -> (Vec<f64>, Vec<f64>, Vec<i16>) {
+    use voxguard::room::{MediaOptions, RoomConnection, RoomOptions};
+    let server = LoopbackServer::start_with(
+        SocketAddr::new(IpAddr::V4(ADDRESS), 0),
+        LoopbackConfig {
+            media_ips: vec![IpAddr::V4(ADDRESS)],
+            ..LoopbackConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let port = server.local_addr().port();
+    let room = "heard-room";
+    let token = server.participant_token(room, "listener", true).unwrap();
+    let listener = RoomConnection::connect_with(
+        &format!("ws://{ADDRESS}:{port}"),
+        &token,
+        &RoomOptions::with_media(MediaOptions::default()),
+    )
+    .await
+    .expect("voxguard joins with the namespace's address as its candidate");
+    let mut inbound = listener.take_inbound().unwrap();
+    let caller_token = server.participant_token(room, "py-caller", false).unwrap();
+    let mut caller = tokio::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/livekit_caller.py"))
+        .arg(format!("ws://{ADDRESS}:{port}"))
+        .arg(caller_token)
+        .arg(&wav)
+        .arg("--speak-only")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = caller.stdout.take().unwrap();
+    let output = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text).await;
+        text
+    });
+    let mut decoder = voxguard::media::opus::Decoder::new().unwrap();
+    let mut frame = vec![0i16; 5760];
+    let mut arrivals = Vec::new();
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            audio = inbound.audio.recv() => {
+                let Some(audio) = audio else { break };
+                if audio.participant != "py-caller" {
+                    continue;
+                }
+                arrivals.push(monotonic());
+                let n = decoder.decode(&audio.packet.payload, &mut frame).expect("valid Opus from libwebrtc");
+                received.extend_from_slice(&frame[..n]);
+            }
+            status = caller.wait() => {
+                let _ = status;
+                break;
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    let text = output.await.unwrap_or_default();
+    let report: Value = text
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or(Value::Null);
+    let captured: Vec<f64> = report["captured"]
+        .as_array()
+        .map(|c| c.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    listener.leave().await;
+    (captured, arrivals, received)
+}

@@ -5,6 +5,9 @@ types one lk.chat message once the greeting is over, and prints what it
 observed as one JSON object on stdout.
 
 usage: livekit_caller.py URL TOKEN WAV CHAT_TEXT
+       livekit_caller.py URL TOKEN WAV --speak-only
+(speak-only: publish the WAV once and report when each 10 ms frame was
+captured, in CLOCK_MONOTONIC seconds, then leave)
 """
 
 import asyncio
@@ -27,6 +30,29 @@ def level_dbfs(data: memoryview) -> float:
     energy = sum(s * s for s in samples) / len(samples)
     rms = math.sqrt(energy)
     return 20 * math.log10(max(rms / 32768.0, 1e-9))
+
+
+async def speak_only(url: str, token: str, wav_path: str) -> dict:
+    room = rtc.Room()
+    await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    with wave.open(wav_path, "rb") as wav:
+        rate = wav.getframerate()
+        pcm = wav.readframes(wav.getnframes())
+    # A short queue: capture times are send times, not queue entry times.
+    source = rtc.AudioSource(rate, 1, queue_size_ms=20)
+    track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    await room.local_participant.publish_track(track, options)
+    await asyncio.sleep(1.0)
+    per_frame = rate * FRAME_MS // 1000
+    captured = []
+    for offset in range(0, len(pcm) // 2 - per_frame, per_frame):
+        chunk = pcm[offset * 2 : (offset + per_frame) * 2]
+        await source.capture_frame(rtc.AudioFrame(chunk, rate, 1, per_frame))
+        captured.append(time.clock_gettime(time.CLOCK_MONOTONIC))
+    await asyncio.sleep(2.0)
+    await room.disconnect()
+    return {"connected": True, "rate": rate, "frame_ms": FRAME_MS, "captured": captured}
 
 
 async def main(url: str, token: str, wav_path: str, chat: str) -> dict:
@@ -135,7 +161,10 @@ async def main(url: str, token: str, wav_path: str, chat: str) -> dict:
 if __name__ == "__main__":
     url, token, wav_path, chat = sys.argv[1:5]
     try:
-        result = asyncio.run(main(url, token, wav_path, chat))
+        if chat == "--speak-only":
+            result = asyncio.run(speak_only(url, token, wav_path))
+        else:
+            result = asyncio.run(main(url, token, wav_path, chat))
     except Exception as error:  # the report says what failed
         result = {"connected": False, "errors": [repr(error)]}
     print(json.dumps(result), flush=True)
