@@ -451,7 +451,7 @@ impl RoomTask {
                     let Some(event) = event else {
                         break Some("the room's media transport stopped".to_string());
                     };
-                    match media.on_event(event) {
+                    match media.on_event(event).await {
                         Ok(Some(request)) => {
                             if !signal::send(&mut self.socket, request).await {
                                 break Some("signal connection failed while sending".to_string());

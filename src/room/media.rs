@@ -377,7 +377,7 @@ impl MediaTask {
 
     /// Acts on a transport event; returns a signal request to send, or why
     /// the media is lost for good.
-    pub fn on_event(&mut self, event: RtcEvent) -> Result<Option<SignalRequest>, String> {
+    pub async fn on_event(&mut self, event: RtcEvent) -> Result<Option<SignalRequest>, String> {
         match event {
             RtcEvent::LocalCandidate { side, candidate } => {
                 let target = match side {
@@ -417,6 +417,27 @@ impl MediaTask {
             }
             RtcEvent::Disconnected(side) => {
                 tracing::info!(side = side.as_str(), "media path interrupted");
+                // The publisher is ours to offer: new ICE credentials are
+                // the way back (the server restarts the subscriber).
+                if side == Side::Publisher && self.pending_cid.is_none() {
+                    match self
+                        .handle
+                        .create_offer(Side::Publisher, OfferChanges::ice_restart())
+                        .await
+                    {
+                        Ok(Some(offer)) => {
+                            return Ok(Some(SignalRequest::Offer(proto::SessionDescription {
+                                r#type: "offer".into(),
+                                sdp: offer.sdp,
+                                ..Default::default()
+                            })));
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "could not restart ICE on the publisher")
+                        }
+                    }
+                }
             }
             RtcEvent::Refused { side, error } => {
                 tracing::debug!(side = side.map(Side::as_str), %error, "media input refused");
