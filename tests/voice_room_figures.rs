@@ -29,9 +29,11 @@ fn proc_stat(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after ")".
+    // utime, stime, cutime and cstime are fields 14 to 17 (1-based), 11 to
+    // 14 after ")": the worker's own CPU and its finished children's (the
+    // local voice runs espeak-ng processes).
     let ticks: f64 = fields
-        .get(11..13)
+        .get(11..15)
         .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
         .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -180,7 +182,7 @@ async fn calls_with_media_measured_at_the_callers_ear() {
          greeting heard after dispatch  p50 {:.0} ms  max {:.0} ms\n\
          lk.chat → first answer audio   p50 {:.0} ms  max {:.0} ms\n\
          end of speech → first audio    p50 {:.0} ms  max {:.0} ms\n\
-         worker CPU {:.2} s per call-minute ({:.1} call-minutes), RSS {:.0} KiB per call (peak {:.1} MiB, idle {:.1} MiB)",
+         worker CPU (with its espeak-ng children) {:.2} s per call-minute ({:.1} call-minutes), RSS {:.0} KiB per call (peak {:.1} MiB, idle {:.1} MiB)",
         percentile(&mut greeting, 0.5),
         percentile(&mut greeting, 1.0),
         percentile(&mut chat, 0.5),
