@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use voxguard::config::Config;
 use voxguard::dev::{self, DevStack};
@@ -496,4 +497,101 @@ async fn saying_goodbye_ends_the_session_from_the_agent_side() {
         farewell.json
     );
     assert!(call.next().await.is_none());
+}
+
+/// Opens `/ws` with an `Origin` header, as a browser page would.
+async fn upgrade_from(
+    stack: &DevStack,
+    origin: &str,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, WsError> {
+    let mut request = format!("ws://{}/ws", stack.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().unwrap());
+    connect_async(request).await.map(|(ws, _)| ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_another_site_cannot_open_a_call() {
+    let stack = dev_stack().await;
+
+    let refused = upgrade_from(&stack, "https://evil.example").await;
+
+    let Err(WsError::Http(response)) = refused else {
+        panic!("a foreign origin was not refused at the handshake");
+    };
+    assert_eq!(response.status(), 403);
+    let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+    assert!(
+        body.contains(&format!(
+            "origin https://evil.example is not this dev server (http://{})",
+            stack.addr
+        )),
+        "{body}"
+    );
+    assert!(
+        stack
+            .state
+            .loopback
+            .records()
+            .availability_latencies
+            .is_empty(),
+        "no job was dispatched for the refused socket"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_page_itself_opens_calls_under_every_loopback_name() {
+    let stack = dev_stack().await;
+    let port = stack.addr.port();
+
+    for origin in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let mut ws = upgrade_from(&stack, &origin)
+            .await
+            .unwrap_or_else(|e| panic!("{origin} refused: {e}"));
+        let first = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+        assert!(
+            matches!(first, Some(Ok(Message::Text(_)))),
+            "{origin}: {first:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_under_a_foreign_host_name_is_refused_and_changes_nothing() {
+    let stack = dev_stack().await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .put(format!("http://{}/api/faults", stack.addr))
+        .header("Host", format!("attacker.example:{}", stack.addr.port()))
+        .json(&json!({ "service": "salesforce", "fault": "outage" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 403);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "host attacker.example:{} is not this dev server (http://{})",
+            stack.addr.port(),
+            stack.addr
+        )),
+        "{body}"
+    );
+    assert!(body.contains("DNS rebinding"), "{body}");
+    assert_ne!(service_card(&stack, "salesforce").await["fault"], "outage");
+    let page = client
+        .get(format!("http://{}/", stack.addr))
+        .header("Host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
 }

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod console;
+pub mod origin;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,18 +117,22 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         tool_calls: Arc::new(api::ToolCallBoard::default()),
         next_room: Arc::new(AtomicU64::new(1)),
     };
-    let app = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/ws", get(ws_upgrade))
-        .route("/api/services", get(api::services))
-        .route("/api/faults", put(api::set_fault))
-        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DevError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| DevError::Bind { addr, source })?;
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws", get(ws_upgrade))
+        .route("/api/services", get(api::services))
+        .route("/api/faults", put(api::set_fault))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            origin::ServedAddresses::for_bound(addr),
+            origin::only_this_server,
+        ));
     let http_task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "dev page server stopped");
