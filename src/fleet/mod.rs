@@ -247,6 +247,23 @@ impl Fleet {
         result
     }
 
+    /// Stop syncing for good, then delete every key under this fleet's
+    /// prefix; returns how many were deleted. For runs that own their
+    /// prefix, such as `voxguard simulate` — never for a fleet of workers
+    /// sharing production state.
+    pub async fn stop_and_purge(&self, limit: Duration) -> Result<u64, FleetError> {
+        if let Some(task) = lock(&self.inner.task).take() {
+            task.abort();
+        }
+        // Wait out a round already under way, so nothing it writes lands
+        // after the keys are gone.
+        let _round = self.inner.round.lock().await;
+        match &self.inner.backend {
+            FleetBackend::Memory(_) => Ok(0),
+            FleetBackend::Redis(redis) => redis.purge(limit).await,
+        }
+    }
+
     pub fn health(&self) -> FleetHealth {
         let inner = &self.inner;
         FleetHealth {

@@ -270,6 +270,41 @@ impl RedisStore {
         .await
     }
 
+    /// Delete every key under this store's prefix (SCAN, then DEL in
+    /// batches), within `limit` overall; returns how many were deleted.
+    /// Runs on the store's own connection, after anything already sent on it.
+    pub(crate) async fn purge(&self, limit: Duration) -> Result<u64, FleetError> {
+        let pattern = format!("{}:*", escape_glob(&self.prefix));
+        let purge = async {
+            let mut connection = self.connection().await?;
+            let mut cursor: u64 = 0;
+            let mut deleted = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut connection)
+                    .await?;
+                if !keys.is_empty() {
+                    deleted += redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async::<u64>(&mut connection)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        };
+        tokio::time::timeout(limit, purge)
+            .await
+            .unwrap_or(Err(FleetError::Timeout(limit)))
+    }
+
     pub(crate) async fn delete_session(&self, room: &str) -> Result<(), FleetError> {
         let key = self.key("session", room);
         self.guarded(
@@ -277,6 +312,18 @@ impl RedisStore {
         )
         .await
     }
+}
+
+/// `text` matched literally by a Redis glob pattern.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Redis is judged quickly: three failures in a row (or most of a short
@@ -292,5 +339,16 @@ fn redis_breaker_config(timeout: Duration) -> BreakerConfig {
         open_base: Duration::from_millis(250),
         open_cap: Duration::from_secs(5),
         half_open_probes: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_matched_literally_when_purging() {
+        assert_eq!(escape_glob("voxguard-sim:12-ab"), "voxguard-sim:12-ab");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }
