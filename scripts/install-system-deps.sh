@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries voxguard loads at run time, only when they
+# Installs the system packages voxguard and its tests need, only when they
 # are missing: libopus0 (the Opus codec, opened with dlopen so that building
-# needs no libopus-dev) and espeak-ng (the local voice). Debian/Ubuntu, apt-get
-# only; idempotent: a second run does nothing and prints nothing.
+# needs no libopus-dev), espeak-ng (the local voice) and redis-server (the
+# fleet tests start and pause Redis processes of their own). Debian/Ubuntu,
+# apt-get only; idempotent: a second run does nothing and prints nothing.
 set -euo pipefail
 export PATH="$PATH:/sbin:/usr/sbin"
 
@@ -12,6 +13,9 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopus\.so\.0'; then
 fi
 if ! command -v espeak-ng >/dev/null; then
   missing+=(espeak-ng)
+fi
+if ! command -v redis-server >/dev/null; then
+  missing+=(redis-server)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -17,7 +17,11 @@
 //! crosses a threshold. Retry budgets are exact: retries are spent from
 //! grants taken from the fleet. Redis is guarded by its own breaker and a
 //! `redis_timeout` on every call; without it, each worker runs alone on its
-//! local breakers and budgets and rejoins when Redis is back.
+//! local breakers and budgets and rejoins when Redis is back. What it
+//! learned alone stands: a trip keeps the open period it has left, a breaker
+//! that recovered on its own probes closes the fleet's (once nobody else may
+//! probe), and a sync Redis runs after its worker gave up on it changes
+//! nothing.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -298,6 +302,9 @@ impl FleetInner {
             }
             Err(error) => {
                 self.note_error(error);
+                for budget in lock(&self.budgets).iter() {
+                    budget.mark_unsynced();
+                }
                 if was_connected {
                     tracing::warn!(%error, "fleet state out of reach: workers run on local state");
                 }
