@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system libraries voxguard loads at run time, only when they
+# Installs the system packages voxguard and its tests need, only when they
 # are missing: libopus0 (the Opus codec, opened with dlopen so that building
-# needs no libopus-dev), espeak-ng (the local voice) and iproute2 (the
-# WebRTC interop tests' private network). Debian/Ubuntu, apt-get
-# only; idempotent: a second run does nothing and prints nothing.
+# needs no libopus-dev), espeak-ng (the local voice), redis-server (the
+# fleet tests start and pause Redis processes of their own) and iproute2
+# (the WebRTC interop tests' private network). Debian/Ubuntu, apt-get only;
+# idempotent: a second run does nothing and prints nothing.
 set -euo pipefail
 export PATH="$PATH:/sbin:/usr/sbin"
 
@@ -13,6 +14,9 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopus\.so\.0'; then
 fi
 if ! command -v espeak-ng >/dev/null; then
   missing+=(espeak-ng)
+fi
+if ! command -v redis-server >/dev/null; then
+  missing+=(redis-server)
 fi
 # The WebRTC interop tests build a private network namespace with `ip`.
 if ! command -v ip >/dev/null; then

@@ -273,3 +273,22 @@ fn the_fleet_section_maps_onto_the_fleet_settings() {
     assert_eq!(settings.redis_timeout, std::time::Duration::from_millis(30));
     assert_eq!(settings.validate(), Ok(()));
 }
+
+#[test]
+fn the_dev_section_sets_the_call_socket_limits_and_refuses_a_zero_cap() {
+    let text =
+        format!("{VALID}\n[dev]\nfirst_frame_timeout = \"5s\"\nmax_connections_per_address = 3\n");
+    let config = Config::from_toml(&text, "test.toml").unwrap();
+    assert_eq!(
+        config.dev.first_frame_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(config.dev.max_connections_per_address, 3);
+
+    let closed = format!("{VALID}\n[dev]\nmax_connections_per_address = 0\n");
+    let message = error(&closed);
+    assert!(
+        message.starts_with("test.toml:19: dev.max_connections_per_address: must be at least 1"),
+        "{message}"
+    );
+}

@@ -5,10 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use voxguard::config::Config;
 use voxguard::dev::{self, DevStack};
@@ -26,7 +32,12 @@ const RESOLUTION_BUDGET: Duration = Duration::from_millis(3500);
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn dev_stack() -> DevStack {
-    let config = Config::embedded_default().expect("embedded config");
+    dev_stack_with(|_| {}).await
+}
+
+async fn dev_stack_with(adjust: impl FnOnce(&mut Config)) -> DevStack {
+    let mut config = Config::embedded_default().expect("embedded config");
+    adjust(&mut config);
     dev::start(&config, "127.0.0.1:0".parse().unwrap(), DEV_SEED)
         .await
         .expect("dev stack starts")
@@ -425,9 +436,6 @@ async fn a_malformed_frame_gets_an_error_showing_a_valid_one_and_the_call_goes_o
             "the error shows a valid frame: {message}"
         );
     }
-    call.send_raw(&"x".repeat(20 * 1024)).await;
-    let error = call.until(|f| f.is("error")).await;
-    assert!(error.str("message").contains("16 KiB"), "{}", error.json);
 
     call.say("we use HubSpot").await;
     let turn = call.turn().await;
@@ -496,4 +504,292 @@ async fn saying_goodbye_ends_the_session_from_the_agent_side() {
         farewell.json
     );
     assert!(call.next().await.is_none());
+}
+
+/// Opens `/ws` with an `Origin` header, as a browser page would.
+async fn upgrade_from(
+    stack: &DevStack,
+    origin: &str,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, WsError> {
+    let mut request = format!("ws://{}/ws", stack.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().unwrap());
+    connect_async(request).await.map(|(ws, _)| ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_another_site_cannot_open_a_call() {
+    let stack = dev_stack().await;
+
+    let refused = upgrade_from(&stack, "https://evil.example").await;
+
+    let Err(WsError::Http(response)) = refused else {
+        panic!("a foreign origin was not refused at the handshake");
+    };
+    assert_eq!(response.status(), 403);
+    let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+    assert!(
+        body.contains(&format!(
+            "origin https://evil.example is not this dev server (http://{})",
+            stack.addr
+        )),
+        "{body}"
+    );
+    assert!(
+        stack
+            .state
+            .loopback
+            .records()
+            .availability_latencies
+            .is_empty(),
+        "no job was dispatched for the refused socket"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_page_itself_opens_calls_under_every_loopback_name() {
+    let stack = dev_stack().await;
+    let port = stack.addr.port();
+
+    for origin in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let mut ws = upgrade_from(&stack, &origin)
+            .await
+            .unwrap_or_else(|e| panic!("{origin} refused: {e}"));
+        let first = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+        assert!(
+            matches!(first, Some(Ok(Message::Text(_)))),
+            "{origin}: {first:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_under_a_foreign_host_name_is_refused_and_changes_nothing() {
+    let stack = dev_stack().await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .put(format!("http://{}/api/faults", stack.addr))
+        .header("Host", format!("attacker.example:{}", stack.addr.port()))
+        .json(&json!({ "service": "salesforce", "fault": "outage" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 403);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "host attacker.example:{} is not this dev server (http://{})",
+            stack.addr.port(),
+            stack.addr
+        )),
+        "{body}"
+    );
+    assert!(body.contains("DNS rebinding"), "{body}");
+    assert_ne!(service_card(&stack, "salesforce").await["fault"], "outage");
+    let page = client
+        .get(format!("http://{}/", stack.addr))
+        .header("Host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+}
+
+/// Reads past the agent's frames until the server closes the socket; its
+/// close code and reason. A dropped connection fails the test.
+async fn close_of(
+    ws: &mut (impl Stream<Item = Result<Message, WsError>> + Unpin),
+) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("the socket was not closed within {WAIT:?}"));
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) => panic!("closed without a code"),
+            Some(Ok(_)) => {}
+            Some(Err(err)) => panic!("the connection failed instead of closing: {err}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    }
+}
+
+async fn connect(stack: &DevStack) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    let url = format!("ws://{}/ws", stack.addr);
+    connect_async(url.as_str()).await.expect("ws connects").0
+}
+
+/// The most memory this process has held, in bytes.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_16_kib_closes_the_call_with_1009_and_a_reason() {
+    let stack = dev_stack().await;
+    let mut call = Call::open(&stack).await;
+
+    call.send_raw(&"x".repeat(20 * 1024)).await;
+
+    let (code, reason) = close_of(&mut call.ws).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("16 KiB"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_60_mib_message_in_small_fragments_is_refused_while_it_is_read() {
+    const MESSAGE: usize = 60 * 1024 * 1024;
+    const FRAGMENT: usize = 8 * 1024;
+    let stack = dev_stack().await;
+    let call = Call::open(&stack).await;
+    let peak_before = peak_rss_bytes();
+    let (mut sink, mut stream) = call.ws.split();
+    let sent = Arc::new(AtomicUsize::new(0));
+
+    let sending = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            let fragments = MESSAGE / FRAGMENT;
+            for i in 0..fragments {
+                let opcode = if i == 0 { Data::Text } else { Data::Continue };
+                let last = i + 1 == fragments;
+                let frame = WireFrame::message(vec![b'x'; FRAGMENT], OpCode::Data(opcode), last);
+                if sink.send(Message::Frame(frame)).await.is_err() {
+                    return;
+                }
+                sent.fetch_add(FRAGMENT, Ordering::Relaxed);
+            }
+        }
+    });
+    let (code, reason) = close_of(&mut stream).await;
+    sending.abort();
+
+    assert_eq!(code, 1009, "{reason}");
+    assert!(
+        sent.load(Ordering::Relaxed) < MESSAGE,
+        "the server read the whole message before refusing it"
+    );
+    let growth = peak_rss_bytes().saturating_sub(peak_before);
+    eprintln!(
+        "peak RSS {peak_before} -> {} bytes around a refused {MESSAGE}-byte message",
+        peak_before + growth
+    );
+    assert!(
+        growth < (MESSAGE / 4) as u64,
+        "peak RSS grew by {growth} bytes for a refused {MESSAGE}-byte message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_frame_that_is_not_utf8_closes_the_call_with_1007() {
+    let stack = dev_stack().await;
+    let mut call = Call::open(&stack).await;
+
+    let frame = WireFrame::message(vec![b'{', 0xC3, 0x28, b'}'], OpCode::Data(Data::Text), true);
+    call.ws.send(Message::Frame(frame)).await.unwrap();
+
+    let (code, reason) = close_of(&mut call.ws).await;
+    assert_eq!(code, 1007, "{reason}");
+    assert!(reason.contains("UTF-8"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_sends_nothing_is_closed_after_the_first_frame_timeout() {
+    let timeout = Duration::from_secs(1);
+    let stack = dev_stack_with(|c| c.dev.first_frame_timeout = timeout).await;
+    let opened = Instant::now();
+    let mut silent = connect(&stack).await;
+    let mut talking = Call::open(&stack).await;
+    talking.say("about eight people").await;
+
+    let (code, reason) = close_of(&mut silent).await;
+    let waited = opened.elapsed();
+
+    assert_eq!(code, 1008, "{reason}");
+    assert!(
+        reason.contains("no frame from the caller within 1s"),
+        "{reason}"
+    );
+    assert!(
+        waited >= timeout && waited < timeout * 4,
+        "closed {waited:?} after opening"
+    );
+    // The timeout is for the first frame only: a caller who spoke may pause.
+    talking.turn().await;
+    tokio::time::sleep(timeout + Duration::from_millis(500)).await;
+    talking.say("we use HubSpot").await;
+    let turn = talking.turn().await;
+    assert!(
+        turn.iter().any(|f| f.is_speech("answer")),
+        "{}",
+        talking.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_may_hold_only_its_share_of_call_sockets() {
+    let stack = dev_stack_with(|c| c.dev.max_connections_per_address = 2).await;
+    let mut first = Call::open(&stack).await;
+    let _second = Call::open(&stack).await;
+
+    let mut third = connect(&stack).await;
+    let (code, reason) = close_of(&mut third).await;
+
+    assert_eq!(code, 1008, "{reason}");
+    assert!(
+        reason.contains("2 calls already open from 127.0.0.1"),
+        "{reason}"
+    );
+    first.send(json!({ "type": "hangup" })).await;
+    while first.next().await.is_some() {}
+    // The hung-up call's place frees as its handler ends.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut ws = connect(&stack).await;
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(_))) => break,
+            other => assert!(Instant::now() < deadline, "still refused: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_every_session_slot_taken_gets_an_error_frame_then_1013() {
+    let stack = dev_stack_with(|c| c.worker.max_sessions = 1).await;
+    let _busy = Call::open(&stack).await;
+
+    let mut refused = connect(&stack).await;
+    let first = tokio::time::timeout(WAIT, refused.next()).await.unwrap();
+    let Some(Ok(Message::Text(text))) = first else {
+        panic!("expected an error frame first, got {first:?}");
+    };
+    let error: Value = serde_json::from_str(text.as_str()).unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("every session slot is taken"),
+        "{error}"
+    );
+    let (code, reason) = close_of(&mut refused).await;
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("try again later"), "{reason}");
 }

@@ -218,3 +218,124 @@ async fn relay(
         }
     }
 }
+
+/// A `redis-server` process of the test's own, on a free loopback port, that
+/// the test can pause (SIGSTOP) and resume (SIGCONT) — never the machine's
+/// shared Redis. Killed when dropped.
+pub struct OwnRedis {
+    pub url: String,
+    pub port: u16,
+    process: std::process::Child,
+}
+
+impl OwnRedis {
+    pub async fn start() -> OwnRedis {
+        ensure_redis_server();
+        let port = free_port();
+        let process = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let redis = OwnRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            process,
+        };
+        let client = redis::Client::open(redis.url.as_str()).expect("Redis URL");
+        for _ in 0..200 {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {port} did not answer PING within 5 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// SIGSTOP: connections stay open, requests queue unanswered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: the queued requests run now.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let status = std::process::Command::new("kill")
+            .args([which, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {which} {}", self.pid());
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .expect("Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("own Redis answers")
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// `redis-server` on PATH, installed by scripts/install-system-deps.sh when
+/// missing.
+fn ensure_redis_server() {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let outcome = DONE.get_or_init(|| {
+        if redis_server_found() {
+            return Ok(());
+        }
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/install-system-deps.sh"
+        );
+        let output = std::process::Command::new("bash")
+            .arg(script)
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if output.status.success() && redis_server_found() {
+            Ok(())
+        } else {
+            Err(format!(
+                "redis-server is missing and {script} could not install it: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(e) = outcome {
+        panic!("{e}; install redis-server (apt-get install redis-server)");
+    }
+}
+
+fn redis_server_found() -> bool {
+    std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

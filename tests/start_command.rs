@@ -2,12 +2,13 @@
 //! with only LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET set (no CRM
 //! credentials, no --config), against the loopback LiveKit stand-in. It must
 //! register, take a job, answer /health/ready, say which services are left
-//! out and how to add them, and exit 0 on SIGTERM within its drain timeout.
+//! out and how to add them, and exit 0 on SIGTERM within its drain timeout —
+//! at once when no call is running, even while it waits to reconnect.
 
 mod support;
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use livekit_protocol::JobStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -273,6 +274,56 @@ async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
     assert!(
         !log.contains(&server.config().api_secret),
         "the secret never reaches the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_to_reconnect_with_no_call_running_exits_at_once_with_0() {
+    let server = loopback_with(LoopbackConfig {
+        api_secret: "the-signing-secret".into(),
+        ..LoopbackConfig::default()
+    })
+    .await;
+    // The stand-in refuses a worker with the wrong secret, so `start` keeps
+    // reconnecting with a growing backoff (0.1 s, then up to 0.5, 1, 2, 4 s).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxguard"))
+        .arg("start")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", server.url())
+        .env("LIVEKIT_API_KEY", &server.config().api_key)
+        .env("LIVEKIT_API_SECRET", "not-the-signing-secret")
+        .env("VOXGUARD_HEALTH_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    assert!(
+        server
+            .wait_until(Duration::from_secs(20), |r| r.auth_failures >= 5)
+            .await,
+        "the worker kept retrying"
+    );
+    // Now waiting 2 to 4 s before its sixth try.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let signalled = Instant::now();
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .expect("exit status");
+    let took = signalled.elapsed();
+
+    assert!(status.success(), "exit code 0 after SIGTERM: {status:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "SIGTERM took {took:?} to end a worker with no call running"
     );
 }
 

@@ -71,12 +71,20 @@ impl Default for WorkerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DevConfig {
     pub addr: SocketAddr,
+    /// A `/ws` connection that sends no frame for this long after it opens
+    /// is closed, so sockets that say nothing do not hold session slots.
+    #[serde(deserialize_with = "duration::required")]
+    pub first_frame_timeout: Duration,
+    /// `/ws` connections one peer address may hold open at once.
+    pub max_connections_per_address: u32,
 }
 
 impl Default for DevConfig {
     fn default() -> Self {
         DevConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8089)),
+            first_frame_timeout: Duration::from_secs(30),
+            max_connections_per_address: 8,
         }
     }
 }

@@ -292,6 +292,12 @@ fn check_sections(config: &Config, report: &mut Report<'_>) {
             ),
         );
     }
+    if config.dev.max_connections_per_address == 0 {
+        report.error(
+            "dev.max_connections_per_address",
+            "must be at least 1: with 0 the dev page could never open a call".into(),
+        );
+    }
     if config.session.max_consecutive_failures == 0 {
         report.error(
             "session.max_consecutive_failures",

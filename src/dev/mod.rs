@@ -7,24 +7,23 @@
 //! a job, so the conversation runs through the real worker code path.
 
 mod api;
+mod call;
 pub mod console;
+pub mod origin;
+mod peers;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::routing::{get, put};
 
 use crate::agent::{Agent, AgentError, SessionJobHandler, Transports, worker_config};
 use crate::config::Config;
 use crate::secret::Secret;
-use crate::session::io::parse_caller_frame;
-use crate::session::{AgentEvent, CallerEvent};
 use crate::testbed::crm::{CrmSimulator, SimError};
 use crate::testbed::livekit::{LoopbackHandle, LoopbackServer};
 use crate::worker::{Worker, WorkerError, WorkerHandle};
@@ -42,6 +41,8 @@ pub struct DevState {
     pub faults: Arc<api::FaultBoard>,
     pub tool_calls: Arc<api::ToolCallBoard>,
     next_room: Arc<AtomicU64>,
+    peers: Arc<peers::PeerConnections>,
+    first_frame_timeout: Duration,
 }
 
 /// A running dev stack.
@@ -115,20 +116,27 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         faults: Arc::new(api::FaultBoard::default()),
         tool_calls: Arc::new(api::ToolCallBoard::default()),
         next_room: Arc::new(AtomicU64::new(1)),
+        peers: peers::PeerConnections::new(config.dev.max_connections_per_address),
+        first_frame_timeout: config.dev.first_frame_timeout,
     };
-    let app = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/ws", get(ws_upgrade))
-        .route("/api/services", get(api::services))
-        .route("/api/faults", put(api::set_fault))
-        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DevError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| DevError::Bind { addr, source })?;
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws", get(call::ws_upgrade))
+        .route("/api/services", get(api::services))
+        .route("/api/faults", put(api::set_fault))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            origin::ServedAddresses::for_bound(addr),
+            origin::only_this_server,
+        ));
     let http_task = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "dev page server stopped");
         }
@@ -139,98 +147,4 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         worker_task,
         http_task,
     })
-}
-
-async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<DevState>) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| converse(socket, state))
-}
-
-/// One browser conversation: a room, a job, and frames pumped both ways.
-async fn converse(mut socket: WebSocket, state: DevState) {
-    let room = format!(
-        "dev-room-{}",
-        state.next_room.fetch_add(1, Ordering::Relaxed)
-    );
-    let caller = "browser-caller";
-    let mut transport = state.transports.attach(&room);
-    if let Err(err) = state.loopback.dispatch_job(&room, caller).await {
-        let frame = AgentEvent::Error {
-            message: format!("could not start the agent: {err}"),
-        };
-        let _ = send_event(&mut socket, &frame).await;
-        return;
-    }
-    let mut tally = ToolTally::default();
-    loop {
-        tokio::select! {
-            event = transport.from_session.recv() => match event {
-                Some(event) => {
-                    tally.observe(&event, &state.tool_calls);
-                    let ended = matches!(event, AgentEvent::SessionEnded { .. });
-                    if send_event(&mut socket, &event).await.is_err() {
-                        break;
-                    }
-                    if ended {
-                        // A closing handshake, so the browser sees a clean end
-                        // of call rather than a dropped connection.
-                        let _ = socket.send(Message::Close(Some(CloseFrame {
-                            code: close_code::NORMAL,
-                            reason: "call ended".into(),
-                        }))).await;
-                        break;
-                    }
-                }
-                None => break,
-            },
-            frame = socket.recv() => match frame {
-                Some(Ok(Message::Text(text))) => match parse_caller_frame(&text) {
-                    Ok(event) => {
-                        if transport.to_session.send(event).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(message) => {
-                        let _ = send_event(&mut socket, &AgentEvent::Error { message }).await;
-                    }
-                },
-                Some(Ok(Message::Binary(_))) => {
-                    let message = "binary frames are not part of the protocol; send JSON text frames such as {\"type\":\"user\",\"text\":\"...\"}".to_owned();
-                    let _ = send_event(&mut socket, &AgentEvent::Error { message }).await;
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            },
-        }
-    }
-    let _ = transport.to_session.send(CallerEvent::Hangup).await;
-    state.loopback.participant_leaves(&room, caller);
-}
-
-async fn send_event(socket: &mut WebSocket, event: &AgentEvent) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(event).unwrap_or_default();
-    socket.send(Message::Text(text.into())).await
-}
-
-/// Pairs a call's `tool_finished` with the service its `tool_started` named,
-/// for the service cards.
-#[derive(Default)]
-struct ToolTally {
-    in_flight: HashMap<String, String>,
-}
-
-impl ToolTally {
-    fn observe(&mut self, event: &AgentEvent, board: &api::ToolCallBoard) {
-        match event {
-            AgentEvent::ToolStarted(started) => {
-                self.in_flight
-                    .insert(started.call_id.clone(), started.service.clone());
-            }
-            AgentEvent::ToolFinished(finished) => {
-                if let Some(service) = self.in_flight.remove(&finished.call_id) {
-                    board.record(&service, finished.elapsed_ms, &finished.outcome);
-                }
-            }
-            _ => {}
-        }
-    }
 }

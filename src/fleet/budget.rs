@@ -4,8 +4,9 @@
 //! grant to the fleet and takes half of what the fleet may still retry, and
 //! `try_withdraw` spends from that local grant with one atomic. The fleet can
 //! therefore never retry more than its budget allows. While the fleet is out
-//! of reach (no sync for `stale_after`), the worker falls back to its own
-//! local [`RetryBudget`].
+//! of reach (from the first failed sync round, or no sync for `stale_after`),
+//! the worker falls back to its own local [`RetryBudget`]: a grant nobody can
+//! renew would otherwise run dry and refuse retries a caller needs.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::Duration;
@@ -89,6 +90,11 @@ impl SharedRetryBudget {
 
     pub(super) fn mark_synced(&self) {
         self.last_sync.store(self.clock.now_nanos().max(1), Release);
+    }
+
+    /// The fleet is out of reach: judge retries locally until the next sync.
+    pub(super) fn mark_unsynced(&self) {
+        self.last_sync.store(0, Release);
     }
 }
 

@@ -127,6 +127,11 @@ pub enum FleetError {
     Redis(String),
     #[error("unexpected Redis reply: {0}")]
     Protocol(String),
+    /// The sync reached Redis only after its deadline and changed nothing
+    /// (this worker's estimate of Redis time was off; the next round has a
+    /// fresh one).
+    #[error("Redis ran the sync after its deadline; it changed nothing")]
+    Late,
 }
 
 impl From<redis::RedisError> for FleetError {

@@ -17,7 +17,11 @@
 //! crosses a threshold. Retry budgets are exact: retries are spent from
 //! grants taken from the fleet. Redis is guarded by its own breaker and a
 //! `redis_timeout` on every call; without it, each worker runs alone on its
-//! local breakers and budgets and rejoins when Redis is back.
+//! local breakers and budgets and rejoins when Redis is back. What it
+//! learned alone stands: a trip keeps the open period it has left, a breaker
+//! that recovered on its own probes closes the fleet's (once nobody else may
+//! probe), and a sync Redis runs after its worker gave up on it changes
+//! nothing.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -247,6 +251,23 @@ impl Fleet {
         result
     }
 
+    /// Stop syncing for good, then delete every key under this fleet's
+    /// prefix; returns how many were deleted. For runs that own their
+    /// prefix, such as `voxguard simulate` — never for a fleet of workers
+    /// sharing production state.
+    pub async fn stop_and_purge(&self, limit: Duration) -> Result<u64, FleetError> {
+        if let Some(task) = lock(&self.inner.task).take() {
+            task.abort();
+        }
+        // Wait out a round already under way, so nothing it writes lands
+        // after the keys are gone.
+        let _round = self.inner.round.lock().await;
+        match &self.inner.backend {
+            FleetBackend::Memory(_) => Ok(0),
+            FleetBackend::Redis(redis) => redis.purge(limit).await,
+        }
+    }
+
     pub fn health(&self) -> FleetHealth {
         let inner = &self.inner;
         FleetHealth {
@@ -281,6 +302,9 @@ impl FleetInner {
             }
             Err(error) => {
                 self.note_error(error);
+                for budget in lock(&self.budgets).iter() {
+                    budget.mark_unsynced();
+                }
                 if was_connected {
                     tracing::warn!(%error, "fleet state out of reach: workers run on local state");
                 }

@@ -12,13 +12,13 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisResult, Script, Value};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::FleetError;
-use super::rules::{BreakerRules, BudgetRules, BudgetView, Intent, SharedView};
+use super::rules::{BreakerRules, BudgetRules, BudgetView, Intent, SharedView, millis};
 use crate::resilience::{
     BreakerConfig, BreakerState, BreakerTally, CallResult, CircuitBreaker, Clock, metrics_listener,
     tracing_listener,
@@ -49,6 +49,36 @@ pub struct RedisStore {
     prefix: String,
     breaker_script: Script,
     budget_script: Script,
+    clock: RedisClock,
+}
+
+/// Redis time as this worker last saw it, so each sync can carry the Redis
+/// time after which its worker has given up on it. A sync that Redis runs
+/// later — it sat in a paused Redis' socket, or behind a stalled network —
+/// changes nothing: its worker already runs alone on its local breakers and
+/// sends the same counts again with what it has learned since, and a stale
+/// trip or claim must not override that.
+#[derive(Debug, Default)]
+struct RedisClock {
+    /// Redis time (ms) in the last reply, and when that reply arrived.
+    seen: std::sync::Mutex<Option<(u64, Instant)>>,
+}
+
+impl RedisClock {
+    fn observe(&self, redis_ms: u64) {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((redis_ms, Instant::now()));
+    }
+
+    /// The Redis time by which a call made now, allowed `timeout`, has been
+    /// given up; 0 (no deadline) before the first reply. The estimate runs
+    /// behind Redis by the last reply's transit time, so the deadline falls
+    /// just before the worker gives up, never after.
+    fn deadline(&self, timeout: Duration) -> u64 {
+        match *self.seen.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((redis_ms, at)) => redis_ms + millis(at.elapsed()) + millis(timeout),
+            None => 0,
+        }
+    }
 }
 
 impl RedisStore {
@@ -66,6 +96,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             breaker_script: Script::new(BREAKER_SYNC),
             budget_script: Script::new(BUDGET_SYNC),
+            clock: RedisClock::default(),
         })
     }
 
@@ -120,6 +151,18 @@ impl RedisStore {
         let mut slot = self.connection.lock().await;
         if let Link::Ready(connection) = &*slot {
             return Ok(connection.clone());
+        }
+        // An attempt that ended before this call (it gave up on a Redis that
+        // was stopped then) says nothing about Redis now: its failure must
+        // not fail this call — after an outage that would cost the first try
+        // of a Redis that is back, and a whole open period of the breaker.
+        if let Link::Connecting(attempt) = &*slot
+            && attempt.is_finished()
+            && let Link::Connecting(attempt) = std::mem::take(&mut *slot)
+            && let Ok(Ok(connection)) = attempt.await
+        {
+            *slot = Link::Ready(connection.clone());
+            return Ok(connection);
         }
         if matches!(*slot, Link::Idle) {
             let client = self.client.clone();
@@ -180,13 +223,16 @@ impl RedisStore {
                 .arg(rules.bucket_ms)
                 .arg(rules.lease_ms)
                 .arg(rules.ttl_ms)
-                .arg(intent.force_ms());
+                .arg(intent.force_ms())
+                .arg(self.clock.deadline(self.timeout));
             i
         };
-        type Reply = (String, u64, u64, u8, u64, u64, u64);
-        let (state, generation, remaining_ms, owner, calls, failures, slow): Reply = self
+        let reply: Vec<Value> = self
             .guarded(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
+        type Reply = (String, u64, u64, u8, u64, u64, u64);
+        let (state, generation, remaining_ms, owner, calls, failures, slow): Reply =
+            self.on_time(reply, 7)?;
         let state = match state.as_str() {
             "closed" => BreakerState::Closed,
             "open" => BreakerState::Open,
@@ -226,12 +272,14 @@ impl RedisStore {
                 .arg(rules.floor_per_window)
                 .arg(rules.window_ms)
                 .arg(rules.bucket_ms)
-                .arg(rules.ttl_ms);
+                .arg(rules.ttl_ms)
+                .arg(self.clock.deadline(self.timeout));
             i
         };
-        let (deposits, withdrawals, granted): (u64, u64, u64) = self
+        let reply: Vec<Value> = self
             .guarded(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
+        let (deposits, withdrawals, granted): (u64, u64, u64) = self.on_time(reply, 3)?;
         Ok(BudgetView {
             deposits,
             withdrawals,
@@ -270,6 +318,61 @@ impl RedisStore {
         .await
     }
 
+    /// A sync script's `fields` values, after noting the Redis time it
+    /// ends with; [`FleetError::Late`] when it ran past its deadline.
+    fn on_time<T: FromRedisValue>(
+        &self,
+        mut reply: Vec<Value>,
+        fields: usize,
+    ) -> Result<T, FleetError> {
+        let late = matches!(reply.first(), Some(Value::BulkString(s)) if s == b"late");
+        let now_at = if late { 1 } else { fields };
+        if let Some(Ok(now)) = reply.get(now_at).map(u64::from_redis_value) {
+            self.clock.observe(now);
+        }
+        if late {
+            return Err(FleetError::Late);
+        }
+        reply.truncate(fields);
+        T::from_owned_redis_value(Value::Array(reply))
+            .map_err(|e| FleetError::Protocol(e.to_string()))
+    }
+
+    /// Delete every key under this store's prefix (SCAN, then DEL in
+    /// batches), within `limit` overall; returns how many were deleted.
+    /// Runs on the store's own connection, after anything already sent on it.
+    pub(crate) async fn purge(&self, limit: Duration) -> Result<u64, FleetError> {
+        let pattern = format!("{}:*", escape_glob(&self.prefix));
+        let purge = async {
+            let mut connection = self.connection().await?;
+            let mut cursor: u64 = 0;
+            let mut deleted = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut connection)
+                    .await?;
+                if !keys.is_empty() {
+                    deleted += redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async::<u64>(&mut connection)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        };
+        tokio::time::timeout(limit, purge)
+            .await
+            .unwrap_or(Err(FleetError::Timeout(limit)))
+    }
+
     pub(crate) async fn delete_session(&self, room: &str) -> Result<(), FleetError> {
         let key = self.key("session", room);
         self.guarded(
@@ -277,6 +380,18 @@ impl RedisStore {
         )
         .await
     }
+}
+
+/// `text` matched literally by a Redis glob pattern.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Redis is judged quickly: three failures in a row (or most of a short
@@ -292,5 +407,16 @@ fn redis_breaker_config(timeout: Duration) -> BreakerConfig {
         open_base: Duration::from_millis(250),
         open_cap: Duration::from_secs(5),
         half_open_probes: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_matched_literally_when_purging() {
+        assert_eq!(escape_glob("voxguard-sim:12-ab"), "voxguard-sim:12-ab");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

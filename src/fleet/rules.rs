@@ -17,14 +17,20 @@ use crate::resilience::{BreakerConfig, BreakerState, BreakerTally, BudgetConfig}
 pub(crate) enum Intent {
     /// Nothing to publish; just push counts and read the shared state.
     None,
-    /// The local breaker tripped while closed: open the fleet's (if closed).
-    Trip,
+    /// The local breaker tripped while closed and stays open this much
+    /// longer: open the fleet's (if closed) until then, so a trip published
+    /// late (the fleet was out of reach) keeps its own open period.
+    Trip(Duration),
     /// A probe failed on the worker that holds the probe lease: reopen.
     ProbeFailed,
     /// Every probe succeeded on the lease holder: close.
     ProbesSucceeded,
     /// Ask for the probe lease once the open period elapsed.
     Claim,
+    /// The local breaker closed on probes of its own, without the lease (the
+    /// fleet was out of reach): close the fleet's unless its open period is
+    /// still running or another worker holds a live lease.
+    Recovered,
     /// An operator forced the breaker open for this long.
     ForceOpen(Duration),
     /// An operator forced the breaker closed.
@@ -35,18 +41,20 @@ impl Intent {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Intent::None => "none",
-            Intent::Trip => "trip",
+            Intent::Trip(_) => "trip",
             Intent::ProbeFailed => "probe_failed",
             Intent::ProbesSucceeded => "probes_succeeded",
             Intent::Claim => "claim",
+            Intent::Recovered => "recovered",
             Intent::ForceOpen(_) => "force_open",
             Intent::ForceClosed => "force_closed",
         }
     }
 
+    /// The open period the intent asks for (0: the rules decide).
     pub(crate) fn force_ms(self) -> u64 {
         match self {
-            Intent::ForceOpen(d) => millis(d),
+            Intent::ForceOpen(d) | Intent::Trip(d) => millis(d),
             _ => 0,
         }
     }
@@ -159,7 +167,13 @@ pub(crate) fn sync_breaker(
     let owner_is_me = shared.owner == instance;
     match intent {
         Intent::None => {}
-        Intent::Trip if state == Closed => shared.open(0, now, rules),
+        Intent::Trip(left) if state == Closed => {
+            let until = match millis(left) {
+                0 => now + rules.open_ms(0),
+                left => now + left.min(rules.open_cap_ms),
+            };
+            shared.set_open(until, 0);
+        }
         Intent::ProbeFailed if state == HalfOpen && owner_is_me => {
             shared.open(shared.reopenings + 1, now, rules)
         }
@@ -172,6 +186,12 @@ pub(crate) fn sync_breaker(
             shared.owner = instance.to_string();
             shared.lease_until = now + rules.lease_ms;
             shared.generation += 1;
+        }
+        Intent::Recovered
+            if (state == Open && now >= shared.open_until)
+                || (state == HalfOpen && (owner_is_me || now >= shared.lease_until)) =>
+        {
+            shared.close()
         }
         Intent::ForceOpen(duration) => shared.set_open(now + millis(duration), shared.reopenings),
         Intent::ForceClosed if state != Closed => shared.close(),
@@ -312,6 +332,9 @@ mod tests {
         )
     }
 
+    /// A trip that leaves the open period to the rules.
+    const TRIP: Intent = Intent::Trip(Duration::ZERO);
+
     fn tally(calls: u64, failures: u64) -> BreakerTally {
         BreakerTally {
             calls,
@@ -333,7 +356,7 @@ mod tests {
     #[test]
     fn only_one_worker_wins_the_probe_lease() {
         let (mut shared, rules) = (SharedBreaker::default(), rules());
-        sync_breaker(&mut shared, "a", Intent::Trip, tally(0, 0), &rules, 0);
+        sync_breaker(&mut shared, "a", TRIP, tally(0, 0), &rules, 0);
         let early = sync_breaker(&mut shared, "a", Intent::Claim, tally(0, 0), &rules, 999);
         assert_eq!(early.state, BreakerState::Open);
         let a = sync_breaker(&mut shared, "a", Intent::Claim, tally(0, 0), &rules, 1000);
@@ -372,7 +395,7 @@ mod tests {
     #[test]
     fn an_expired_lease_can_be_claimed_by_another_worker() {
         let (mut shared, rules) = (SharedBreaker::default(), rules());
-        sync_breaker(&mut shared, "a", Intent::Trip, tally(0, 0), &rules, 0);
+        sync_breaker(&mut shared, "a", TRIP, tally(0, 0), &rules, 0);
         sync_breaker(&mut shared, "a", Intent::Claim, tally(0, 0), &rules, 1000);
         let b = sync_breaker(&mut shared, "b", Intent::Claim, tally(0, 0), &rules, 3000);
         assert!(b.owner_is_me);
@@ -400,5 +423,52 @@ mod tests {
             0,
             "old deposits expire"
         );
+    }
+
+    #[test]
+    fn a_trip_published_late_keeps_the_open_period_its_worker_has_left() {
+        let (mut shared, rules) = (SharedBreaker::default(), rules());
+        let late = Intent::Trip(Duration::from_millis(300));
+        let view = sync_breaker(&mut shared, "a", late, tally(0, 0), &rules, 5_000);
+        assert_eq!(view.state, BreakerState::Open);
+        assert_eq!(view.remaining, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_worker_that_recovered_alone_closes_the_fleet_only_once_nobody_else_may_probe() {
+        let (mut shared, rules) = (SharedBreaker::default(), rules());
+        sync_breaker(&mut shared, "a", TRIP, tally(0, 0), &rules, 0);
+        let early = sync_breaker(
+            &mut shared,
+            "b",
+            Intent::Recovered,
+            tally(0, 0),
+            &rules,
+            500,
+        );
+        assert_eq!(
+            early.state,
+            BreakerState::Open,
+            "the open period still runs"
+        );
+        sync_breaker(&mut shared, "a", Intent::Claim, tally(0, 0), &rules, 1000);
+        let leased = sync_breaker(
+            &mut shared,
+            "b",
+            Intent::Recovered,
+            tally(0, 0),
+            &rules,
+            1500,
+        );
+        assert_eq!(leased.state, BreakerState::HalfOpen, "a's lease is live");
+        let lapsed = sync_breaker(
+            &mut shared,
+            "b",
+            Intent::Recovered,
+            tally(0, 0),
+            &rules,
+            3001,
+        );
+        assert_eq!(lapsed.state, BreakerState::Closed);
     }
 }

@@ -90,6 +90,14 @@ impl BreakerLink {
         *lock(&self.operator) = Some(intent);
     }
 
+    /// How much longer the local breaker stays open.
+    fn open_left(&self) -> Duration {
+        let now = self.breaker.clock().now();
+        self.breaker
+            .open_until()
+            .map_or(Duration::ZERO, |until| until.saturating_sub(now))
+    }
+
     /// One round for this service: publish, pull, apply.
     pub async fn sync(
         &self,
@@ -101,7 +109,8 @@ impl BreakerLink {
         let local = self.breaker.state();
         let tally = self.breaker.tally();
         let operator = lock(&self.operator).take();
-        let intent = operator.unwrap_or_else(|| intent_of(view.local, local, view.owner));
+        let intent =
+            operator.unwrap_or_else(|| intent_of(view.local, local, view.owner, self.open_left()));
         let deltas = BreakerTally {
             calls: tally.calls.saturating_sub(view.tally.calls),
             failures: tally.failures.saturating_sub(view.tally.failures),
@@ -174,13 +183,18 @@ impl BreakerLink {
     }
 }
 
-/// What the local breaker did between two rounds, as a request to the fleet.
-fn intent_of(before: BreakerState, now: BreakerState, owner: bool) -> Intent {
+/// What the local breaker did between two rounds (the last round the fleet
+/// answered, however long ago), as a request to the fleet. `open_left` is
+/// how much longer the local breaker stays open.
+fn intent_of(before: BreakerState, now: BreakerState, owner: bool, open_left: Duration) -> Intent {
     use BreakerState::*;
     match (before, now) {
-        (Closed, Open) => Intent::Trip,
+        (Closed, Open) => Intent::Trip(open_left),
         (HalfOpen, Open) if owner => Intent::ProbeFailed,
         (HalfOpen, Closed) if owner => Intent::ProbesSucceeded,
+        // Probes of its own closed it while the fleet was out of reach: the
+        // service is back, which the fleet should hear rather than undo.
+        (Open | HalfOpen, Closed) => Intent::Recovered,
         (_, Open | HalfOpen) => Intent::Claim,
         _ => Intent::None,
     }
@@ -252,27 +266,34 @@ mod tests {
     use super::*;
     use BreakerState::*;
 
+    const LEFT: Duration = Duration::from_millis(700);
+
+    fn intent(before: BreakerState, now: BreakerState, owner: bool) -> Intent {
+        intent_of(before, now, owner, LEFT)
+    }
+
     #[test]
     fn local_transitions_become_requests_to_the_fleet() {
-        assert_eq!(intent_of(Closed, Open, false), Intent::Trip);
-        assert_eq!(intent_of(HalfOpen, Open, true), Intent::ProbeFailed);
-        assert_eq!(intent_of(HalfOpen, Closed, true), Intent::ProbesSucceeded);
+        assert_eq!(intent(Closed, Open, false), Intent::Trip(LEFT));
+        assert_eq!(intent(HalfOpen, Open, true), Intent::ProbeFailed);
+        assert_eq!(intent(HalfOpen, Closed, true), Intent::ProbesSucceeded);
         assert_eq!(
-            intent_of(Open, HalfOpen, false),
+            intent(Open, HalfOpen, false),
             Intent::Claim,
             "probe only with the lease"
         );
         assert_eq!(
-            intent_of(Open, Open, false),
+            intent(Open, Open, false),
             Intent::Claim,
             "ask again once the period ends"
         );
-        assert_eq!(intent_of(Closed, Closed, false), Intent::None);
+        assert_eq!(intent(Closed, Closed, false), Intent::None);
     }
 
     #[test]
-    fn a_worker_without_the_lease_cannot_close_or_reopen_the_fleet() {
-        assert_eq!(intent_of(HalfOpen, Closed, false), Intent::None);
-        assert_eq!(intent_of(HalfOpen, Open, false), Intent::Claim);
+    fn a_worker_without_the_lease_cannot_reopen_the_fleet_and_closes_it_only_as_recovered() {
+        assert_eq!(intent(HalfOpen, Open, false), Intent::Claim);
+        assert_eq!(intent(HalfOpen, Closed, false), Intent::Recovered);
+        assert_eq!(intent(Open, Closed, false), Intent::Recovered);
     }
 }

@@ -130,10 +130,14 @@ pub fn channel(capacity: usize) -> (SessionIo, TransportIo) {
     )
 }
 
+/// The largest caller frame of the WebSocket JSON protocol: one utterance
+/// fits many times over.
+pub const MAX_CALLER_FRAME_BYTES: usize = 16 * 1024;
+
 /// Parse one client frame of the WebSocket JSON protocol, with an error that
 /// says what a valid frame looks like.
 pub fn parse_caller_frame(frame: &str) -> Result<CallerEvent, String> {
-    if frame.len() > 16 * 1024 {
+    if frame.len() > MAX_CALLER_FRAME_BYTES {
         return Err(format!(
             "frame of {} bytes is over the 16 KiB limit",
             frame.len()

@@ -10,5 +10,5 @@ pub mod report;
 pub mod run;
 
 pub use boundary::Peer;
-pub use report::{LatencySummary, Outcomes, SimulationReport};
+pub use report::{FleetUse, LatencySummary, Outcomes, SimulationReport};
 pub use run::{SCENARIOS, SimulationOutput, SimulationPlan, run};

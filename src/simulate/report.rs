@@ -73,6 +73,21 @@ pub struct SimulationReport {
     pub wall_ms: f64,
     pub event_loop_lag_ms: LatencySummary,
     pub sessions_failed: u64,
+    /// Where the run kept its shared state, and that it cleaned it up.
+    pub fleet: FleetUse,
+}
+
+/// The fleet state of one run: its own key prefix, never the production
+/// one, and the keys deleted under it at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FleetUse {
+    pub backend: crate::fleet::BackendKind,
+    pub key_prefix: String,
+    pub keys_removed: u64,
+    /// Why the keys could not be deleted (they expire after
+    /// `[fleet] state_ttl` anyway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup_error: Option<String>,
 }
 
 impl SimulationReport {
@@ -155,6 +170,18 @@ impl SimulationReport {
             per_session,
             self.mode
         );
+        if self.fleet.backend == crate::fleet::BackendKind::Redis {
+            let _ = writeln!(
+                out,
+                "  fleet: redis keys under {}: {} removed{}",
+                self.fleet.key_prefix,
+                self.fleet.keys_removed,
+                match &self.fleet.cleanup_error {
+                    Some(error) => format!(" (cleanup failed: {error})"),
+                    None => String::new(),
+                }
+            );
+        }
         if let Some(peer) = self.peer_rss_peak_bytes {
             let _ = writeln!(
                 out,

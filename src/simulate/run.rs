@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::agent::{Agent, SessionJobHandler, Transports, breaker_name, worker_config};
 use crate::config::Config;
 use crate::config::profile_cli::{LatencySample, SampleOutcome};
+use crate::fleet::{Fleet, FleetConfig};
 use crate::resilience::BreakerEvent;
 use crate::secret::Secret;
 use crate::session::SessionReport;
@@ -27,7 +28,7 @@ use super::boundary::{self, Peer, PeerLink};
 use super::caller::{CHOICES, Caller};
 use super::checks::{CallLog, Checked, Expectations};
 use super::measure::{Counted, LagProbe, SessionGauge, rss_bytes};
-use super::report::{LatencySummary, SimulationReport};
+use super::report::{FleetUse, LatencySummary, SimulationReport};
 
 /// The scenarios `voxguard simulate --scenario` accepts.
 pub const SCENARIOS: [&str; 9] = [
@@ -128,10 +129,54 @@ struct Run {
     trace: bool,
 }
 
+/// How long deleting a run's fleet keys may take.
+const FLEET_CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+
 /// Run the plan and check every call.
+///
+/// The run keeps its shared state under a key prefix of its own
+/// (`voxguard-sim:<pid>-<random>`), never `[fleet] key_prefix`: runs on one
+/// Redis cannot see each other's breakers, and a run pointed at production
+/// Redis cannot trip production breakers. Its keys are deleted at the end.
 pub async fn run(
     config: &Config,
     plan: &SimulationPlan,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+) -> Result<SimulationOutput, String> {
+    let settings = FleetConfig {
+        key_prefix: run_key_prefix(),
+        ..config.fleet_settings()
+    };
+    let mut fleet_use = FleetUse {
+        backend: settings.backend,
+        key_prefix: settings.key_prefix.clone(),
+        ..FleetUse::default()
+    };
+    let fleet = Fleet::new(settings).map_err(|e| format!("[fleet]: {e}"))?;
+    let ran = run_on(config, plan, fleet.clone(), progress).await;
+    match fleet.stop_and_purge(FLEET_CLEANUP_LIMIT).await {
+        Ok(removed) => fleet_use.keys_removed = removed,
+        Err(error) => fleet_use.cleanup_error = Some(error.to_string()),
+    }
+    ran.map(|mut output| {
+        output.report.fleet = fleet_use;
+        output
+    })
+}
+
+/// A Redis key prefix no other run uses.
+fn run_key_prefix() -> String {
+    format!(
+        "voxguard-sim:{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+async fn run_on(
+    config: &Config,
+    plan: &SimulationPlan,
+    fleet: Fleet,
     progress: impl Fn(usize, usize) + Send + Sync + 'static,
 ) -> Result<SimulationOutput, String> {
     let started = Instant::now();
@@ -141,7 +186,7 @@ pub async fn run(
         holder.stop().await;
         return Err("the CRM simulator has no people to call about".into());
     }
-    let agent = match Agent::from_config(config, setup.endpoints, plan.seed) {
+    let agent = match Agent::build(config, setup.endpoints, plan.seed, fleet) {
         Ok(agent) => agent,
         Err(err) => {
             holder.stop().await;
@@ -245,6 +290,7 @@ pub async fn run(
         wall_ms: started.elapsed().as_secs_f64() * 1000.0,
         event_loop_lag_ms: LatencySummary::of(&lag_samples),
         sessions_failed: checked.sessions_missing + panics,
+        fleet: FleetUse::default(),
     };
     let samples = checked
         .samples

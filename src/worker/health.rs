@@ -48,6 +48,13 @@ impl Drop for HealthServer {
 }
 
 /// The health routes, for embedding in another server.
+///
+/// Unlike the dev server, these routes do not check `Host`: Prometheus,
+/// kubelet probes and load balancers reach them under pod IPs, service names
+/// and node addresses that the process cannot know, so a Host allow-list
+/// would fail scrapes and restart healthy pods. Nothing here changes state
+/// or speaks for a caller, and `/worker` and `/metrics` carry no secrets, so
+/// a DNS-rebinding page gains nothing a scraper does not already see.
 pub fn router(worker: WorkerHandle) -> Router {
     Router::new()
         .route("/", get(live))

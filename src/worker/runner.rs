@@ -224,7 +224,21 @@ impl Worker {
             if *self.control.borrow() == Control::Shutdown {
                 break;
             }
-            let outcome = match link::open(&self.state).await {
+            // A stop request with no session to drain ends the worker even
+            // while it is still trying to reach the server. (A copy of the
+            // control receiver, so the link still sees a drain as news.)
+            let mut control = self.control.clone();
+            let opened = tokio::select! {
+                opened = link::open(&self.state) => opened,
+                stop = stop_while_idle(&mut control, &self.state) => match stop {
+                    Control::Shutdown => break,
+                    _ => {
+                        tracing::info!("stop requested while connecting, no session running; worker stopping");
+                        return Ok(());
+                    }
+                },
+            };
+            let outcome = match opened {
                 Ok(socket) => {
                     let link = Link {
                         state: &self.state,
@@ -295,6 +309,11 @@ impl Worker {
             if control == Control::Shutdown {
                 return true;
             }
+            // Nothing to drain: a stop request ends the wait at once rather
+            // than when the backoff (up to its 30 s cap) runs out.
+            if control == Control::Drain && self.state.is_idle() {
+                return false;
+            }
             if control == Control::Drain && drain_deadline.is_none() {
                 *drain_deadline = Some(Instant::now() + self.state.config.drain_timeout);
             }
@@ -313,6 +332,22 @@ impl Worker {
                 changed = self.control.changed() => if changed.is_err() { return true },
                 _ = ended => if self.state.is_draining() && self.state.is_idle() { return false },
             }
+        }
+    }
+}
+
+/// Resolves with the stop request once the worker is asked to shut down, or
+/// to drain with no session running: then there is nothing to wait for.
+async fn stop_while_idle(control: &mut watch::Receiver<Control>, state: &WorkerState) -> Control {
+    loop {
+        let ended = state.session_ended.notified();
+        let request = *control.borrow_and_update();
+        if request == Control::Shutdown || (request == Control::Drain && state.is_idle()) {
+            return request;
+        }
+        tokio::select! {
+            changed = control.changed() => if changed.is_err() { return Control::Shutdown },
+            () = ended => {}
         }
     }
 }

@@ -3,10 +3,15 @@
 -- KEYS[1] state hash, KEYS[2] window hash.
 -- ARGV: instance, intent, calls, failures, slow, min_calls, failure_rate,
 --       slow_rate, open_base_ms, open_cap_ms, window_ms, bucket_ms,
---       lease_ms, ttl_ms, force_ms
--- Returns {state, gen, remaining_ms, owner_is_me, calls, failures, slow}.
+--       lease_ms, ttl_ms, force_ms, deadline_ms
+-- Returns {state, gen, remaining_ms, owner_is_me, calls, failures, slow, now}.
+-- A sync that runs after deadline_ms (Redis time; 0: none) was given up by
+-- its worker, which will send its counts and intent again: it changes
+-- nothing and returns {'late', now}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(ARGV[16])
+if deadline > 0 and now > deadline then return { 'late', now } end
 local me, intent = ARGV[1], ARGV[2]
 local s = redis.call('HMGET', KEYS[1], 'state', 'gen', 'open_until', 'reopenings', 'owner', 'lease_until')
 local state = s[1] or 'closed'
@@ -35,7 +40,12 @@ local function close()
 end
 
 if intent == 'trip' then
-  if state == 'closed' then open(0) end
+  if state == 'closed' then
+    open(0)
+    -- A trip published late keeps the open period its worker has left.
+    local left = tonumber(ARGV[15])
+    if left > 0 then open_until = now + math.min(left, cap) end
+  end
 elseif intent == 'probe_failed' then
   if state == 'half_open' and owner == me then open(reopenings + 1) end
 elseif intent == 'probes_succeeded' then
@@ -45,6 +55,11 @@ elseif intent == 'claim' then
     state, owner, lease_until = 'half_open', me, now + tonumber(ARGV[13])
     gen = gen + 1
     changed = true
+  end
+elseif intent == 'recovered' then
+  if (state == 'open' and now >= open_until)
+      or (state == 'half_open' and (owner == me or now >= lease_until)) then
+    close()
   end
 elseif intent == 'force_open' then
   state, open_until, owner, lease_until = 'open', now + tonumber(ARGV[15]), '', 0
@@ -91,4 +106,4 @@ local remaining = 0
 if state == 'open' then remaining = open_until - now
 elseif state == 'half_open' then remaining = lease_until - now end
 if remaining < 0 then remaining = 0 end
-return { state, gen, math.floor(remaining), (owner == me) and 1 or 0, calls, failures, slow }
+return { state, gen, math.floor(remaining), (owner == me) and 1 or 0, calls, failures, slow, now }

@@ -1,10 +1,14 @@
 -- One fleet sync of one service's shared retry budget (same rules as
 -- `sync_budget` in src/fleet/rules.rs).
 -- KEYS[1] budget hash. ARGV: deposits, returned, retry_ratio,
---   floor_per_window, window_ms, bucket_ms, ttl_ms
--- Returns {deposits, withdrawals, granted} over the window.
+--   floor_per_window, window_ms, bucket_ms, ttl_ms, deadline_ms
+-- Returns {deposits, withdrawals, granted, now} over the window; a sync run
+-- after deadline_ms (Redis time; 0: none) changes nothing and returns
+-- {'late', now}: its worker gave up on it and sends the same counts again.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(ARGV[8])
+if deadline > 0 and now > deadline then return { 'late', now } end
 local bucket_ms = tonumber(ARGV[6])
 local bucket = math.floor(now / bucket_ms)
 local oldest = bucket - math.floor(tonumber(ARGV[5]) / bucket_ms) + 1
@@ -30,4 +34,4 @@ if granted > 0 then
   redis.call('HINCRBY', KEYS[1], string.format('%d:w', bucket), granted)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-return { deposits, withdrawals + granted, granted }
+return { deposits, withdrawals + granted, granted, now }
