@@ -6,7 +6,13 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# Everything the build reads: the manifest and lock, the benches it
+# declares, the files src/ embeds (config/voxguard.toml, prompts/phrases.toml)
+# and the sources. tests/container_build_context.rs checks this list.
 COPY Cargo.toml Cargo.lock ./
+COPY benches ./benches
+COPY config ./config
+COPY prompts ./prompts
 COPY src ./src
 # Cache the registry and the target dir between builds; copy the binary out
 # of the cache mount so the next stage can see it.
@@ -16,9 +22,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/voxguard /usr/local/bin/voxguard
 
 FROM debian:bookworm-slim AS runtime
-# ca-certificates for wss:// to LiveKit Cloud and https:// to the CRMs.
+# ca-certificates for wss:// to LiveKit Cloud and https:// to the CRMs;
+# libopus0 (the Opus codec, loaded at run time) and espeak-ng (the local
+# voice, which needs no key) for calls that hear and speak.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libopus0 espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin voxguard
 COPY --from=build /usr/local/bin/voxguard /usr/local/bin/voxguard

@@ -40,6 +40,11 @@ impl Transports {
         transport_io
     }
 
+    /// Forget the transport registered for `room` (its job never came).
+    pub fn detach(&self, room: &str) {
+        self.waiting.remove(room);
+    }
+
     fn take(&self, room: &str) -> Option<SessionIo> {
         self.waiting.remove(room).map(|(_, io)| io)
     }

@@ -47,6 +47,35 @@ pub use speech::{
 };
 pub use voice::VoiceConfig;
 
+/// The largest configuration file read; the shipped one is about 20 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a regular file of at most [`MAX_CONFIG_BYTES`]: a FIFO, a device
+/// or an endless file is refused instead of blocking or filling memory.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    // Checked before opening: opening a FIFO waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a pipe or a device?); give the path of a TOML file",
+        ));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB; a configuration is a few KiB of TOML",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// The default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/voxguard.toml");
 /// How errors in the embedded default name their file.
@@ -79,7 +108,7 @@ impl Config {
             None => Config::from_toml_with_env(DEFAULT_TOML, DEFAULT_ORIGIN, &env),
             Some(path) => {
                 let origin = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                let text = read_bounded(path).map_err(|source| ConfigError::Read {
                     path: origin.clone(),
                     source,
                 })?;

@@ -147,12 +147,23 @@ fn check_profile(
     }
 }
 
+/// The longest service name the agent says aloud.
+const MAX_DISPLAY_NAME: usize = 60;
+
 fn check_service(config: &Config, service: &ServiceConfig, report: &mut Report<'_>) {
     let at = |field: &str| format!("services.{}.{field}", service.name);
     if service.display_name.trim().is_empty() {
         report.error(
             &at("display_name"),
             "must name the service aloud, e.g. \"the calendar\"".into(),
+        );
+    } else if service.display_name.chars().count() > MAX_DISPLAY_NAME {
+        report.error(
+            &at("display_name"),
+            format!(
+                "{} characters is too long to say aloud; keep it under {MAX_DISPLAY_NAME}, e.g. \"the calendar\"",
+                service.display_name.chars().count()
+            ),
         );
     }
     if service.bulkhead_size == 0 {

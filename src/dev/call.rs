@@ -57,6 +57,7 @@ async fn converse(mut socket: WebSocket, state: DevState, slot: PeerSlot) {
     );
     let mut transport = state.transports.attach(&room);
     if let Err(err) = state.loopback.dispatch_job(&room, CALLER).await {
+        state.transports.detach(&room);
         refuse_job(&mut socket, &err).await;
         state.loopback.participant_leaves(&room, CALLER);
         return;

@@ -369,10 +369,13 @@ async fn one_call(run: &Run, room: String, index: usize) {
     };
     let mut log = match run.peer.dispatch_job(&room, CALLER_IDENTITY).await {
         Ok(()) => caller.call(transport, &run.expectations).await,
-        Err(err) => CallLog {
-            dispatch_error: Some(err),
-            ..CallLog::default()
-        },
+        Err(err) => {
+            run.transports.detach(&room);
+            CallLog {
+                dispatch_error: Some(err),
+                ..CallLog::default()
+            }
+        }
     };
     log.room = room;
     run.peer
