@@ -390,11 +390,17 @@ impl MediaTask {
                     ..Default::default()
                 })));
             }
-            RtcEvent::TrackAdded { side, track } if side == Side::Subscriber => {
+            RtcEvent::TrackAdded {
+                side: Side::Subscriber,
+                track,
+            } => {
                 self.remote
                     .insert(track.mid, (track.stream_id, track.track_id));
             }
-            RtcEvent::TrackRemoved { side, mid } if side == Side::Subscriber => {
+            RtcEvent::TrackRemoved {
+                side: Side::Subscriber,
+                mid,
+            } => {
                 self.remote.remove(&mid);
             }
             RtcEvent::Audio { packet, .. } => self.deliver_audio(packet),
