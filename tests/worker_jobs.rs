@@ -122,6 +122,16 @@ async fn availability_is_declined_beyond_max_sessions_and_accepted_again_when_a_
             .await
     );
 
+    // Alice hangs up once the agent is in her room (a caller who leaves
+    // before the agent arrives is another story).
+    assert!(
+        server
+            .wait_until(WAIT, |r| r
+                .room_joins
+                .iter()
+                .any(|(room, _)| room == "room-a"))
+            .await
+    );
     assert!(server.participant_leaves("room-a", "alice"));
     assert!(wait_for_status(&server, &first.job_id, JobStatus::JsSuccess).await);
     tokio::time::timeout(WAIT, async {
@@ -184,6 +194,9 @@ async fn the_agent_joins_the_room_publishes_its_state_and_ends_when_the_caller_l
             .map(String::as_str),
         Some("voxguard-test")
     );
+    // The status travels on the worker's connection, the attribute on the
+    // room's: no order between them.
+    assert!(wait_for_status(&server, &job.job_id, JobStatus::JsRunning).await);
     assert_eq!(server.job_statuses(&job.job_id), vec![JobStatus::JsRunning]);
 
     server.participant_leaves("room-call", "caller-7");
