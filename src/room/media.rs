@@ -317,11 +317,7 @@ impl MediaTask {
                 Vec::new()
             }
             SignalResponse::Trickle(trickle) => {
-                let side = if trickle.target == proto::SignalTarget::Subscriber as i32 {
-                    Side::Subscriber
-                } else {
-                    Side::Publisher
-                };
+                let side = Side::of_signal_target(trickle.target);
                 let added = match CandidateInit::from_json(&trickle.candidate_init) {
                     Ok(candidate) => self
                         .handle
@@ -380,15 +376,7 @@ impl MediaTask {
     pub async fn on_event(&mut self, event: RtcEvent) -> Result<Option<SignalRequest>, String> {
         match event {
             RtcEvent::LocalCandidate { side, candidate } => {
-                let target = match side {
-                    Side::Publisher => proto::SignalTarget::Publisher,
-                    Side::Subscriber => proto::SignalTarget::Subscriber,
-                };
-                return Ok(Some(SignalRequest::Trickle(proto::TrickleRequest {
-                    candidate_init: candidate.to_json(),
-                    target: target as i32,
-                    ..Default::default()
-                })));
+                return Ok(Some(SignalRequest::Trickle(side.trickle(&candidate))));
             }
             RtcEvent::TrackAdded {
                 side: Side::Subscriber,

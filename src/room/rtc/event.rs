@@ -27,6 +27,28 @@ impl Side {
             Side::Publisher => "publisher",
         }
     }
+
+    /// The side a TrickleRequest's `target` names.
+    pub fn of_signal_target(target: i32) -> Side {
+        if target == livekit_protocol::SignalTarget::Subscriber as i32 {
+            Side::Subscriber
+        } else {
+            Side::Publisher
+        }
+    }
+
+    /// The TrickleRequest that sends `candidate` for this side.
+    pub fn trickle(self, candidate: &super::CandidateInit) -> livekit_protocol::TrickleRequest {
+        let target = match self {
+            Side::Publisher => livekit_protocol::SignalTarget::Publisher,
+            Side::Subscriber => livekit_protocol::SignalTarget::Subscriber,
+        };
+        livekit_protocol::TrickleRequest {
+            candidate_init: candidate.to_json(),
+            target: target as i32,
+            ..Default::default()
+        }
+    }
 }
 
 /// LiveKit's two data channels.

@@ -208,11 +208,7 @@ impl SfuPeer {
                 }
             }
             SignalRequest::Trickle(trickle) => {
-                let side = if trickle.target == proto::SignalTarget::Subscriber as i32 {
-                    Side::Subscriber
-                } else {
-                    Side::Publisher
-                };
+                let side = Side::of_signal_target(trickle.target);
                 match CandidateInit::from_json(&trickle.candidate_init) {
                     Ok(candidate) => {
                         if let Err(error) = self.handle.add_remote_candidate(side, candidate).await
@@ -253,15 +249,7 @@ impl SfuPeer {
     pub fn on_event(&mut self, event: RtcEvent) -> Option<SignalResponse> {
         match event {
             RtcEvent::LocalCandidate { side, candidate } => {
-                let target = match side {
-                    Side::Publisher => proto::SignalTarget::Publisher,
-                    Side::Subscriber => proto::SignalTarget::Subscriber,
-                };
-                Some(SignalResponse::Trickle(proto::TrickleRequest {
-                    candidate_init: candidate.to_json(),
-                    target: target as i32,
-                    ..Default::default()
-                }))
+                Some(SignalResponse::Trickle(side.trickle(&candidate)))
             }
             RtcEvent::TrackAdded {
                 side: Side::Publisher,
