@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use livekit_protocol::JobStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use support::{WAIT, loopback_with, wait_for_status};
@@ -55,13 +54,7 @@ async fn start_with_only_the_livekit_variables_registers_serves_and_drains() {
         ..LoopbackConfig::default()
     })
     .await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_voxguard"))
-        .arg("start")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LIVEKIT_URL", server.url())
-        .env("LIVEKIT_API_KEY", &server.config().api_key)
-        .env("LIVEKIT_API_SECRET", &server.config().api_secret)
+    let mut child = support::voxguard_start(&server)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -286,12 +279,7 @@ async fn sigterm_while_waiting_to_reconnect_with_no_call_running_exits_at_once_w
     .await;
     // The stand-in refuses a worker with the wrong secret, so `start` keeps
     // reconnecting with a growing backoff (0.1 s, then up to 0.5, 1, 2, 4 s).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_voxguard"))
-        .arg("start")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LIVEKIT_URL", server.url())
-        .env("LIVEKIT_API_KEY", &server.config().api_key)
+    let mut child = support::voxguard_start(&server)
         .env("LIVEKIT_API_SECRET", "not-the-signing-secret")
         .env("VOXGUARD_HEALTH_ADDR", "127.0.0.1:0")
         .stdout(Stdio::null())

@@ -7,12 +7,12 @@
 
 #[path = "media_support.rs"]
 mod media_support;
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::process::Command;
 use tokio::time::Instant;
 use voxguard::media::opus::EncoderConfig;
 use voxguard::media::{Pcm, packetize};
@@ -50,13 +50,7 @@ async fn the_agent_hears_a_spoken_turn_answers_and_stops_when_talked_over() {
         LoopbackServer::start_isolated(([127, 0, 0, 1], 0).into(), LoopbackConfig::default())
             .await
             .unwrap();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_voxguard"))
-        .arg("start")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LIVEKIT_URL", server.url())
-        .env("LIVEKIT_API_KEY", &server.config().api_key)
-        .env("LIVEKIT_API_SECRET", &server.config().api_secret)
+    let mut worker = support::voxguard_start(&server)
         .env("VOXGUARD_HEALTH_ADDR", "127.0.0.1:0")
         .env("VOXGUARD_STT", "deepgram")
         .env("VOXGUARD_DEEPGRAM_URL", sim.deepgram_url())

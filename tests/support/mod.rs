@@ -107,3 +107,19 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
     samples[rank.clamp(1, samples.len()) - 1]
 }
+
+/// `voxguard start` as a user runs it: the real binary, a clean environment
+/// with only PATH and the three LIVEKIT_* variables for `server`. Callers
+/// add their own variables and pipes.
+pub fn voxguard_start(server: &LoopbackHandle) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_voxguard"));
+    command
+        .arg("start")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", server.url())
+        .env("LIVEKIT_API_KEY", &server.config().api_key)
+        .env("LIVEKIT_API_SECRET", &server.config().api_secret)
+        .kill_on_drop(true);
+    command
+}
