@@ -60,6 +60,10 @@ enum Command {
         /// instead of a child process.
         #[arg(long)]
         in_process: bool,
+        /// `text` (words as text) or `audio` (callers speak and listen over
+        /// WebRTC; needs espeak-ng and libopus).
+        #[arg(long, default_value = "text")]
+        media: voxguard::simulate::Media,
     },
     /// The CRM simulator and LiveKit stand-in for `simulate`, in a process of
     /// their own: prints its addresses as one JSON line, exits when stdin closes.
@@ -67,6 +71,14 @@ enum Command {
     SimPeer {
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[arg(long, default_value = "text")]
+        media: voxguard::simulate::Media,
+        /// Share of forwarded audio packets the stand-in drops.
+        #[arg(long, default_value_t = 0.0)]
+        media_loss: f64,
+        /// Forwarded audio is delayed by up to this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        media_jitter_ms: u64,
     },
     /// Check, explain or tune timeout profiles.
     Profile {
@@ -130,7 +142,17 @@ fn main() -> ExitCode {
         Command::Dev { config } => run_dev(config.as_deref()),
         Command::Console { config } => run_console(config.as_deref()),
         Command::Start { config } => run_start(config.as_deref()),
-        Command::SimPeer { seed } => run_sim_peer(seed),
+        Command::SimPeer {
+            seed,
+            media,
+            media_loss,
+            media_jitter_ms,
+        } => run_sim_peer(voxguard::simulate::peer::PeerOptions {
+            seed,
+            media,
+            media_loss,
+            media_jitter: std::time::Duration::from_millis(media_jitter_ms),
+        }),
         Command::Simulate {
             calls,
             concurrency,
@@ -142,6 +164,7 @@ fn main() -> ExitCode {
             think_time,
             ramp,
             in_process,
+            media,
         } => run_simulate(SimulateArgs {
             calls,
             concurrency,
@@ -153,6 +176,7 @@ fn main() -> ExitCode {
             think_time,
             ramp,
             in_process,
+            media,
         }),
     }
 }
@@ -349,11 +373,12 @@ struct SimulateArgs {
     think_time: Option<std::time::Duration>,
     ramp: Option<std::time::Duration>,
     in_process: bool,
+    media: voxguard::simulate::Media,
 }
 
-fn run_sim_peer(seed: u64) -> ExitCode {
+fn run_sim_peer(options: voxguard::simulate::peer::PeerOptions) -> ExitCode {
     init_tracing("error");
-    let served = runtime().block_on(voxguard::simulate::peer::serve(seed));
+    let served = runtime().block_on(voxguard::simulate::peer::serve(options));
     finish("sim-peer", served.map_err(std::io::Error::other))
 }
 
@@ -369,7 +394,9 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         args.calls,
         args.concurrency,
         args.seed,
-    ) {
+    )
+    .and_then(|plan| plan.with_media(args.media))
+    {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("voxguard simulate: {err}");

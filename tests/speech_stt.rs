@@ -69,6 +69,54 @@ async fn the_end_of_a_turn_asks_for_the_final_result_at_once() {
 }
 
 #[tokio::test]
+async fn every_turn_on_one_stream_is_finalized_without_a_failover() {
+    let sim = sim().await;
+    let demo = say(&sim, DEMO);
+    let email = say(&sim, EMAIL);
+    let registry = registry();
+    let chain = stt_chain(vec![deepgram(&sim, &registry)]);
+    let (handle, mut events) = chain.start();
+    for (speech, words) in [(&demo, DEMO), (&email, EMAIL), (&demo, DEMO)] {
+        feed(&handle, speech).await;
+        handle.end_turn().await.unwrap();
+        // Each Finalize is answered at once; a stream left waiting for an
+        // answer to a Finalize it never sent would be abandoned as hung.
+        let answered = tokio::time::timeout(Duration::from_secs(3), async {
+            let mut seen = Vec::new();
+            while let Some(event) = events.recv().await {
+                let done = matches!(
+                    event,
+                    SttEvent::Final {
+                        from_finalize: true,
+                        ..
+                    }
+                );
+                seen.push(event);
+                if done {
+                    break;
+                }
+            }
+            seen
+        })
+        .await
+        .expect("the Finalize of every turn is answered");
+        assert!(
+            answered
+                .iter()
+                .any(|e| matches!(e, SttEvent::Final { text, .. } if text == words)),
+            "{words}: {answered:?}"
+        );
+        assert!(
+            !answered
+                .iter()
+                .any(|e| matches!(e, SttEvent::Failover { .. })),
+            "{answered:?}"
+        );
+    }
+    handle.hang_up().await;
+}
+
+#[tokio::test]
 async fn a_stream_dropped_mid_utterance_is_replayed_into_the_next_recognizer_and_no_word_is_lost() {
     let sim = sim().await;
     let speech = say(&sim, EMAIL);

@@ -33,7 +33,9 @@ pub struct VoiceCall {
     /// The session's side of the call's line.
     pub session: SessionIo,
     pub task: JoinHandle<Result<VoiceReport, VoiceError>>,
-    bridges: [JoinHandle<()>; 2],
+    bridges: Vec<JoinHandle<()>>,
+    /// An observer waits for the pipeline's report: it is not aborted.
+    observed: bool,
 }
 
 impl VoiceCall {
@@ -48,7 +50,9 @@ impl VoiceCall {
 impl Drop for VoiceCall {
     fn drop(&mut self) {
         self.stop();
-        self.task.abort();
+        if !self.observed {
+            self.task.abort();
+        }
     }
 }
 
@@ -59,7 +63,20 @@ pub fn attach(
     stack: &Arc<VoiceStack>,
     seed: u64,
 ) -> VoiceCall {
-    let (session, transport) = io::channel(64);
+    let (session, mut transport) = io::channel(64);
+    let mut bridges = Vec::with_capacity(3);
+    if let Some(observer) = &stack.observer {
+        // Every event the session says passes the observer on its way to
+        // the pipeline.
+        let (relay_tx, relay_rx) = mpsc::channel(64);
+        let from_session = std::mem::replace(&mut transport.from_session, relay_rx);
+        bridges.push(tokio::spawn(relay(
+            from_session,
+            relay_tx,
+            observer.clone(),
+            room.room_name().to_owned(),
+        )));
+    }
     let (audio_tx, caller_audio) = mpsc::channel(CALLER_AUDIO);
     let (text_tx, caller_text) = mpsc::channel(CALLER_TEXT);
     let (room_tx, mut to_room) = mpsc::channel(TO_ROOM);
@@ -69,7 +86,18 @@ pub fn attach(
         room: room_tx,
         session: transport,
     };
-    let task = tokio::spawn(call::run(stack.settings, stack.voices.clone(), links, seed));
+    let pipeline = call::run(stack.settings, stack.voices.clone(), links, seed);
+    let task = match &stack.observer {
+        Some(observer) => {
+            let (observer, room_name) = (observer.clone(), room.room_name().to_owned());
+            tokio::spawn(async move {
+                let result = pipeline.await;
+                observer.finished(&room_name, result.as_ref().ok().cloned());
+                result
+            })
+        }
+        None => tokio::spawn(pipeline),
+    };
     let listen = tokio::spawn(listen(inbound, audio_tx, text_tx));
     let speak_room = room.clone();
     let speak = tokio::spawn(async move {
@@ -89,10 +117,28 @@ pub fn attach(
             }
         }
     });
+    bridges.push(listen);
+    bridges.push(speak);
     VoiceCall {
         session,
         task,
-        bridges: [listen, speak],
+        bridges,
+        observed: stack.observer.is_some(),
+    }
+}
+
+/// Passes the session's events on to the pipeline, showing each to the observer.
+async fn relay(
+    mut from_session: mpsc::Receiver<crate::session::AgentEvent>,
+    to_pipeline: mpsc::Sender<crate::session::AgentEvent>,
+    observer: Arc<dyn super::voice::CallObserver>,
+    room: String,
+) {
+    while let Some(event) = from_session.recv().await {
+        observer.event(&room, &event);
+        if to_pipeline.send(event).await.is_err() {
+            break;
+        }
     }
 }
 

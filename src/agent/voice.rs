@@ -13,13 +13,25 @@ use crate::config::Config;
 use crate::recovery::{Category, PhraseBook};
 use crate::resilience::BreakerRegistry;
 use crate::room::MediaOptions;
+use crate::session::AgentEvent;
 use crate::speech::{CacheReport, PhraseCache, SpeechStack};
+use crate::voice::call::VoiceReport;
 use crate::voice::call::{VoiceSettings, Voices};
 
 use super::wiring::{AgentError, Unconfigured};
 
 /// How the model's waits are named aloud (the session's word for it).
 const THINKING_DISPLAY: &str = "the system";
+
+/// Watches calls from the agent's side: what each session said, when, and
+/// how its voice went. With an observer a call's voice runs to its end after
+/// the caller leaves (it is not cut short), so its report is complete.
+pub trait CallObserver: Send + Sync {
+    /// The session of the call in `room` said `event`.
+    fn event(&self, room: &str, event: &AgentEvent);
+    /// The call's voice ended (`None`: it could not start).
+    fn finished(&self, room: &str, report: Option<VoiceReport>);
+}
 
 /// The worker's speech: providers, phrase cache, and the pipeline's settings.
 pub struct VoiceStack {
@@ -31,6 +43,9 @@ pub struct VoiceStack {
     /// How calls join their rooms' media (loopback candidates only for a
     /// server on this machine).
     pub media: MediaOptions,
+    /// Sees every call's session events and voice report (`simulate`
+    /// checks calls with it); `None` in production.
+    pub observer: Option<Arc<dyn CallObserver>>,
     rendering: JoinHandle<()>,
     prober: JoinHandle<()>,
 }
@@ -52,7 +67,25 @@ impl VoiceStack {
         phrasebook: &PhraseBook,
         display_names: &[&str],
     ) -> Result<VoiceStack, AgentError> {
-        let (settings, absent) = config.speech_settings();
+        Self::build_with(
+            config,
+            &|name| std::env::var(name).ok(),
+            registry,
+            phrasebook,
+            display_names,
+        )
+    }
+
+    /// [`VoiceStack::build`] with credentials read through `env` instead of
+    /// the process environment.
+    pub fn build_with(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        registry: &BreakerRegistry,
+        phrasebook: &PhraseBook,
+        display_names: &[&str],
+    ) -> Result<VoiceStack, AgentError> {
+        let (settings, absent) = config.speech_settings_with(env);
         let http = reqwest::Client::builder()
             .build()
             .map_err(AgentError::LlmHttp)?;
@@ -93,6 +126,7 @@ impl VoiceStack {
             speech,
             unconfigured,
             media: MediaOptions::default(),
+            observer: None,
             rendering,
             prober,
         })

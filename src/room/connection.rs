@@ -32,7 +32,7 @@ pub const ROOM_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Room events are rare (joins, leaves); a reader that falls this far behind
 /// sees `Lagged`, and the event that ends a job also travels on a watch.
-const ROOM_EVENTS: usize = 8;
+const ROOM_EVENTS: usize = 32;
 
 /// A change in the room, as seen by the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,12 @@ pub enum RoomEvent {
     ParticipantLeft {
         identity: String,
         sid: String,
+    },
+    /// A remote participant's attributes changed (e.g. an agent's
+    /// `lk.agent.state`); `attributes` is the whole new set.
+    AttributesChanged {
+        identity: String,
+        attributes: std::collections::BTreeMap<String, String>,
     },
     /// The signal connection closed (server side or network).
     Disconnected {
@@ -391,7 +397,7 @@ impl RoomTask {
                     match message {
                         SignalResponse::Update(update) => {
                             for participant in &update.participants {
-                                if let Some(event) = self.roster.apply(participant, &self.local_identity) {
+                                for event in self.roster.apply(participant, &self.local_identity) {
                                     let _ = self.events.send(event);
                                 }
                             }
@@ -473,45 +479,78 @@ impl RoomTask {
     }
 }
 
-/// Remote participants by identity, with their kind.
+/// Remote participants by identity, with their kind and attributes.
 #[derive(Default)]
 struct Roster {
-    participants: HashMap<String, (String, bool)>,
+    participants: HashMap<String, Known>,
     caller_seen: bool,
 }
 
+struct Known {
+    sid: String,
+    caller: bool,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
 impl Roster {
-    /// Applies one participant record; returns the event it implies, if any.
-    fn apply(&mut self, info: &proto::ParticipantInfo, local_identity: &str) -> Option<RoomEvent> {
+    /// Applies one participant record; returns the events it implies (a
+    /// join, a leave, attributes that changed).
+    fn apply(&mut self, info: &proto::ParticipantInfo, local_identity: &str) -> Vec<RoomEvent> {
         if info.identity == local_identity {
-            return None;
+            return Vec::new();
         }
         let is_caller = info.kind == ParticipantKind::Standard as i32;
         if info.state == ParticipantState::Disconnected as i32 {
-            self.participants
+            return self
+                .participants
                 .remove(&info.identity)
-                .map(|(sid, _)| RoomEvent::ParticipantLeft {
+                .map(|known| RoomEvent::ParticipantLeft {
                     identity: info.identity.clone(),
-                    sid,
+                    sid: known.sid,
                 })
-        } else if self.participants.contains_key(&info.identity) {
-            None
-        } else {
-            self.caller_seen |= is_caller;
-            self.participants
-                .insert(info.identity.clone(), (info.sid.clone(), is_caller));
-            Some(RoomEvent::ParticipantJoined {
-                identity: info.identity.clone(),
-                sid: info.sid.clone(),
-            })
+                .into_iter()
+                .collect();
         }
+        let mut events = Vec::new();
+        let known = match self.participants.entry(info.identity.clone()) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                self.caller_seen |= is_caller;
+                events.push(RoomEvent::ParticipantJoined {
+                    identity: info.identity.clone(),
+                    sid: info.sid.clone(),
+                });
+                vacant.insert(Known {
+                    sid: info.sid.clone(),
+                    caller: is_caller,
+                    attributes: Default::default(),
+                })
+            }
+        };
+        let changed = known.attributes.len() != info.attributes.len()
+            || info
+                .attributes
+                .iter()
+                .any(|(k, v)| known.attributes.get(k) != Some(v));
+        if changed {
+            known.attributes = info
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            events.push(RoomEvent::AttributesChanged {
+                identity: info.identity.clone(),
+                attributes: known.attributes.clone(),
+            });
+        }
+        events
     }
 
     fn callers(&self) -> Callers {
         let present = self
             .participants
             .values()
-            .filter(|(_, caller)| *caller)
+            .filter(|known| known.caller)
             .count();
         match (present, self.caller_seen) {
             (0, false) => Callers::Waiting,
@@ -567,12 +606,38 @@ mod tests {
         );
         assert_eq!(
             left,
-            Some(RoomEvent::ParticipantLeft {
+            vec![RoomEvent::ParticipantLeft {
                 identity: "alice".into(),
                 sid: "PA_alice".into()
-            })
+            }]
         );
         assert_eq!(roster.callers(), Callers::Gone);
+    }
+
+    #[test]
+    fn attribute_changes_are_reported_once_each() {
+        let mut roster = Roster::default();
+        let mut agent = participant("agent", ParticipantKind::Agent, ParticipantState::Active);
+        let joined = roster.apply(&agent, "me");
+        assert!(matches!(
+            joined.as_slice(),
+            [RoomEvent::ParticipantJoined { .. }]
+        ));
+        agent
+            .attributes
+            .insert("lk.agent.state".into(), "listening".into());
+        let changed = roster.apply(&agent, "me");
+        assert_eq!(
+            changed,
+            vec![RoomEvent::AttributesChanged {
+                identity: "agent".into(),
+                attributes: [("lk.agent.state".to_string(), "listening".to_string())].into(),
+            }]
+        );
+        assert!(
+            roster.apply(&agent, "me").is_empty(),
+            "unchanged: nothing new"
+        );
     }
 
     #[test]
@@ -583,7 +648,7 @@ mod tests {
                 &participant("me", ParticipantKind::Standard, ParticipantState::Active),
                 "me"
             ),
-            None
+            Vec::new()
         );
         assert_eq!(roster.callers(), Callers::Waiting);
     }

@@ -11,12 +11,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-use crate::agent::{CalendarSettings, CrmEndpoints};
-use crate::testbed::crm::{CrmSimulator, FaultUpdate, SimCredentials, crm_endpoints};
-use crate::testbed::livekit::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+use std::sync::Arc;
 
-use super::measure::rss_bytes_of;
-use super::peer::{PeerReady, RoomParticipant};
+use crate::agent::{CalendarSettings, CrmEndpoints};
+use crate::testbed::crm::{FaultUpdate, SimCredentials, crm_endpoints};
+use crate::testbed::livekit::LoopbackHandle;
+
+use super::measure::{cpu_seconds_of, rss_bytes_of};
+use super::peer::{OtherSide, PeerOptions, PeerReady, RoomParticipant, start_other_side};
+use super::voice::{self, SpokenLines, VOICE_CALL_LIMIT, VoiceCallPlan, VoiceCallRecord};
 
 /// How long a child peer may take to print its ready line.
 const READY_WAIT: Duration = Duration::from_secs(20);
@@ -57,12 +60,17 @@ pub struct PeerSetup {
     pub api_secret: String,
     pub endpoints: CrmEndpoints,
     pub emails: Vec<String>,
+    /// The speech simulator's `HOST:PORT`, with audio.
+    pub speech_addr: Option<String>,
 }
 
 /// What the calls use to act on rooms on the other side.
 #[derive(Clone)]
 pub enum PeerLink {
-    InProcess(LoopbackHandle),
+    InProcess {
+        loopback: LoopbackHandle,
+        lines: Option<Arc<SpokenLines>>,
+    },
     Http {
         client: reqwest::Client,
         control_url: String,
@@ -73,7 +81,7 @@ pub enum PeerLink {
 
 /// Owns the other side for the length of the run.
 pub enum PeerHolder {
-    InProcess(Box<CrmSimulator>),
+    InProcess(Box<OtherSide>),
     Child(ChildPeer),
 }
 
@@ -84,43 +92,44 @@ pub struct ChildPeer {
     pid: u32,
 }
 
-/// Start the peer and put the scenario's fault preset in place.
-pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, String> {
-    let preset = serde_json::json!({ "preset": scenario });
+/// Start the peer and put the CRM simulator's fault preset `crm_preset`
+/// in place.
+pub async fn start(
+    peer: &Peer,
+    options: PeerOptions,
+    crm_preset: &str,
+) -> Result<PeerSetup, String> {
+    let preset = serde_json::json!({ "preset": crm_preset });
     match peer {
         Peer::InProcess => {
-            let sim = CrmSimulator::start(([127, 0, 0, 1], 0).into(), seed)
-                .await
-                .map_err(|e| e.to_string())?;
+            let side = start_other_side(options).await?;
             let update: FaultUpdate = serde_json::from_value(preset).map_err(|e| e.to_string())?;
-            sim.set_faults(update)?;
-            let emails = sim
+            side.crm.set_faults(update)?;
+            let emails = side
+                .crm
                 .fixtures()
                 .people
                 .iter()
                 .map(|p| p.email.clone())
                 .collect();
-            let endpoints = sim.crm_endpoints();
-            let loopback_config = LoopbackConfig {
-                keep_history: false,
-                media: false,
-                ..LoopbackConfig::default()
-            };
-            let loopback = LoopbackServer::start_with(([127, 0, 0, 1], 0).into(), loopback_config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let endpoints = side.crm.crm_endpoints();
+            let loopback = side.loopback.clone();
             Ok(PeerSetup {
                 livekit_url: loopback.url(),
                 api_key: loopback.config().api_key.clone(),
                 api_secret: loopback.config().api_secret.clone(),
-                link: PeerLink::InProcess(loopback),
-                holder: PeerHolder::InProcess(Box::new(sim)),
+                speech_addr: side.speech.as_ref().map(|s| s.addr().to_string()),
+                link: PeerLink::InProcess {
+                    loopback,
+                    lines: side.lines.clone(),
+                },
+                holder: PeerHolder::InProcess(Box::new(side)),
                 endpoints,
                 emails,
             })
         }
         Peer::ChildProcess { program } => {
-            let (child, ready) = spawn_child(program, seed).await?;
+            let (child, ready) = spawn_child(program, options).await?;
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(CONTROL_TIMEOUT)
@@ -136,7 +145,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
                 .map_err(|e| format!("the simulator peer did not take the faults: {e}"))?;
             if !answer.status().is_success() {
                 return Err(format!(
-                    "the simulator peer refused the `{scenario}` faults: {} {}",
+                    "the simulator peer refused the `{crm_preset}` faults: {} {}",
                     answer.status(),
                     answer.text().await.unwrap_or_default()
                 ));
@@ -153,6 +162,7 @@ pub async fn start(peer: &Peer, seed: u64, scenario: &str) -> Result<PeerSetup, 
                 api_key: ready.api_key,
                 api_secret: ready.api_secret,
                 emails: ready.emails,
+                speech_addr: ready.speech_addr,
             })
         }
     }
@@ -172,9 +182,22 @@ fn endpoints_of(ready: &PeerReady) -> CrmEndpoints {
     )
 }
 
-async fn spawn_child(program: &PathBuf, seed: u64) -> Result<(ChildPeer, PeerReady), String> {
+async fn spawn_child(
+    program: &PathBuf,
+    options: PeerOptions,
+) -> Result<(ChildPeer, PeerReady), String> {
     let mut child = Command::new(program)
-        .args(["sim-peer", "--seed", &seed.to_string()])
+        .args([
+            "sim-peer",
+            "--seed",
+            &options.seed.to_string(),
+            "--media",
+            options.media.as_str(),
+            "--media-loss",
+            &options.media_loss.to_string(),
+            "--media-jitter-ms",
+            &options.media_jitter.as_millis().to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -226,7 +249,7 @@ impl PeerLink {
     /// A job for `room`, where `participant` is present, goes to the worker.
     pub async fn dispatch_job(&self, room: &str, participant: &str) -> Result<(), String> {
         match self {
-            PeerLink::InProcess(loopback) => loopback
+            PeerLink::InProcess { loopback, .. } => loopback
                 .dispatch_job(room, participant)
                 .await
                 .map(drop)
@@ -254,7 +277,7 @@ impl PeerLink {
     /// `participant` leaves `room`.
     pub async fn participant_leaves(&self, room: &str, participant: &str) {
         match self {
-            PeerLink::InProcess(loopback) => {
+            PeerLink::InProcess { loopback, .. } => {
                 loopback.participant_leaves(room, participant);
             }
             PeerLink::Http {
@@ -265,6 +288,53 @@ impl PeerLink {
                 // A lost leave shows up in the checks (the session outlives
                 // its caller), so its error needs no second report here.
                 let _ = control(client, control_url, slots, "leaves", room, participant).await;
+            }
+        }
+    }
+}
+
+impl PeerLink {
+    /// One spoken call, from the caller joining to its leaving; what the
+    /// caller observed (what went wrong included).
+    pub async fn voice_call(&self, plan: &VoiceCallPlan) -> VoiceCallRecord {
+        let failed = |error: String| VoiceCallRecord {
+            error: Some(error),
+            ..VoiceCallRecord::default()
+        };
+        match self {
+            PeerLink::InProcess { loopback, lines } => match lines {
+                Some(lines) => voice::call(loopback, lines, plan).await,
+                None => failed("the peer was started for text calls".into()),
+            },
+            PeerLink::Http {
+                client,
+                control_url,
+                slots,
+            } => {
+                let Ok(_slot) = slots.acquire().await else {
+                    return failed("the run is over".into());
+                };
+                let answer = client
+                    .post(format!("{control_url}/voice-calls"))
+                    .timeout(VOICE_CALL_LIMIT + CONTROL_TIMEOUT)
+                    .json(plan)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(answer) if answer.status().is_success() => {
+                        answer.json().await.unwrap_or_else(|e| {
+                            failed(format!(
+                                "simulator peer /voice-calls: unreadable answer: {e}"
+                            ))
+                        })
+                    }
+                    Ok(answer) => failed(format!(
+                        "simulator peer /voice-calls: {} {}",
+                        answer.status(),
+                        answer.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => failed(format!("simulator peer /voice-calls: {e}")),
+                }
             }
         }
     }
@@ -314,6 +384,14 @@ impl PeerHolder {
         }
     }
 
+    /// A child peer's CPU time so far (user + system, its children too).
+    pub fn peer_cpu_seconds(&self) -> Option<f64> {
+        match self {
+            PeerHolder::InProcess(_) => None,
+            PeerHolder::Child(child) => cpu_seconds_of(&child.pid.to_string()),
+        }
+    }
+
     /// A child peer's peak resident set (VmHWM), in bytes.
     pub fn peer_rss_peak(&self) -> Option<u64> {
         match self {
@@ -325,7 +403,7 @@ impl PeerHolder {
     /// Stop the peer: close a child's stdin and wait (bounded) for it.
     pub async fn stop(self) {
         match self {
-            PeerHolder::InProcess(sim) => sim.shutdown().await,
+            PeerHolder::InProcess(side) => side.shutdown().await,
             PeerHolder::Child(mut child) => {
                 drop(child.stdin.take());
                 if tokio::time::timeout(Duration::from_secs(5), child.child.wait())

@@ -21,6 +21,14 @@ const LINES: [&str; 8] = [
     "{choice}",
 ];
 
+/// What a caller says, in order, asking about `email` and picking `choice`.
+pub fn script(email: &str, choice: &str) -> Vec<String> {
+    LINES
+        .iter()
+        .map(|line| line.replace("{email}", email).replace("{choice}", choice))
+        .collect()
+}
+
 /// Callers spread their picks so concurrent callers rarely want the same slot.
 pub const CHOICES: [&str; 3] = ["the first one", "the second one", "the third one"];
 

@@ -48,6 +48,10 @@ pub struct Counted<H> {
 }
 
 impl<H: JobHandler> JobHandler for Counted<H> {
+    fn room_options(&self, job: &livekit_protocol::Job) -> crate::room::RoomOptions {
+        self.inner.room_options(job)
+    }
+
     fn run(&self, job: JobContext) -> Pin<Box<dyn Future<Output = JobResult> + Send>> {
         let gauge = Arc::clone(&self.gauge);
         gauge.enter();
@@ -130,6 +134,32 @@ pub fn rss_bytes_of(pid: &str) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// CPU time of a process (`pid` as written under `/proc`), user and
+/// system, with its finished children's (a worker's espeak-ng runs), in
+/// seconds.
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at
+    // field 3; utime, stime, cutime and cstime are fields 14 to 17.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(
+        ticks
+            / if per_second > 0 {
+                per_second as f64
+            } else {
+                100.0
+            },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +183,20 @@ mod tests {
         let samples = probe.finish().await;
         assert!(samples.len() >= 2, "{samples:?}");
         assert!(samples.iter().all(|ms| *ms >= 0.0));
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        if cfg!(target_os = "linux") {
+            let before = cpu_seconds_of("self").expect("/proc/self/stat");
+            let mut x = 0u64;
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(60) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let after = cpu_seconds_of("self").expect("/proc/self/stat");
+            assert!(after > before, "{before} → {after}");
+        }
     }
 
     #[test]

@@ -11,9 +11,14 @@
 //!   is in the room and a job for it goes to the registered worker
 //!   (503 `{"error"}` when it cannot be dispatched);
 //! - `POST /leaves` `{"room", "participant"}` → `{"left"}`: the participant
-//!   leaves the room.
+//!   leaves the room;
+//! - `POST /voice-calls` with a [`VoiceCallPlan`] → its [`VoiceCallRecord`]
+//!   once the call is over (`--media audio` only: the peer then also runs
+//!   the speech simulator, and its stand-in carries media).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +29,10 @@ use tokio::sync::oneshot;
 
 use crate::testbed::crm::CrmSimulator;
 use crate::testbed::livekit::{LoopbackConfig, LoopbackHandle, LoopbackServer};
+use crate::testbed::speech::SpeechSimulator;
+
+use super::caller::{CHOICES, script};
+use super::voice::{self, SpokenLines, VoiceCallPlan, VoiceCallRecord};
 
 /// What the peer prints on stdout when it is ready: where everything is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +51,128 @@ pub struct PeerReady {
     pub emails: Vec<String>,
     pub host_user_id: String,
     pub meeting_type_id: String,
+    /// The speech simulator's `HOST:PORT` (`--media audio`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_addr: Option<String>,
+}
+
+/// Text or audio calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Media {
+    /// The caller's words and the agent's lines travel as text.
+    #[default]
+    Text,
+    /// Callers speak and listen over WebRTC; the agent hears and speaks.
+    Audio,
+}
+
+impl Media {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Text => "text",
+            Media::Audio => "audio",
+        }
+    }
+}
+
+impl std::str::FromStr for Media {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Media, String> {
+        match value {
+            "text" => Ok(Media::Text),
+            "audio" => Ok(Media::Audio),
+            other => Err(format!("unknown media {other:?}: choose text or audio")),
+        }
+    }
+}
+
+/// How the other side runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerOptions {
+    pub seed: u64,
+    pub media: Media,
+    /// Share of the stand-in's forwarded audio packets dropped.
+    pub media_loss: f64,
+    /// Forwarded audio is delayed by up to this much.
+    pub media_jitter: Duration,
+}
+
+impl PeerOptions {
+    pub fn text(seed: u64) -> PeerOptions {
+        PeerOptions {
+            seed,
+            media: Media::Text,
+            media_loss: 0.0,
+            media_jitter: Duration::ZERO,
+        }
+    }
+}
+
+/// The other side of every boundary, running.
+pub struct OtherSide {
+    pub crm: CrmSimulator,
+    pub loopback: LoopbackHandle,
+    pub speech: Option<SpeechSimulator>,
+    /// The callers' lines, spoken (audio only).
+    pub lines: Option<Arc<SpokenLines>>,
+}
+
+/// Starts the CRM simulator and the stand-in on loopback, and with audio
+/// the speech simulator, with every caller line rendered and registered.
+pub async fn start_other_side(options: PeerOptions) -> Result<OtherSide, String> {
+    let localhost: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let crm = CrmSimulator::start(localhost, options.seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    let audio = options.media == Media::Audio;
+    let loopback_config = LoopbackConfig {
+        keep_history: false,
+        media: audio,
+        media_loss: options.media_loss,
+        media_jitter: options.media_jitter,
+        ..LoopbackConfig::default()
+    };
+    let loopback = LoopbackServer::start_with(localhost, loopback_config)
+        .await
+        .map_err(|e| format!("could not start the loopback LiveKit stand-in: {e}"))?;
+    let (speech, lines) = if audio {
+        let speech = SpeechSimulator::start(localhost, options.seed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut texts = Vec::new();
+        for person in &crm.fixtures().people {
+            for choice in CHOICES {
+                texts.extend(script(&person.email, choice));
+            }
+        }
+        let lines = SpokenLines::render(&texts, &speech).await?;
+        (Some(speech), Some(Arc::new(lines)))
+    } else {
+        (None, None)
+    };
+    Ok(OtherSide {
+        crm,
+        loopback,
+        speech,
+        lines,
+    })
+}
+
+impl OtherSide {
+    pub async fn shutdown(self) {
+        self.crm.shutdown().await;
+        if let Some(speech) = self.speech {
+            speech.shutdown().await;
+        }
+    }
+}
+
+/// What the control API serves from.
+#[derive(Clone)]
+struct Control {
+    loopback: LoopbackHandle,
+    lines: Option<Arc<SpokenLines>>,
 }
 
 /// A participant in a room, as the control API takes it.
@@ -52,41 +183,33 @@ pub struct RoomParticipant {
 }
 
 /// Serve until stdin closes or SIGTERM; the ready line goes to stdout.
-pub async fn serve(seed: u64) -> Result<(), String> {
+pub async fn serve(options: PeerOptions) -> Result<(), String> {
     let localhost: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let sim = CrmSimulator::start(localhost, seed)
-        .await
-        .map_err(|e| e.to_string())?;
-    let loopback_config = LoopbackConfig {
-        keep_history: false,
-        media: false,
-        ..LoopbackConfig::default()
-    };
-    let loopback = LoopbackServer::start_with(localhost, loopback_config)
-        .await
-        .map_err(|e| format!("could not start the loopback LiveKit stand-in: {e}"))?;
+    let side = start_other_side(options).await?;
     let listener = tokio::net::TcpListener::bind(localhost)
         .await
         .map_err(|e| format!("could not bind the control API: {e}"))?;
     let control_addr = listener
         .local_addr()
         .map_err(|e| format!("control API address: {e}"))?;
-    let fixtures = sim.fixtures();
+    let fixtures = side.crm.fixtures();
     let host = fixtures
         .hosts
         .first()
         .ok_or("the CRM simulator has no calendar host")?;
+    let loopback = side.loopback.clone();
     let ready = PeerReady {
         pid: std::process::id(),
         control_url: format!("http://{control_addr}"),
         livekit_url: loopback.url(),
         api_key: loopback.config().api_key.clone(),
         api_secret: loopback.config().api_secret.clone(),
-        crm_base_url: sim.base_url(),
-        chilipiper_base_url: sim.chilipiper_base_url(),
+        crm_base_url: side.crm.base_url(),
+        chilipiper_base_url: side.crm.chilipiper_base_url(),
         emails: fixtures.people.iter().map(|p| p.email.clone()).collect(),
         host_user_id: host.user_id.clone(),
         meeting_type_id: fixtures.meeting_type_id.clone(),
+        speech_addr: side.speech.as_ref().map(|s| s.addr().to_string()),
     };
 
     let (stop_tx, stop_rx) = oneshot::channel::<&'static str>();
@@ -96,7 +219,10 @@ pub async fn serve(seed: u64) -> Result<(), String> {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
         let _ = stop_tx.send("stdin closed");
     });
-    let app = control_routes().with_state(loopback.clone());
+    let app = control_routes().with_state(Control {
+        loopback: loopback.clone(),
+        lines: side.lines.clone(),
+    });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     println!(
         "{}",
@@ -112,19 +238,38 @@ pub async fn serve(seed: u64) -> Result<(), String> {
         }
     };
     tracing::info!(why, "simulator peer stopping");
-    sim.shutdown().await;
-    drop(loopback);
+    side.shutdown().await;
     Ok(())
 }
 
-fn control_routes() -> Router<LoopbackHandle> {
+fn control_routes() -> Router<Control> {
     Router::new()
         .route("/jobs", post(dispatch_job))
         .route("/leaves", post(participant_leaves))
+        .route("/voice-calls", post(voice_call))
+}
+
+async fn voice_call(
+    State(control): State<Control>,
+    Json(plan): Json<VoiceCallPlan>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(lines) = &control.lines else {
+        return (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": "this peer runs text calls; start it with --media audio for voice calls"
+            })),
+        );
+    };
+    let record: VoiceCallRecord = voice::call(&control.loopback, lines, &plan).await;
+    (
+        StatusCode::OK,
+        Json(serde_json::to_value(record).unwrap_or_default()),
+    )
 }
 
 async fn dispatch_job(
-    State(loopback): State<LoopbackHandle>,
+    State(Control { loopback, .. }): State<Control>,
     Json(job): Json<RoomParticipant>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     match loopback.dispatch_job(&job.room, &job.participant).await {
@@ -140,7 +285,7 @@ async fn dispatch_job(
 }
 
 async fn participant_leaves(
-    State(loopback): State<LoopbackHandle>,
+    State(Control { loopback, .. }): State<Control>,
     Json(leave): Json<RoomParticipant>,
 ) -> Json<serde_json::Value> {
     let left = loopback.participant_leaves(&leave.room, &leave.participant);

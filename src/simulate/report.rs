@@ -46,6 +46,8 @@ pub struct Outcomes {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SimulationReport {
     pub scenario: String,
+    /// `text` or `audio`.
+    pub media: String,
     pub calls: u64,
     pub turns: u64,
     pub tool_calls: u64,
@@ -75,7 +77,73 @@ pub struct SimulationReport {
     pub sessions_failed: u64,
     /// Where the run kept its shared state, and that it cleaned it up.
     pub fleet: FleetUse,
+    /// With `--media audio`: measured on the audio the callers received.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioFigures>,
 }
+
+/// A spoken run's figures, measured at the callers' ears.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AudioFigures {
+    /// End of a caller's line → the agent's first audio after it.
+    pub mouth_to_ear_ms: LatencySummary,
+    /// A tool call starts → the caller hears the agent (0 if it is talking).
+    pub first_audio_after_tool_ms: LatencySummary,
+    /// The longest silence the caller sat through between the end of a
+    /// line and the agent's last stretch of answer.
+    pub dead_air_ms: LatencySummary,
+    /// The caller starts talking over the agent → its audio stops.
+    pub interruption_stop_ms: LatencySummary,
+    /// Job dispatched → the greeting's first audio.
+    pub greeting_ms: LatencySummary,
+    pub lost_caller_turns: u64,
+    pub truncation_mismatches: u64,
+    pub playout_underruns: u64,
+    /// Lines the agent did not take by ear, which callers then typed.
+    pub typed_lines: u64,
+    /// Calls whose voice pipeline never reported (it could not start).
+    pub voice_reports_missing: u64,
+    /// Minutes of call, dispatch to hang-up, over every call.
+    pub call_minutes: f64,
+    /// The worker process's CPU (espeak-ng children included) per call-minute.
+    pub cpu_s_per_call_minute: f64,
+    /// The simulator peer's (callers, stand-in, simulators) per call-minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_cpu_s_per_call_minute: Option<f64>,
+    /// The phrase audio cache, shared by every call.
+    pub phrase_cache_bytes: u64,
+}
+
+impl AudioFigures {
+    pub fn of(
+        heard: &crate::simulate::audio::AudioChecked,
+        cpu_used: Option<f64>,
+        peer_cpu_used: Option<f64>,
+        voice: Option<&crate::agent::VoiceStack>,
+    ) -> AudioFigures {
+        let minutes = heard.call_seconds / 60.0;
+        let per_minute = |cpu: f64| if minutes > 0.0 { cpu / minutes } else { 0.0 };
+        AudioFigures {
+            mouth_to_ear_ms: LatencySummary::of(&heard.mouth_to_ear_ms),
+            first_audio_after_tool_ms: LatencySummary::of(&heard.first_audio_after_tool_ms),
+            dead_air_ms: LatencySummary::of(&heard.dead_air_ms),
+            interruption_stop_ms: LatencySummary::of(&heard.interruption_stop_ms),
+            greeting_ms: LatencySummary::of(&heard.greeting_ms),
+            lost_caller_turns: heard.lost_caller_turns,
+            truncation_mismatches: heard.truncation_mismatches,
+            playout_underruns: heard.playout_underruns,
+            typed_lines: heard.typed_lines,
+            voice_reports_missing: heard.voice_reports_missing,
+            call_minutes: minutes,
+            cpu_s_per_call_minute: cpu_used.map(per_minute).unwrap_or(0.0),
+            peer_cpu_s_per_call_minute: peer_cpu_used.map(per_minute),
+            phrase_cache_bytes: voice.map_or(0, |v| v.cache_report().bytes as u64),
+        }
+    }
+}
+
+/// The most a tool call may leave the caller without hearing the agent.
+pub const FIRST_AUDIO_LIMIT_MS: f64 = 750.0;
 
 /// The fleet state of one run: its own key prefix, never the production
 /// one, and the keys deleted under it at the end.
@@ -103,6 +171,17 @@ impl SimulationReport {
             ("sessions_failed", self.sessions_failed),
         ]
         .into_iter()
+        .chain(self.audio.iter().flat_map(|audio| {
+            [
+                ("lost_caller_turns", audio.lost_caller_turns),
+                ("truncation_mismatches", audio.truncation_mismatches),
+                ("voice_reports_missing", audio.voice_reports_missing),
+                (
+                    "first_audio_after_tool_over_750ms",
+                    u64::from(audio.first_audio_after_tool_ms.max > FIRST_AUDIO_LIMIT_MS),
+                ),
+            ]
+        }))
         .filter(|(_, n)| *n > 0)
         .collect()
     }
@@ -112,8 +191,8 @@ impl SimulationReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "voxguard simulate — scenario {} (seed {})",
-            self.scenario, self.seed
+            "voxguard simulate — scenario {} (seed {}, {} calls)",
+            self.scenario, self.seed, self.media
         );
         let _ = writeln!(
             out,
@@ -138,6 +217,41 @@ impl SimulationReport {
                 out,
                 "  {:<22} {:>9.1} {:>9.1} {:>9.1}",
                 name, s.p50, s.p99, s.max
+            );
+        }
+        if let Some(audio) = &self.audio {
+            for (name, s) in [
+                ("greeting (dispatch→ear)", audio.greeting_ms),
+                ("mouth to ear", audio.mouth_to_ear_ms),
+                ("tool → first audio", audio.first_audio_after_tool_ms),
+                ("dead air", audio.dead_air_ms),
+                ("interruption stop", audio.interruption_stop_ms),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "  {:<22} {:>9.1} {:>9.1} {:>9.1}",
+                    name, s.p50, s.p99, s.max
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  audio: lost_caller_turns {}  truncation_mismatches {}  playout_underruns {}  typed_lines {}  voice_reports_missing {}",
+                audio.lost_caller_turns,
+                audio.truncation_mismatches,
+                audio.playout_underruns,
+                audio.typed_lines,
+                audio.voice_reports_missing
+            );
+            let _ = writeln!(
+                out,
+                "  cpu: worker {:.3} s per call-minute{}  ({:.1} call-minutes; phrase cache {:.1} MiB, shared)",
+                audio.cpu_s_per_call_minute,
+                match audio.peer_cpu_s_per_call_minute {
+                    Some(peer) => format!(", simulator peer {peer:.3}"),
+                    None => String::new(),
+                },
+                audio.call_minutes,
+                audio.phrase_cache_bytes as f64 / (1024.0 * 1024.0)
             );
         }
         let _ = writeln!(
@@ -228,6 +342,7 @@ mod tests {
         let json = serde_json::to_value(SimulationReport::default()).unwrap();
         for key in [
             "scenario",
+            "media",
             "calls",
             "turns",
             "tool_calls",
@@ -248,5 +363,46 @@ mod tests {
         }
         assert!(json["first_speech_ms"].get("p99").is_some());
         assert!(json["outcomes"].get("unknown_outcome").is_some());
+        assert!(
+            json.get("mouth_to_ear_ms").is_none(),
+            "audio keys only with audio"
+        );
+        let spoken = SimulationReport {
+            audio: Some(AudioFigures::default()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(spoken).unwrap();
+        for key in [
+            "mouth_to_ear_ms",
+            "first_audio_after_tool_ms",
+            "dead_air_ms",
+            "interruption_stop_ms",
+            "lost_caller_turns",
+            "truncation_mismatches",
+            "playout_underruns",
+            "cpu_s_per_call_minute",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+    }
+
+    #[test]
+    fn a_tool_call_heard_after_750_ms_or_a_lost_turn_fails_a_spoken_run() {
+        let mut report = SimulationReport {
+            audio: Some(AudioFigures::default()),
+            ..Default::default()
+        };
+        assert!(report.violations().is_empty());
+        if let Some(audio) = report.audio.as_mut() {
+            audio.first_audio_after_tool_ms.max = 751.0;
+            audio.lost_caller_turns = 1;
+        }
+        assert_eq!(
+            report.violations(),
+            vec![
+                ("lost_caller_turns", 1),
+                ("first_audio_after_tool_over_750ms", 1)
+            ]
+        );
     }
 }

@@ -78,6 +78,8 @@ pub struct PhraseCache {
 
 /// Rendering passes over phrases a voice could not render (it was down).
 const PASSES: u32 = 5;
+/// Lines one voice renders at once.
+const RENDER_AT_ONCE: usize = 4;
 const BETWEEN_PASSES: Duration = Duration::from_secs(20);
 /// Each phrase's time budget per voice.
 const RENDER_BUDGET: Duration = Duration::from_secs(10);
@@ -110,14 +112,22 @@ impl PhraseCache {
     }
 
     async fn fill(&self, chain: &TtsChain) {
+        use futures_util::StreamExt as _;
         for pass in 0..PASSES {
             let mut missing = 0;
             for voice in chain.voices() {
+                let mut todo = Vec::new();
                 for phrase in &self.phrases {
-                    if self.has(phrase, voice.provider.name()) {
-                        continue;
+                    if !self.has(phrase, voice.provider.name()) {
+                        todo.push(render_named(voice, phrase, chain.limits()));
                     }
-                    match render_one(voice, phrase, chain.limits()).await {
+                }
+                // A few lines at once: a networked voice spends most of a
+                // line waiting for its first audio.
+                let mut rendered =
+                    futures_util::stream::iter(todo).buffer_unordered(RENDER_AT_ONCE);
+                while let Some((phrase, outcome)) = rendered.next().await {
+                    match outcome {
                         Ok(rendered) => self.insert(phrase, rendered),
                         Err(error) => {
                             missing += 1;
@@ -223,6 +233,14 @@ impl PhraseCache {
 }
 
 /// Render `text` with one voice (under its guard), every sentence, whole.
+async fn render_named<'a>(
+    voice: &TtsVoice,
+    text: &'a str,
+    limits: super::tts::TtsLimits,
+) -> (&'a str, Result<CachedPhrase, CallError>) {
+    (text, render_one(voice, text, limits).await)
+}
+
 pub async fn render_one(
     voice: &TtsVoice,
     text: &str,

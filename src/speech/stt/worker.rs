@@ -531,6 +531,10 @@ impl Worker {
                 }
                 if from_finalize {
                     self.finalize_pending = false;
+                    // Answered: the next turn's end asks again.
+                    if let Some(live) = self.live.as_mut() {
+                        live.finalize_sent = false;
+                    }
                 }
                 if speech_final || from_finalize {
                     if let Some(live) = self.live.as_mut() {

@@ -173,6 +173,18 @@ impl ScriptedCaller {
         Instant::now()
     }
 
+    /// Whether an audible agent packet arrived at or after `since`.
+    pub fn heard_since(&self, since: Instant) -> bool {
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .packets
+            .iter()
+            .rev()
+            .take_while(|p| p.at >= since)
+            .any(|p| p.level_dbfs > AUDIBLE_DBFS)
+    }
+
     /// What the caller has received so far.
     pub fn recording(&self) -> Recording {
         self.recording

@@ -67,6 +67,10 @@ pub(super) struct SfuPeer {
     offer_in_flight: bool,
     renegotiate: bool,
     channels_offered: bool,
+    /// Per receiving participant, when the last jittered packet goes out:
+    /// jitter delays packets but never reorders them (a receiver's jitter
+    /// buffer would put them back in order by sequence number).
+    released: HashMap<String, tokio::time::Instant>,
 }
 
 impl SfuPeer {
@@ -108,6 +112,7 @@ impl SfuPeer {
             events: running.events,
             task: running.task,
             pending: HashMap::new(),
+            released: HashMap::new(),
             offer_in_flight: false,
             renegotiate: false,
             channels_offered: false,
@@ -324,8 +329,8 @@ impl SfuPeer {
         }
     }
 
-    fn forward_audio(&self, mid: Mid, payload: Arc<[u8]>) {
-        let targets: Vec<(TransportHandle, LocalTrack)> = {
+    fn forward_audio(&mut self, mid: Mid, payload: Arc<[u8]>) {
+        let targets: Vec<(String, TransportHandle, LocalTrack)> = {
             let state = self.hub.lock();
             let Some(room) = state.rooms.get(&self.room) else {
                 return;
@@ -341,16 +346,16 @@ impl SfuPeer {
             room.media
                 .iter()
                 .filter(|(who, _)| **who != self.identity)
-                .filter_map(|(_, peer)| {
+                .filter_map(|(who, peer)| {
                     peer.subscribed
                         .get(sid)
-                        .map(|track| (peer.handle.clone(), *track))
+                        .map(|track| (who.clone(), peer.handle.clone(), *track))
                 })
                 .collect()
         };
         let loss = self.hub.config.media_loss;
         let jitter = self.hub.config.media_jitter;
-        for (handle, track) in targets {
+        for (who, handle, track) in targets {
             if loss > 0.0 && rand::rng().random_bool(loss.min(1.0)) {
                 continue;
             }
@@ -359,9 +364,15 @@ impl SfuPeer {
                 // A full queue drops the packet, as a congested link would.
                 let _ = handle.try_send_audio(track, payload, FRAME);
             } else {
-                let delay = jitter.mul_f64(rand::rng().random::<f64>());
+                let wanted =
+                    tokio::time::Instant::now() + jitter.mul_f64(rand::rng().random::<f64>());
+                let release = match self.released.get(&who) {
+                    Some(last) => wanted.max(*last + Duration::from_millis(1)),
+                    None => wanted,
+                };
+                self.released.insert(who, release);
                 tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep_until(release).await;
                     let _ = handle.try_send_audio(track, payload, FRAME);
                 });
             }

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::testbed::crm::{Latency, Outage};
 
-/// Every provider the simulator speaks for.
-pub const PROVIDERS: [&str; 4] = ["deepgram", "openai_stt", "openai_tts", "cartesia"];
+/// Every provider the simulator speaks for (`llm`: OpenAI-compatible chat
+/// completions, the model a voice agent thinks with).
+pub const PROVIDERS: [&str; 5] = ["deepgram", "openai_stt", "openai_tts", "cartesia", "llm"];
 
 /// How a dropped stream ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -244,7 +245,7 @@ pub struct FaultConfig {
     pub preset: Option<String>,
     #[serde(default)]
     pub default: FaultSpec,
-    /// Per-provider overrides: `deepgram`, `openai_stt`, `openai_tts`, `cartesia`.
+    /// Per-provider overrides: `deepgram`, `openai_stt`, `openai_tts`, `cartesia`, `llm`.
     #[serde(default)]
     pub providers: BTreeMap<String, FaultSpec>,
 }
@@ -311,7 +312,7 @@ impl FaultUpdate {
 
 /// Names accepted in `{"preset": ...}`: the CRM scenarios' generic ones and
 /// the `simulate` voice scenarios.
-pub const PRESETS: [&str; 13] = [
+pub const PRESETS: [&str; 14] = [
     "healthy",
     "slow",
     "errors",
@@ -325,6 +326,7 @@ pub const PRESETS: [&str; 13] = [
     "tts-slow",
     "tts-hang",
     "tts-down",
+    "llm-hang",
 ];
 
 pub fn preset(name: &str) -> Option<FaultConfig> {
@@ -456,6 +458,16 @@ pub fn preset(name: &str) -> Option<FaultConfig> {
                 &TTS,
                 FaultSpec {
                     error_rate: 1.0,
+                    ..healthy.clone()
+                },
+            ),
+        ),
+        "llm-hang" => (
+            healthy.clone(),
+            on(
+                &["llm"],
+                FaultSpec {
+                    hang_rate: 1.0,
                     ..healthy.clone()
                 },
             ),

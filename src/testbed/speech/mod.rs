@@ -3,7 +3,9 @@
 //! simulator's fault model:
 //!
 //! - Deepgram-compatible `GET /v1/listen` (WebSocket streaming recognition);
-//! - OpenAI-compatible `POST /v1/audio/transcriptions` and `POST /v1/audio/speech`;
+//! - OpenAI-compatible `POST /v1/audio/transcriptions` and `POST /v1/audio/speech`,
+//!   and `POST /v1/chat/completions` (a model that answers with one short,
+//!   friendly question, streamed or not; its faults are the `llm` provider's);
 //! - Cartesia-compatible `GET /tts/websocket`.
 //!
 //! It needs no recognition model: scripted callers register each utterance
@@ -113,6 +115,7 @@ impl SpeechSimulator {
             .route("/v1/listen", get(listen::listen))
             .route("/v1/audio/transcriptions", post(openai::transcriptions))
             .route("/v1/audio/speech", post(openai::speech))
+            .route("/v1/chat/completions", post(openai::chat_completions))
             .route("/tts/websocket", get(cartesia::websocket))
             .route("/_sim/faults", get(get_faults).put(put_faults))
             .route(

@@ -1,7 +1,10 @@
 //! OpenAI-compatible `/v1/audio/transcriptions` (multipart: `file` as WAV,
 //! `model`, `response_format`; `{"text": ...}` back) and `/v1/audio/speech`
 //! (`{"model", "input", "voice", "response_format": "pcm"}`; raw s16le mono
-//! 24 kHz, streamed in chunks), both behind `Authorization: Bearer <key>`.
+//! 24 kHz, streamed in chunks), and `/v1/chat/completions` (`{"model",
+//! "messages", "stream"}`: a `chat.completion` object, or with `stream`
+//! server-sent `chat.completion.chunk` events ending in `[DONE]`), all behind
+//! `Authorization: Bearer <key>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,4 +287,97 @@ fn async_stream(
             Some((Ok(bytes.slice(sent..end)), (bytes, end, false)))
         },
     )
+}
+
+/// What the simulated model says: it keeps the caller talking.
+const MODEL_ANSWER: &str =
+    "Thanks, that helps. Could you tell me a little more about how your team works today?";
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: Option<String>,
+    messages: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    stream: bool,
+}
+
+pub(crate) async fn chat_completions(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    let Ok(request) = serde_json::from_slice::<ChatRequest>(&body) else {
+        return invalid(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "We could not parse the JSON body of your request.",
+        );
+    };
+    let Some(model) = request.model.filter(|m| !m.is_empty()) else {
+        return invalid(
+            StatusCode::BAD_REQUEST,
+            "missing_required_parameter",
+            "you must provide a model parameter",
+        );
+    };
+    if request.messages.as_ref().is_none_or(Vec::is_empty) {
+        return invalid(
+            StatusCode::BAD_REQUEST,
+            "missing_required_parameter",
+            "messages must be a non-empty array",
+        );
+    }
+    let (latency, fault) = sim.draw("llm");
+    if let Some(refused) = refuse(fault, error_json) {
+        return refused;
+    }
+    if fault == SpeechFault::Hang {
+        sim.hang().await;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    tokio::time::sleep(latency).await;
+    let id = format!("chatcmpl-sim{:08x}", rand::random::<u32>());
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if matches!(fault, SpeechFault::Malformed(_)) {
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"choices\": [{\"mess",
+        )
+            .into_response();
+    }
+    if !request.stream {
+        let body = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": MODEL_ANSWER}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        });
+        return axum::Json(body).into_response();
+    }
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        format!(
+            "data: {}\n\n",
+            json!({
+                "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+            })
+        )
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    for word in MODEL_ANSWER.split_inclusive(' ') {
+        events.push(chunk(json!({"content": word}), None));
+    }
+    events.push(chunk(json!({}), Some("stop")));
+    events.push("data: [DONE]\n\n".to_owned());
+    let bytes: Vec<u8> = events.concat().into_bytes();
+    let drop_at = match fault {
+        SpeechFault::Drop { .. } => Some(bytes.len() / 2),
+        _ => None,
+    };
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(async_stream(bytes, 64, drop_at)),
+    )
+        .into_response()
 }
