@@ -49,6 +49,7 @@ async fn call() -> (Call, Arc<SpeechSimulator>) {
         phrases: PhraseCache::empty(Vec::new(), Vec::new()),
         voice_trouble: Vec::new().into(),
         cannot_hear: Vec::new().into(),
+        fillers: Vec::new().into(),
     };
     let (session_io, transport) = channel(64);
     let (audio, caller_audio) = mpsc::channel(64);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::recovery::{Category, PhraseBook};
+use crate::recovery::{Category, PhraseBook, Promise};
 use crate::resilience::BreakerRegistry;
 use crate::room::MediaOptions;
 use crate::session::AgentEvent;
@@ -112,6 +112,12 @@ impl VoiceStack {
             phrases,
             voice_trouble: texts(Category::VoiceTrouble),
             cannot_hear: texts(Category::CannotHear),
+            fillers: phrasebook
+                .variants(Category::Filler)
+                .iter()
+                .filter(|v| v.promises == Promise::None && !v.text.contains('{'))
+                .map(|v| v.text.clone())
+                .collect(),
         };
         let unconfigured = absent
             .into_iter()

@@ -609,8 +609,16 @@ async fn one_spoken_call(run: &Run, audio: &AudioCalls, room: String, index: usi
         tracing::warn!(room = %room, error = %error, "spoken call failed");
     }
     if run.trace {
+        let heard: Vec<&str> = report
+            .iter()
+            .flat_map(|r| r.state.transcript.iter())
+            .filter_map(|entry| match entry {
+                crate::recovery::Entry::User { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
         eprintln!(
-            "call {room}: caller {}\n  tool starts {tool_starts:?}",
+            "call {room}: caller {}\n  tool starts {tool_starts:?}\n  the session heard {heard:?}",
             serde_json::to_string(&record).unwrap_or_default()
         );
     }

@@ -274,7 +274,7 @@ async fn talk(
     }
     wait_state(&mut states, "speaking").await;
     wait_state(&mut states, "listening").await;
-    let mut since = 0;
+    let mut mark = Mark::now(&states, caller);
     let think = Duration::from_millis(plan.think_ms);
     for (index, text) in plan.lines.iter().enumerate() {
         let audio = lines.line(text)?;
@@ -300,19 +300,19 @@ async fn talk(
                     });
                     caller.say(hum).await;
                 }
-                answered(&mut states, since).await;
+                answered(&mut states, caller, mark).await;
                 note_answered(record);
                 tokio::time::sleep(think).await;
             }
             _ => {
                 if index > 0 {
-                    answered(&mut states, since).await;
+                    answered(&mut states, caller, mark).await;
                     note_answered(record);
                 }
                 tokio::time::sleep(think).await;
             }
         }
-        since = states.borrow().0;
+        mark = Mark::now(&states, caller);
         let start_us = unix_us();
         let ended = caller.say(&audio).await;
         let mut said = SaidLine {
@@ -324,13 +324,13 @@ async fn talk(
             typed: false,
         };
         // A line the agent never took (it stayed listening) is typed.
-        if !over_agent && !left_listening(&mut states, since, UNHEARD_AFTER).await {
+        if !over_agent && !took_turn(&states, caller, mark, UNHEARD_AFTER).await {
             caller.type_text(text).await;
             said.typed = true;
         }
         record.said.push(said);
     }
-    answered(&mut states, since).await;
+    answered(&mut states, caller, mark).await;
     note_answered(record);
     Ok(())
 }
@@ -380,57 +380,72 @@ fn watch_agent_state(caller: &ScriptedCaller) -> AgentStates {
     rx
 }
 
-/// Waits (at most [`TURN_LIMIT`]) until the agent, after change `since`,
-/// left listening and came back to it: it took the turn and answered.
-async fn answered(states: &mut AgentStates, since: u64) -> bool {
-    let wait = async {
-        let mut left = false;
-        loop {
-            {
-                let (changes, state) = &*states.borrow_and_update();
-                if state == GONE {
-                    return true;
-                }
-                if *changes > since {
-                    if state != "listening" {
-                        left = true;
-                    } else if left {
-                        return true;
-                    }
-                }
-            }
-            if states.changed().await.is_err() {
-                return false;
-            }
-        }
-    };
-    tokio::time::timeout(TURN_LIMIT, wait)
-        .await
-        .unwrap_or(false)
-}
-
 /// Waits (at most [`TURN_LIMIT`]) until the agent's state is `wanted`.
 async fn wait_state(states: &mut AgentStates, wanted: &str) -> bool {
     let wait = states.wait_for(|(_, state)| state == wanted || state == GONE);
     matches!(tokio::time::timeout(TURN_LIMIT, wait).await, Ok(Ok(_)))
 }
 
-/// Whether the agent left listening after change `since`, within `limit`.
-async fn left_listening(states: &mut AgentStates, since: u64, limit: Duration) -> bool {
-    let wait = async {
-        loop {
-            {
-                let (changes, state) = &*states.borrow_and_update();
-                if *changes > since && state != "listening" {
-                    return true;
-                }
-            }
-            if states.changed().await.is_err() {
-                return false;
-            }
+/// Where the caller is in the conversation: the agent's state changes seen
+/// and the captions read when the caller last spoke.
+#[derive(Clone, Copy)]
+struct Mark {
+    changes: u64,
+    captions: usize,
+}
+
+impl Mark {
+    fn now(states: &AgentStates, caller: &ScriptedCaller) -> Mark {
+        Mark {
+            changes: states.borrow().0,
+            captions: caller.captions_read().0,
         }
-    };
-    tokio::time::timeout(limit, wait).await.unwrap_or(false)
+    }
+}
+
+/// How long a caller reading the agent's answer waits for more of it.
+const READING: Duration = Duration::from_millis(400);
+
+/// Waits (at most [`TURN_LIMIT`]) until the agent took the turn after
+/// `mark` (it left listening, or its answer came as captions: with no
+/// voice it answers in text) and is listening again, its captions done.
+async fn answered(states: &mut AgentStates, caller: &ScriptedCaller, mark: Mark) -> bool {
+    let deadline = Instant::now() + TURN_LIMIT;
+    let mut left = false;
+    while Instant::now() < deadline {
+        let (changes, state) = states.borrow_and_update().clone();
+        if state == GONE {
+            return true;
+        }
+        if changes > mark.changes && state != "listening" {
+            left = true;
+        }
+        let (captions, last_caption) = caller.captions_read();
+        let read = captions > mark.captions
+            && last_caption.is_some_and(|at| at.elapsed() >= READING);
+        if state == "listening" && (left && changes > mark.changes || read) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Whether the agent took the turn after `mark` (left listening, or
+/// answered in captions) within `limit`.
+async fn took_turn(states: &AgentStates, caller: &ScriptedCaller, mark: Mark, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let (changes, state) = states.borrow().clone();
+        if state == GONE
+            || (changes > mark.changes && state != "listening")
+            || caller.captions_read().0 > mark.captions
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// Waits until the agent's answer to the last line is audible, then

@@ -76,6 +76,10 @@ pub struct Voices {
     /// Said from the cache, once per call, when the caller speaks and there
     /// is no recognizer to hear them.
     pub cannot_hear: Arc<[String]>,
+    /// Said from the cache when a tool call starts and no voice can speak:
+    /// the caller hears at once that the agent is on it (neutral lines
+    /// that promise nothing).
+    pub fillers: Arc<[String]>,
 }
 
 /// What the pipeline hands the room.
@@ -435,6 +439,13 @@ impl Call {
             }
             AgentEvent::SessionEnded { .. } => {
                 self.session_open = false;
+                let _ = self.links.room.send(ToRoom::Event(event)).await;
+            }
+            AgentEvent::ToolStarted(_) if self.said_voice_trouble => {
+                // No voice: the answer will come as text, but the caller
+                // hears now that something is happening.
+                let fillers = self.voices.fillers.clone();
+                self.say_cached(&fillers).await;
                 let _ = self.links.room.send(ToRoom::Event(event)).await;
             }
             other => {

@@ -185,6 +185,15 @@ impl ScriptedCaller {
             .any(|p| p.level_dbfs > AUDIBLE_DBFS)
     }
 
+    /// How many captions the caller has read so far, and when the last came.
+    pub fn captions_read(&self) -> (usize, Option<Instant>) {
+        let recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            recording.captions.len(),
+            recording.captions.last().map(|(at, _)| *at),
+        )
+    }
+
     /// What the caller has received so far.
     pub fn recording(&self) -> Recording {
         self.recording
