@@ -26,20 +26,32 @@ pub(crate) struct Report<'a> {
     /// Fields whose value came from an environment variable.
     pub(crate) env_fields: &'a BTreeMap<String, &'static str>,
     pub(crate) problems: Vec<Problem>,
+    /// What the command runs without (a service left out), said once.
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl Report<'_> {
     pub(crate) fn error(&mut self, field: &str, message: String) {
+        let problem = self.locate(field, message);
+        self.problems.push(problem);
+    }
+
+    pub(crate) fn warn(&mut self, field: &str, message: String) {
+        let warning = self.locate(field, message);
+        self.warnings.push(warning);
+    }
+
+    fn locate(&self, field: &str, message: String) -> Problem {
         let (origin, line) = match self.env_fields.get(field) {
             Some(var) => (format!("environment variable {var}"), None),
             None => (self.origin.to_string(), self.spans.line_of(field)),
         };
-        self.problems.push(Problem {
+        Problem {
             origin,
             line,
             field: field.to_string(),
             message,
-        });
+        }
     }
 }
 
