@@ -90,7 +90,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProfileAction {
-    /// Validate every profile and service and print each worst case.
+    /// Validate the configuration as `start` would (exit 2 where it would
+    /// refuse), print each worst case and the credentials not set.
     Check,
     /// Show a profile's timeline.
     Explain { name: String },

@@ -229,17 +229,11 @@ impl Config {
         if command != Command::Start {
             return uses;
         }
-        for (name, service) in &self.services {
-            uses.push(CredentialUse {
-                field: format!("services.{name}.credentials"),
-                reference: service.credentials.clone(),
-                form: CredentialForm::of_service(name),
-                need: Need::LeavesOut {
-                    service: crm_name(name),
-                    consequence: CRM_LEFT_OUT,
-                },
-            });
-        }
+        uses.extend(
+            self.services
+                .keys()
+                .map(|name| self.service_credential_use(name)),
+        );
         uses.extend(self.speech_credential_uses());
         uses
     }
@@ -321,7 +315,11 @@ impl Config {
         service: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> CredentialStatus {
-        let usage = CredentialUse {
+        self.service_credential_use(service).status(env)
+    }
+
+    fn service_credential_use(&self, service: &str) -> CredentialUse {
+        CredentialUse {
             field: format!("services.{service}.credentials"),
             reference: self
                 .services
@@ -332,8 +330,7 @@ impl Config {
                 service: crm_name(service),
                 consequence: CRM_LEFT_OUT,
             },
-        };
-        usage.status(env)
+        }
     }
 }
 
