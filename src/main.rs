@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use voxguard::config::{Config, profile_cli};
+use voxguard::config::{self, Checked, Config, ConfigError, profile_cli};
 
 #[derive(Parser)]
 #[command(
@@ -102,7 +102,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProfileAction {
-    /// Validate every profile and service and print each worst case.
+    /// Validate the configuration as `start` would (exit 2 where it would
+    /// refuse), print each worst case and the credentials not set.
     Check,
     /// Show a profile's timeline.
     Explain { name: String },
@@ -181,22 +182,37 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load the configuration or explain what to fix; invalid config exits 2.
-fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|err| {
-        eprintln!("voxguard: invalid configuration\n{err}");
-        ExitCode::from(2)
-    })
+/// Load the configuration and check it for what `command` will do, or say
+/// what to fix: every command refuses an invalid config with exit code 2,
+/// before it starts anything.
+fn load_config(command: config::Command, path: Option<&Path>) -> Result<Checked, ExitCode> {
+    Config::load_for(command, path).map_err(invalid_config)
+}
+
+fn invalid_config(err: ConfigError) -> ExitCode {
+    eprintln!("voxguard: invalid configuration\n{err}");
+    ExitCode::from(2)
 }
 
 fn run_profile(action: ProfileAction, config_path: Option<&Path>) -> ExitCode {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
+    // The check answers for `start`; `explain` and `tune` read profiles.
+    let loaded = match action {
+        ProfileAction::Check => load_config(config::Command::Start, config_path),
+        _ => Config::load(config_path)
+            .map(|config| Checked {
+                config,
+                warnings: Vec::new(),
+            })
+            .map_err(invalid_config),
+    };
+    let checked = match loaded {
+        Ok(checked) => checked,
         Err(code) => return code,
     };
+    let config = &checked.config;
     match action {
         ProfileAction::Check => {
-            let (report, ok) = profile_cli::check(&config);
+            let (report, ok) = profile_cli::check_for_start(&checked);
             print!("{report}");
             if ok {
                 ExitCode::SUCCESS
@@ -204,7 +220,7 @@ fn run_profile(action: ProfileAction, config_path: Option<&Path>) -> ExitCode {
                 ExitCode::from(2)
             }
         }
-        ProfileAction::Explain { name } => match profile_cli::explain(&config, &name) {
+        ProfileAction::Explain { name } => match profile_cli::explain(config, &name) {
             Ok(timeline) => {
                 print!("{timeline}");
                 ExitCode::SUCCESS
@@ -214,7 +230,7 @@ fn run_profile(action: ProfileAction, config_path: Option<&Path>) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        ProfileAction::Tune { latencies } => match profile_cli::tune_file(&config, &latencies) {
+        ProfileAction::Tune { latencies } => match profile_cli::tune_file(config, &latencies) {
             Ok(diff) => {
                 print!("{diff}");
                 ExitCode::SUCCESS
@@ -264,17 +280,17 @@ fn run_speech_sim(addr: &str) -> ExitCode {
 }
 
 fn run_dev(config_path: Option<&Path>) -> ExitCode {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    init_tracing(&config.log.filter);
     if std::env::var_os("LIVEKIT_URL").is_some() {
         println!(
             "voxguard dev: LIVEKIT_URL is set; running the worker against it with dev logging"
         );
         return run_start(config_path);
     }
+    let config = match load_config(config::Command::Dev, config_path) {
+        Ok(checked) => checked.config,
+        Err(code) => return code,
+    };
+    init_tracing(&config.log.filter);
     runtime().block_on(async {
         let stack = match voxguard::dev::start(&config, config.dev.addr, 42).await {
             Ok(stack) => stack,
@@ -304,8 +320,8 @@ fn run_dev(config_path: Option<&Path>) -> ExitCode {
 }
 
 fn run_console(config_path: Option<&Path>) -> ExitCode {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
+    let config = match load_config(config::Command::Console, config_path) {
+        Ok(checked) => checked.config,
         Err(code) => return code,
     };
     init_tracing("warn");
@@ -316,11 +332,14 @@ fn run_console(config_path: Option<&Path>) -> ExitCode {
 }
 
 fn run_start(config_path: Option<&Path>) -> ExitCode {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
+    let Checked { config, warnings } = match load_config(config::Command::Start, config_path) {
+        Ok(checked) => checked,
         Err(code) => return code,
     };
     init_tracing(&config.log.filter);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     runtime().block_on(async {
         let started = match voxguard::agent::Production::build(&config, rand::random()) {
             Ok(production) => production.run_until_signal().await,
@@ -384,8 +403,8 @@ fn run_sim_peer(options: voxguard::simulate::peer::PeerOptions) -> ExitCode {
 
 fn run_simulate(args: SimulateArgs) -> ExitCode {
     use std::io::IsTerminal;
-    let config = match load_config(args.config.as_deref()) {
-        Ok(config) => config,
+    let config = match load_config(config::Command::Simulate, args.config.as_deref()) {
+        Ok(checked) => checked.config,
         Err(code) => return code,
     };
     init_tracing("error");

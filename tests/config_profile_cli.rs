@@ -111,11 +111,35 @@ fn check_passes_the_embedded_default_and_prints_each_worst_case() {
 }
 
 #[test]
-fn check_fails_a_voice_profile_that_misses_the_first_speech_target() {
+fn a_voice_profile_that_misses_the_first_speech_target_is_refused_by_field() {
     let text = profile_toml(3200, 1200, 2, "full", 100, 400, 900, 1000)
         .replace("profiles.p", "profiles.voice")
         .replace("\"p\"", "\"voice\"");
-    let config = Config::from_toml(&text, "slow.toml").unwrap();
+    let error = Config::from_toml(&text, "slow.toml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "slow.toml:8: profiles.voice.filler_after: 900ms misses the voice profile's first-speech target: the caller must hear something within 750ms of a tool starting; set it to at most 750ms"
+    );
+}
+
+#[test]
+fn a_voice_profile_past_the_resolution_target_is_refused_by_field() {
+    let text = profile_toml(4000, 1200, 2, "full", 100, 400, 600, 1000)
+        .replace("profiles.p", "profiles.voice")
+        .replace("\"p\"", "\"voice\"");
+    let error = Config::from_toml(&text, "slow.toml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "slow.toml:4: profiles.voice.budget: 4s exceeds the voice profile's resolution target: the answer or the failure phrase must come within 3.5s; lower it to at most 3.5s"
+    );
+}
+
+#[test]
+fn check_marks_a_voice_profile_that_misses_the_first_speech_target() {
+    // Built in memory: validation refuses such a file before the check runs.
+    let mut config = Config::embedded_default().unwrap();
+    let voice = config.profiles.get_mut("voice").unwrap();
+    voice.filler_after = std::time::Duration::from_millis(900);
     let (report, ok) = check(&config);
     assert!(!ok);
     assert!(report.contains("voice        FAIL"), "{report}");

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use support::{WAIT, loopback_with, wait_for_status};
-use voxguard::config::{Config, DEFAULT_ORIGIN};
+use voxguard::config::{Command, Config, DEFAULT_ORIGIN, DEFAULT_TOML};
 use voxguard::media::opus::Decoder;
 use voxguard::room::data::{
     TOPIC_CHAT, TOPIC_TRANSCRIPTION, TextStreamOptions, new_stream_id, text_stream,
@@ -29,6 +29,24 @@ const HEALTH: &str = "http://127.0.0.1:8081";
 
 #[test]
 fn the_embedded_default_passes_every_commands_validation() {
+    // What `voxguard start` with only the LIVEKIT_* variables checks.
+    let env = |name: &str| (name == "LIVEKIT_API_SECRET").then(|| "a-secret".to_string());
+    for command in [
+        Command::Start,
+        Command::Dev,
+        Command::Console,
+        Command::Simulate,
+    ] {
+        let checked = Config::from_toml_for(command, DEFAULT_TOML, DEFAULT_ORIGIN, &env)
+            .unwrap_or_else(|e| panic!("{command:?} accepts the embedded default: {e}"));
+        // Only `start` reads the services' credentials, and runs without them.
+        assert_eq!(
+            checked.warnings.is_empty(),
+            command != Command::Start,
+            "{command:?}: {:?}",
+            checked.warnings
+        );
+    }
     let config = Config::load(None).expect("the embedded default loads");
     assert_eq!(config.origin, DEFAULT_ORIGIN);
     // `start` builds its worker settings from the same config and the

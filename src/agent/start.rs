@@ -76,7 +76,9 @@ pub struct Production {
 impl Production {
     /// Build the worker the configuration describes: the LiveKit server from
     /// `[livekit]`, the health server, the fleet, every service (those
-    /// without credentials are left out and logged), the job handler.
+    /// without credentials are left out), the job handler. `config` comes
+    /// from [`Config::load_for`] with [`Command::Start`](crate::config::Command::Start),
+    /// whose warnings say which services are left out and how to add them.
     /// Must be called inside a tokio runtime.
     pub fn build(config: &Config, seed: u64) -> Result<Production, StartError> {
         let secret = config.livekit.api_secret.resolve("livekit.api_secret")?;
@@ -106,8 +108,7 @@ impl Production {
         )?;
         voice.media.loopback = loopback_for_server(&config.livekit.url);
         let voice = Arc::new(voice);
-        agent.log_unconfigured();
-        voice.log_unconfigured();
+        voice.log_hearing();
         let handler = Arc::new(SessionJobHandler {
             env: agent.sessions.clone(),
             transports: Default::default(),

@@ -143,11 +143,10 @@ impl VoiceStack {
         self.voices.phrases.report()
     }
 
-    /// Say once, at startup, which recognizers and voices are left out.
-    pub fn log_unconfigured(&self) {
-        for missing in &self.unconfigured {
-            tracing::info!(provider = missing.service, fix = %missing.fix, "speech provider not configured");
-        }
+    /// Say once, at startup, how callers' words reach the agent. Which
+    /// recognizers and voices are left out, and why, the configuration's
+    /// check for `start` has said already.
+    pub fn log_hearing(&self) {
         if !self.hears() {
             tracing::info!(
                 "no speech recognizer configured: callers' words come from lk.chat text"

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::brain::llm::LlmConfig;
 use crate::brain::{CrmChoice, ScriptedConfig};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, CredentialStatus, CredentialValue};
 use crate::fleet::{Fleet, FleetError};
 use crate::recovery::{PhraseBook, ServiceBinding};
 use crate::resilience::{
@@ -71,7 +71,7 @@ pub enum CrmCredentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unconfigured {
     pub service: &'static str,
-    /// What to set to configure it, e.g. `HUBSPOT_TOKEN (a private app access token)`.
+    /// What to set to configure it: the variable and the form of its value.
     pub fix: String,
 }
 
@@ -86,15 +86,17 @@ pub struct CrmEndpoints {
 
 impl CrmEndpoints {
     /// The configured endpoints; credentials come from the referenced
-    /// environment variables or files. A service whose credentials are not
-    /// set is listed in `unconfigured`; credentials that are set but unusable
-    /// (an unreadable file, a pair without its `:`) are errors.
+    /// environment variables or files, read and checked the way
+    /// [`Config::load_for`] checked them for `start`. A service whose
+    /// credentials are not set is listed in `unconfigured`; credentials that
+    /// are set but unusable (an unreadable file, a pair without its `:`) are
+    /// errors.
     pub fn from_config(config: &Config) -> Result<CrmEndpoints, AgentError> {
+        let env = |name: &str| std::env::var(name).ok();
         let mut endpoints = CrmEndpoints {
             calendar: CalendarSettings {
-                host_user_id: std::env::var("VOXGUARD_CALENDAR_HOST").unwrap_or_default(),
-                meeting_type_id: std::env::var("VOXGUARD_CALENDAR_MEETING_TYPE")
-                    .unwrap_or_default(),
+                host_user_id: env("VOXGUARD_CALENDAR_HOST").unwrap_or_default(),
+                meeting_type_id: env("VOXGUARD_CALENDAR_MEETING_TYPE").unwrap_or_default(),
                 window: Duration::from_secs(7 * 86_400),
             },
             ..CrmEndpoints::default()
@@ -103,39 +105,26 @@ impl CrmEndpoints {
             let service = config
                 .service(name)
                 .ok_or(AgentError::MissingService(name))?;
-            let field = format!("services.{name}.credentials");
-            let secret = match &service.credentials {
-                Some(reference) => match reference.resolve_optional(&field)? {
-                    Some(secret) => secret,
-                    None => {
-                        endpoints.unconfigured.push(Unconfigured {
-                            service: name,
-                            fix: credential_fix(name, &reference.to_string()),
-                        });
-                        continue;
-                    }
-                },
-                None => {
-                    endpoints.unconfigured.push(Unconfigured {
-                        service: name,
-                        fix: credential_fix(name, &format!("{field} (an env or file reference)")),
-                    });
+            let credentials = match config.service_credentials(name, &env) {
+                CredentialStatus::Ready(CredentialValue::Token(token)) => {
+                    CrmCredentials::Token(token)
+                }
+                CredentialStatus::Ready(CredentialValue::Pair(id, secret)) => {
+                    CrmCredentials::Pair(id, secret)
+                }
+                CredentialStatus::Absent(fix) => {
+                    endpoints
+                        .unconfigured
+                        .push(Unconfigured { service: name, fix });
                     continue;
                 }
+                CredentialStatus::Unusable(reason) => {
+                    return Err(AgentError::Credentials(ConfigError::Credential {
+                        field: format!("services.{name}.credentials"),
+                        reason,
+                    }));
+                }
             };
-            let credentials =
-                match name {
-                    "amplitude" | "salesforce" => {
-                        let (id, key) = secret.expose().split_once(':').ok_or_else(|| {
-                            ConfigError::Credential {
-                                field: field.clone(),
-                                reason: format!("must hold `{}`", pair_form(name)),
-                            }
-                        })?;
-                        CrmCredentials::Pair(Secret::new(id), Secret::new(key))
-                    }
-                    _ => CrmCredentials::Token(secret),
-                };
             endpoints.access.insert(
                 name,
                 CrmAccess {
@@ -146,20 +135,6 @@ impl CrmEndpoints {
         }
         Ok(endpoints)
     }
-}
-
-/// The form a service's credentials take.
-fn pair_form(service: &str) -> &'static str {
-    match service {
-        "amplitude" => "API_KEY:SECRET_KEY",
-        "salesforce" => "CLIENT_ID:CLIENT_SECRET (the connected app's consumer key and secret)",
-        "hubspot" => "a private app access token",
-        _ => "an API key",
-    }
-}
-
-fn credential_fix(service: &str, source: &str) -> String {
-    format!("set {source} to {}", pair_form(service))
 }
 
 /// Everything the calls of one process run with.
@@ -324,17 +299,6 @@ impl Agent {
         names.sort();
         names.dedup();
         names
-    }
-
-    /// Say once, at startup, which services are left out and how to add them.
-    pub fn log_unconfigured(&self) {
-        for missing in &self.unconfigured {
-            tracing::warn!(
-                service = missing.service,
-                fix = %missing.fix,
-                "service not configured: its tools will tell callers it cannot be reached"
-            );
-        }
     }
 }
 

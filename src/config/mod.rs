@@ -11,6 +11,8 @@
 //! assert_eq!(guard.retry.max_attempts, voice.max_attempts);
 //! ```
 
+mod command;
+mod credentials;
 pub mod duration;
 mod env;
 mod error;
@@ -30,6 +32,8 @@ use std::path::Path;
 
 use crate::resilience::GuardConfig;
 
+pub use command::{Checked, Command};
+pub use credentials::{CredentialForm, CredentialStatus, CredentialUse, CredentialValue, Need};
 pub use env::ENV_OVERRIDES;
 pub use error::{ConfigError, Problem};
 pub use profile::{Profile, ProfileOverrides, WorstCase};
@@ -76,6 +80,76 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The text at `path` (or the embedded default) and how errors name it.
+fn read_source(path: Option<&Path>) -> Result<(String, String), ConfigError> {
+    match path {
+        None => Ok((DEFAULT_TOML.to_string(), DEFAULT_ORIGIN.to_string())),
+        Some(path) => {
+            let origin = path.display().to_string();
+            match read_bounded(path) {
+                Ok(text) => Ok((text, origin)),
+                Err(source) => Err(ConfigError::Read {
+                    path: origin,
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+/// Parses `text`, applies overrides from `env`, validates the file and,
+/// with a `command`, what that command needs; every problem at once.
+fn parse(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    command: Option<Command>,
+) -> Result<Checked, ConfigError> {
+    let spans = spans::SpanIndex::parse(text).map_err(|e| {
+        let line = e.span().map(|s| spans::line_at(text, s.start));
+        ConfigError::Invalid(vec![Problem {
+            origin: origin.to_string(),
+            line,
+            field: String::new(),
+            message: format!("invalid TOML: {}", e.message()),
+        }])
+    })?;
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start);
+        ConfigError::Invalid(vec![Problem {
+            origin: origin.to_string(),
+            line: offset.map(|o| spans.line_at(o)),
+            field: offset
+                .and_then(|o| spans.path_at(o))
+                .unwrap_or_default()
+                .to_string(),
+            message: e.message().to_string(),
+        }])
+    })?;
+    let mut config = raw.into_config(origin);
+    let (problems, mut env_fields) = env::apply(&mut config, env);
+    speech::apply_env(&mut config.speech, env, &mut env_fields);
+    let mut report = validate::Report {
+        origin,
+        spans: &spans,
+        env_fields: &env_fields,
+        problems,
+        warnings: Vec::new(),
+    };
+    validate::validate(&config, &mut report);
+    if let Some(command) = command {
+        command::check(&config, command, env, &mut report);
+    }
+    if report.problems.is_empty() {
+        Ok(Checked {
+            config,
+            warnings: report.warnings,
+        })
+    } else {
+        Err(ConfigError::Invalid(report.problems))
+    }
+}
+
 /// The default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/voxguard.toml");
 /// How errors in the embedded default name their file.
@@ -101,20 +175,13 @@ pub struct Config {
 
 impl Config {
     /// Loads `path` (or the embedded default when `None`) and applies the
-    /// process environment. What the CLI calls for `--config`.
+    /// process environment: the file's own validation, for reading its
+    /// profiles (`profile explain`, `profile tune`). Commands that run the
+    /// agent call [`Config::load_for`].
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();
-        match path {
-            None => Config::from_toml_with_env(DEFAULT_TOML, DEFAULT_ORIGIN, &env),
-            Some(path) => {
-                let origin = path.display().to_string();
-                let text = read_bounded(path).map_err(|source| ConfigError::Read {
-                    path: origin.clone(),
-                    source,
-                })?;
-                Config::from_toml_with_env(&text, &origin, &env)
-            }
-        }
+        let (text, origin) = read_source(path)?;
+        Config::from_toml_with_env(&text, &origin, &env)
     }
 
     /// The embedded default, without environment overrides.
@@ -134,42 +201,7 @@ impl Config {
         origin: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let spans = spans::SpanIndex::parse(text).map_err(|e| {
-            let line = e.span().map(|s| spans::line_at(text, s.start));
-            ConfigError::Invalid(vec![Problem {
-                origin: origin.to_string(),
-                line,
-                field: String::new(),
-                message: format!("invalid TOML: {}", e.message()),
-            }])
-        })?;
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start);
-            ConfigError::Invalid(vec![Problem {
-                origin: origin.to_string(),
-                line: offset.map(|o| spans.line_at(o)),
-                field: offset
-                    .and_then(|o| spans.path_at(o))
-                    .unwrap_or_default()
-                    .to_string(),
-                message: e.message().to_string(),
-            }])
-        })?;
-        let mut config = raw.into_config(origin);
-        let (problems, mut env_fields) = env::apply(&mut config, env);
-        speech::apply_env(&mut config.speech, env, &mut env_fields);
-        let mut report = validate::Report {
-            origin,
-            spans: &spans,
-            env_fields: &env_fields,
-            problems,
-        };
-        validate::validate(&config, &mut report);
-        if report.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid(report.problems))
-        }
+        parse(text, origin, env, None).map(|checked| checked.config)
     }
 
     pub fn profile(&self, name: &str) -> Option<&Profile> {

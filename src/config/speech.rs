@@ -191,6 +191,12 @@ impl Default for EspeakSection {
 
 const OPENAI: &str = "https://api.openai.com/v1";
 
+/// Whether `base_url` is OpenAI's own API (which needs a key), rather than
+/// a self-hosted compatible server (which may take none).
+pub(crate) fn is_openai(base_url: &str) -> bool {
+    base_url.starts_with(OPENAI)
+}
+
 /// The speech variables voxguard reads, and the field each overrides.
 pub const SPEECH_ENV_OVERRIDES: [(&str, &str); 5] = [
     ("VOXGUARD_STT", "speech.stt"),
@@ -352,7 +358,7 @@ pub struct AbsentProvider {
 impl Config {
     /// The speech layer's settings, credentials read from `env` (and secret
     /// files). Providers whose credentials are missing are left out and
-    /// listed (and logged once, naming the variable to set).
+    /// listed; [`Config::load_for`] warns about each for `start`.
     pub fn speech_settings_with(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
@@ -405,7 +411,7 @@ impl Config {
                 }
                 "openai" => {
                     let o = &speech.openai_stt;
-                    let self_hosted = !o.base_url.starts_with(OPENAI);
+                    let self_hosted = !is_openai(&o.base_url);
                     let Some(api_key) = key(
                         "stt.openai",
                         "speech.openai_stt.credentials",
@@ -428,7 +434,7 @@ impl Config {
             match provider.as_str() {
                 "openai" => {
                     let o = &speech.openai_tts;
-                    let self_hosted = !o.base_url.starts_with(OPENAI);
+                    let self_hosted = !is_openai(&o.base_url);
                     let Some(api_key) = key(
                         "tts.openai",
                         "speech.openai_tts.credentials",
@@ -471,9 +477,6 @@ impl Config {
                 }
                 _ => {}
             }
-        }
-        for provider in &absent {
-            tracing::warn!(provider = provider.name, reason = %provider.reason, "speech provider left out of its chain");
         }
         let budget = profile.map_or(Duration::from_millis(1500), |p| p.budget);
         let settings = SpeechSettings {

@@ -10,6 +10,7 @@ use super::Config;
 use super::duration::format as fmt;
 use super::error::Problem;
 use super::profile::Profile;
+use super::profile_cli::{VOICE_FIRST_SPEECH_TARGET, VOICE_RESOLUTION_TARGET};
 use super::service::ServiceConfig;
 use super::spans::SpanIndex;
 
@@ -25,20 +26,32 @@ pub(crate) struct Report<'a> {
     /// Fields whose value came from an environment variable.
     pub(crate) env_fields: &'a BTreeMap<String, &'static str>,
     pub(crate) problems: Vec<Problem>,
+    /// What the command runs without (a service left out), said once.
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl Report<'_> {
     pub(crate) fn error(&mut self, field: &str, message: String) {
+        let problem = self.locate(field, message);
+        self.problems.push(problem);
+    }
+
+    pub(crate) fn warn(&mut self, field: &str, message: String) {
+        let warning = self.locate(field, message);
+        self.warnings.push(warning);
+    }
+
+    fn locate(&self, field: &str, message: String) -> Problem {
         let (origin, line) = match self.env_fields.get(field) {
             Some(var) => (format!("environment variable {var}"), None),
             None => (self.origin.to_string(), self.spans.line_of(field)),
         };
-        self.problems.push(Problem {
+        Problem {
             origin,
             line,
             field: field.to_string(),
             message,
-        });
+        }
     }
 }
 
@@ -135,6 +148,9 @@ fn check_profile(
             ),
         );
     }
+    if profile.name == "voice" {
+        check_voice_targets(profile, &mut problem);
+    }
     if profile.slow_call_threshold >= profile.attempt_timeout {
         problem(
             &["slow_call_threshold", "attempt_timeout"],
@@ -142,6 +158,44 @@ fn check_profile(
                 "slow_call_threshold {} is not below attempt_timeout {}, so no attempt could ever count as slow; set it below attempt_timeout",
                 fmt(profile.slow_call_threshold),
                 fmt(profile.attempt_timeout)
+            ),
+        );
+    }
+}
+
+/// The `voice` profile carries the promise to callers: something heard
+/// within [`VOICE_FIRST_SPEECH_TARGET`] of a tool starting, the answer or
+/// the failure phrase within [`VOICE_RESOLUTION_TARGET`].
+fn check_voice_targets(profile: &Profile, problem: &mut impl FnMut(&[&str], String)) {
+    if profile.filler_max == 0 {
+        problem(
+            &["filler_max"],
+            format!(
+                "0 fillers leaves the caller in silence until the tool answers; the voice profile promises speech within {}, so set it to at least 1",
+                fmt(VOICE_FIRST_SPEECH_TARGET)
+            ),
+        );
+    } else if profile.filler_after > VOICE_FIRST_SPEECH_TARGET
+        && profile.filler_after < profile.budget
+    {
+        problem(
+            &["filler_after"],
+            format!(
+                "{} misses the voice profile's first-speech target: the caller must hear something within {} of a tool starting; set it to at most {}",
+                fmt(profile.filler_after),
+                fmt(VOICE_FIRST_SPEECH_TARGET),
+                fmt(VOICE_FIRST_SPEECH_TARGET)
+            ),
+        );
+    }
+    if profile.budget > VOICE_RESOLUTION_TARGET {
+        problem(
+            &["budget"],
+            format!(
+                "{} exceeds the voice profile's resolution target: the answer or the failure phrase must come within {}; lower it to at most {}",
+                fmt(profile.budget),
+                fmt(VOICE_RESOLUTION_TARGET),
+                fmt(VOICE_RESOLUTION_TARGET)
             ),
         );
     }

@@ -18,7 +18,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::duration::format as fmt;
-use super::{Config, ConfigError, Profile};
+use super::{Checked, Config, ConfigError, Problem, Profile};
 use crate::resilience::BackoffKind;
 
 pub use latency::{LatencySample, SampleOutcome, parse_latencies, write_csv, write_jsonl};
@@ -33,6 +33,17 @@ pub const VOICE_RESOLUTION_TARGET: Duration = Duration::from_millis(3500);
 /// Every profile's and service's worst case, and whether all fit their
 /// budgets (and, for voice, the voice targets). `ok == false` → exit 2.
 pub fn check(config: &Config) -> (String, bool) {
+    check_report(config, None)
+}
+
+/// What `voxguard profile check` prints for a configuration that passed
+/// [`Config::load_for`] for `start`: [`check`], and what `start` would run
+/// without, one line per credential not set, with the variable and its form.
+pub fn check_for_start(checked: &Checked) -> (String, bool) {
+    check_report(&checked.config, Some(&checked.warnings))
+}
+
+fn check_report(config: &Config, start_warnings: Option<&[Problem]>) -> (String, bool) {
     let mut out = String::new();
     let mut ok = true;
     let _ = writeln!(
@@ -79,6 +90,15 @@ pub fn check(config: &Config) -> (String, bool) {
             breaker.min_calls,
             service.bulkhead_size
         );
+    }
+    if let Some(warnings) = start_warnings {
+        let _ = writeln!(out, "\ncredentials voxguard start reads");
+        if warnings.is_empty() {
+            let _ = writeln!(out, "  every one is set");
+        }
+        for warning in warnings {
+            let _ = writeln!(out, "  warning: {warning}");
+        }
     }
     let _ = writeln!(
         out,
