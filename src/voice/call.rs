@@ -672,6 +672,10 @@ impl Call {
             .agent_speaking(self.outbox.is_speaking(), self.outbox.interruptible());
         let state = if self.outbox.is_speaking() && !self.outbox.is_paused() {
             AgentState::Speaking
+        } else if self.session_state == AgentState::Listening && !self.lines.is_idle() {
+            // The session is done but its words are still on their way to
+            // audio: the caller should not take the turn yet.
+            AgentState::Thinking
         } else {
             self.session_state
         };
