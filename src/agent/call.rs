@@ -72,6 +72,7 @@ pub fn attach(
     let task = tokio::spawn(call::run(stack.settings, stack.voices.clone(), links, seed));
     let listen = tokio::spawn(listen(inbound, audio_tx, text_tx));
     let speak_room = room.clone();
+    let tap = stack.session_events.clone();
     let speak = tokio::spawn(async move {
         let mut captions = Captions::default();
         while let Some(out) = to_room.recv().await {
@@ -85,7 +86,11 @@ pub fn attach(
                         .set_attribute(AGENT_STATE_ATTRIBUTE, state.as_str())
                         .await;
                 }
-                ToRoom::Event(_) => {}
+                ToRoom::Event(event) => {
+                    if let Some(tap) = &tap {
+                        tap(speak_room.room_name(), &event);
+                    }
+                }
             }
         }
     });

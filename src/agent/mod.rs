@@ -15,7 +15,7 @@ pub mod wiring;
 pub use job::{SessionJobError, SessionJobHandler, Transports};
 pub use start::{Production, StartError, worker_config};
 pub use tools::{CalendarSettings, Toolbox, spoken_time};
-pub use voice::VoiceStack;
+pub use voice::{SessionEventTap, VoiceStack};
 pub use wiring::{
     Agent, AgentError, CRM_SERVICES, CrmAccess, CrmCredentials, CrmEndpoints, Unconfigured,
     breaker_name,

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::recovery::{Category, PhraseBook};
 use crate::resilience::BreakerRegistry;
 use crate::room::MediaOptions;
+use crate::session::AgentEvent;
 use crate::speech::{CacheReport, PhraseCache, SpeechStack};
 use crate::voice::call::{VoiceSettings, Voices};
 
@@ -20,6 +21,11 @@ use super::wiring::{AgentError, Unconfigured};
 
 /// How the model's waits are named aloud (the session's word for it).
 const THINKING_DISPLAY: &str = "the system";
+
+/// Who else hears each call's session events (tool calls, the end of the
+/// call) besides its room: called with the room's name and the event.
+/// `voxguard dev` fills its service cards and its page from it.
+pub type SessionEventTap = Arc<dyn Fn(&str, &AgentEvent) + Send + Sync>;
 
 /// The worker's speech: providers, phrase cache, and the pipeline's settings.
 pub struct VoiceStack {
@@ -31,6 +37,8 @@ pub struct VoiceStack {
     /// How calls join their rooms' media (loopback candidates only for a
     /// server on this machine).
     pub media: MediaOptions,
+    /// `None` in production: the events stay with the call.
+    pub session_events: Option<SessionEventTap>,
     rendering: JoinHandle<()>,
     prober: JoinHandle<()>,
 }
@@ -93,6 +101,7 @@ impl VoiceStack {
             speech,
             unconfigured,
             media: MediaOptions::default(),
+            session_events: None,
             rendering,
             prober,
         })

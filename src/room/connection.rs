@@ -45,6 +45,12 @@ pub enum RoomEvent {
         identity: String,
         sid: String,
     },
+    /// A remote participant's attributes changed (e.g. an agent's
+    /// [`AGENT_STATE_ATTRIBUTE`]); carries all of them as they are now.
+    AttributesChanged {
+        identity: String,
+        attributes: HashMap<String, String>,
+    },
     /// The signal connection closed (server side or network).
     Disconnected {
         reason: String,
@@ -141,6 +147,7 @@ impl RoomConnection {
         let mut roster = Roster::default();
         for participant in &join.other_participants {
             roster.apply(participant, &local_identity);
+            roster.attributes(participant, &local_identity);
         }
         let keepalive = Keepalive::of(&join);
         let (media_task, media_link) = match &options.media {
@@ -394,6 +401,9 @@ impl RoomTask {
                                 if let Some(event) = self.roster.apply(participant, &self.local_identity) {
                                     let _ = self.events.send(event);
                                 }
+                                if let Some(event) = self.roster.attributes(participant, &self.local_identity) {
+                                    let _ = self.events.send(event);
+                                }
                             }
                             self.callers.send_replace(self.roster.callers());
                         }
@@ -473,10 +483,11 @@ impl RoomTask {
     }
 }
 
-/// Remote participants by identity, with their kind.
+/// Remote participants by identity, with their kind and attributes.
 #[derive(Default)]
 struct Roster {
     participants: HashMap<String, (String, bool)>,
+    attributes: HashMap<String, HashMap<String, String>>,
     caller_seen: bool,
 }
 
@@ -505,6 +516,31 @@ impl Roster {
                 sid: info.sid.clone(),
             })
         }
+    }
+
+    /// Records one participant record's attributes; returns an event when
+    /// they differ from what was last seen of that participant.
+    fn attributes(
+        &mut self,
+        info: &proto::ParticipantInfo,
+        local_identity: &str,
+    ) -> Option<RoomEvent> {
+        if info.identity == local_identity {
+            return None;
+        }
+        if info.state == ParticipantState::Disconnected as i32 {
+            self.attributes.remove(&info.identity);
+            return None;
+        }
+        let known = self.attributes.entry(info.identity.clone()).or_default();
+        if *known == info.attributes {
+            return None;
+        }
+        known.clone_from(&info.attributes);
+        Some(RoomEvent::AttributesChanged {
+            identity: info.identity.clone(),
+            attributes: info.attributes.clone(),
+        })
     }
 
     fn callers(&self) -> Callers {
@@ -573,6 +609,25 @@ mod tests {
             })
         );
         assert_eq!(roster.callers(), Callers::Gone);
+    }
+
+    #[test]
+    fn a_remote_attribute_change_is_an_event_once() {
+        let mut roster = Roster::default();
+        let mut agent = participant("agent", ParticipantKind::Agent, ParticipantState::Active);
+        roster.apply(&agent, "me");
+        assert_eq!(roster.attributes(&agent, "me"), None, "no attributes yet");
+        agent
+            .attributes
+            .insert(AGENT_STATE_ATTRIBUTE.into(), "speaking".into());
+        assert_eq!(
+            roster.attributes(&agent, "me"),
+            Some(RoomEvent::AttributesChanged {
+                identity: "agent".into(),
+                attributes: agent.attributes.clone(),
+            })
+        );
+        assert_eq!(roster.attributes(&agent, "me"), None, "unchanged");
     }
 
     #[test]
