@@ -1,0 +1,432 @@
+//! `/call`: a spoken call from the page. The WebSocket carries the WebRTC
+//! offer and answer, the caller's typed words and what the page shows; the
+//! audio travels over WebRTC.
+//!
+//! The dev server joins the call's room as the caller, an ordinary media
+//! participant of the loopback LiveKit stand-in, and bridges it to the
+//! browser's peer connection: the microphone's Opus packets go out on the
+//! caller's track, the agent's packets come back on the browser's. The
+//! agent's job runs the production voice path (worker → job → room with
+//! media → voice pipeline → session) and cannot tell this caller from any
+//! other: it reads `lk.chat`, publishes `lk.transcription` and
+//! `lk.agent.state`, which the bridge shows on the page.
+//!
+//! Page → server (JSON text frames): `{"type":"offer","sdp":…,
+//! "browser_recognition":bool}` first, then `{"type":"user","text":…}`
+//! (sent as `lk.chat`) and `{"type":"hangup"}`. Server → page: `answer`
+//! (with who recognizes speech: `agent`, `browser` or `none`), `joined`,
+//! `media`, `caption`, `agent_state`, the session's `tool_started`,
+//! `tool_finished` and `session_ended`, and `error`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::browser_leg::{BrowserLeg, LegEvent};
+use super::call::{ToolTally, close, refuse_job};
+use super::peers::{Crowded, PeerSlot};
+use super::{DevState, VoiceAvailability};
+use crate::room::data::{
+    TOPIC_CHAT, TOPIC_TRANSCRIPTION, TextStreamOptions, new_stream_id, text_stream,
+};
+use crate::room::rtc::Loopback;
+use crate::room::{
+    AGENT_STATE_ATTRIBUTE, MediaOptions, RoomConnection, RoomEvent, RoomOptions, unix_millis,
+};
+use crate::session::AgentEvent;
+
+const CALLER: &str = "browser-caller";
+/// An SDP offer with audio and a data channel is a few KiB; this leaves
+/// room for many candidates and nothing more.
+const MAX_CALL_FRAME_BYTES: usize = 32 * 1024;
+/// Opus packets from browsers and from the agent last 20 ms.
+const FRAME: Duration = Duration::from_millis(20);
+/// Session events waiting for the call's socket.
+const SESSION_EVENTS: usize = 64;
+/// Longest typed message sent on `lk.chat`.
+const MAX_CHAT_CHARS: usize = 2_000;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromPage {
+    Offer {
+        sdp: String,
+        #[serde(default)]
+        browser_recognition: bool,
+    },
+    User {
+        text: String,
+    },
+    Hangup,
+}
+
+/// Who turns the caller's speech into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Recognizer {
+    /// The agent's own recognizer hears the microphone.
+    Agent,
+    /// The page's Web Speech API; its words arrive as `lk.chat`.
+    Browser,
+    /// Nobody: the caller types.
+    None,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToPage<'a> {
+    Answer {
+        sdp: &'a str,
+        recognizer: Recognizer,
+        /// What the page should tell the caller about recognition.
+        note: &'a str,
+    },
+    Joined {
+        room: &'a str,
+    },
+    Media {
+        state: &'a str,
+    },
+    /// A sentence as the caller heard it: whole, or cut where they
+    /// interrupted.
+    Caption {
+        text: &'a str,
+        segment: &'a str,
+    },
+    AgentState {
+        state: &'a str,
+    },
+    Unavailable {
+        message: &'a str,
+    },
+    Error {
+        message: &'a str,
+    },
+}
+
+pub(super) async fn call_upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<DevState>,
+) -> Response {
+    let ws = ws
+        .max_message_size(MAX_CALL_FRAME_BYTES)
+        .max_frame_size(MAX_CALL_FRAME_BYTES);
+    match state.peers.admit(peer.ip()) {
+        Ok(slot) => ws.on_upgrade(move |socket| call(socket, state, slot)),
+        Err(Crowded { open }) => {
+            let reason = format!(
+                "{open} calls already open from {}; hang one up first",
+                peer.ip()
+            );
+            ws.on_upgrade(move |mut socket| async move {
+                close(&mut socket, close_code::POLICY, &reason).await;
+            })
+        }
+    }
+}
+
+async fn call(mut socket: WebSocket, state: DevState, slot: PeerSlot) {
+    if let VoiceAvailability::Missing(message) = &state.voice {
+        send(&mut socket, &ToPage::Unavailable { message }).await;
+        close(
+            &mut socket,
+            close_code::NORMAL,
+            "spoken calls are unavailable",
+        )
+        .await;
+        return;
+    }
+    let Some((offer, browser_recognition)) = first_offer(&mut socket, &state).await else {
+        return;
+    };
+    let leg = match BrowserLeg::answer(offer).await {
+        Ok(leg) => leg,
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(peer = %slot.peer(), %message, "browser call refused");
+            send(&mut socket, &ToPage::Error { message: &message }).await;
+            close(
+                &mut socket,
+                close_code::POLICY,
+                "the call's media could not start",
+            )
+            .await;
+            return;
+        }
+    };
+    let (recognizer, note) = match (state.hears, browser_recognition) {
+        (true, _) => (
+            Recognizer::Agent,
+            "the agent's recognizer hears your microphone",
+        ),
+        (false, true) => (
+            Recognizer::Browser,
+            "no recognizer is configured for the agent (set DEEPGRAM_API_KEY or OPENAI_API_KEY): your browser recognizes your words and sends them as lk.chat text",
+        ),
+        (false, false) => (
+            Recognizer::None,
+            "no recognizer is configured for the agent (set DEEPGRAM_API_KEY or OPENAI_API_KEY) and this browser has none: type to the agent",
+        ),
+    };
+    let answered = send(
+        &mut socket,
+        &ToPage::Answer {
+            sdp: &leg.answer,
+            recognizer,
+            note,
+        },
+    )
+    .await;
+    if !answered {
+        leg.close().await;
+        return;
+    }
+
+    let room_name = format!(
+        "dev-room-{}",
+        state.next_room.fetch_add(1, Ordering::Relaxed)
+    );
+    let room = match join_room(&state, &room_name).await {
+        Ok(room) => room,
+        Err(message) => {
+            send(&mut socket, &ToPage::Error { message: &message }).await;
+            close(
+                &mut socket,
+                close_code::ERROR,
+                "could not join the call's room",
+            )
+            .await;
+            leg.close().await;
+            return;
+        }
+    };
+    let (events_tx, session_events) = mpsc::channel(SESSION_EVENTS);
+    state.voice_calls.insert(room_name.clone(), events_tx);
+    if let Err(err) = state.loopback.dispatch_job(&room_name, CALLER).await {
+        state.voice_calls.remove(&room_name);
+        refuse_job(&mut socket, &err).await;
+        room.leave().await;
+        leg.close().await;
+        return;
+    }
+    send(&mut socket, &ToPage::Joined { room: &room_name }).await;
+    let bridge = Bridge {
+        room,
+        // Without a recognizer the agent would only say it cannot hear;
+        // the browser's words come as text instead.
+        forward_microphone: recognizer != Recognizer::Browser,
+        tally: ToolTally::default(),
+    };
+    bridge.run(socket, leg, session_events, &state, &slot).await;
+    state.voice_calls.remove(&room_name);
+}
+
+/// The page's offer, the first frame, within `[dev] first_frame_timeout`.
+async fn first_offer(socket: &mut WebSocket, state: &DevState) -> Option<(String, bool)> {
+    let frame = tokio::time::timeout(state.first_frame_timeout, socket.recv()).await;
+    let text = match frame {
+        Err(_) => {
+            let reason = format!(
+                "no offer within {} of connecting; open a new call",
+                humantime::format_duration(state.first_frame_timeout)
+            );
+            close(socket, close_code::POLICY, &reason).await;
+            return None;
+        }
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(_) => return None,
+    };
+    match serde_json::from_str::<FromPage>(&text) {
+        Ok(FromPage::Offer {
+            sdp,
+            browser_recognition,
+        }) => Some((sdp, browser_recognition)),
+        _ => {
+            let message =
+                "the first frame of a call is its offer: {\"type\":\"offer\",\"sdp\":\"...\"}";
+            send(socket, &ToPage::Error { message }).await;
+            close(socket, close_code::PROTOCOL, "expected an offer").await;
+            None
+        }
+    }
+}
+
+/// Joins `room_name` as the caller, with media, on the stand-in.
+async fn join_room(state: &DevState, room_name: &str) -> Result<RoomConnection, String> {
+    let token = state
+        .loopback
+        .participant_token(room_name, CALLER, false)
+        .map_err(|e| format!("could not make the caller's token: {e}"))?;
+    let options = RoomOptions::with_media(MediaOptions {
+        // The stand-in runs in this process, on 127.0.0.1.
+        loopback: Loopback::Include,
+        track_name: "microphone".into(),
+    });
+    RoomConnection::connect_with(&state.loopback.url(), &token, &options)
+        .await
+        .map_err(|e| format!("could not join the call's room: {e}"))
+}
+
+/// One call, both ways, until the caller or the agent ends it.
+struct Bridge {
+    room: RoomConnection,
+    forward_microphone: bool,
+    tally: ToolTally,
+}
+
+impl Bridge {
+    async fn run(
+        mut self,
+        mut socket: WebSocket,
+        mut leg: BrowserLeg,
+        mut session_events: mpsc::Receiver<AgentEvent>,
+        state: &DevState,
+        slot: &PeerSlot,
+    ) {
+        let Some(mut inbound) = self.room.take_inbound() else {
+            send(
+                &mut socket,
+                &ToPage::Error {
+                    message: "the call's room has no media",
+                },
+            )
+            .await;
+            self.room.leave().await;
+            leg.close().await;
+            return;
+        };
+        let mut room_events = self.room.events();
+        let mut mic_packets: u64 = 0;
+        loop {
+            tokio::select! {
+                frame = socket.recv() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if !self.on_page(&mut socket, &text).await {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Binary(_))) => {
+                        let message = "binary frames are not part of the protocol; audio travels over WebRTC";
+                        send(&mut socket, &ToPage::Error { message }).await;
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                },
+                event = leg.events.recv() => match event.map(LegEvent::from) {
+                    Some(LegEvent::Microphone(payload)) => {
+                        mic_packets += 1;
+                        if self.forward_microphone {
+                            self.room.send_audio(&payload, FRAME);
+                        }
+                    }
+                    Some(LegEvent::Connected) => {
+                        send(&mut socket, &ToPage::Media { state: "connected" }).await;
+                    }
+                    Some(LegEvent::Failed(reason)) => {
+                        tracing::info!(peer = %slot.peer(), room = self.room.room_name(), %reason, "browser media failed");
+                        let message = format!("the browser's audio connection failed: {reason}");
+                        send(&mut socket, &ToPage::Error { message: &message }).await;
+                        break;
+                    }
+                    Some(LegEvent::Other) => {}
+                    None => break,
+                },
+                audio = inbound.audio.recv() => match audio {
+                    Some(audio) => leg.send_audio(audio.packet.payload, FRAME),
+                    None => break,
+                },
+                text = inbound.texts.recv() => match text {
+                    Some(text) if text.topic == TOPIC_TRANSCRIPTION => {
+                        let segment = text.attributes.get("lk.segment_id").map(String::as_str).unwrap_or(&text.stream_id);
+                        send(&mut socket, &ToPage::Caption { text: &text.text, segment }).await;
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                event = room_events.recv() => match event {
+                    Ok(RoomEvent::AttributesChanged { attributes, .. }) => {
+                        if let Some(agent_state) = attributes.get(AGENT_STATE_ATTRIBUTE) {
+                            send(&mut socket, &ToPage::AgentState { state: agent_state }).await;
+                        }
+                    }
+                    Ok(RoomEvent::Disconnected { reason }) => {
+                        let message = format!("the call's room closed: {reason}");
+                        send(&mut socket, &ToPage::Error { message: &message }).await;
+                        break;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                event = session_events.recv() => {
+                    let Some(event) = event else { break };
+                    self.tally.observe(&event, &state.tool_calls);
+                    let ended = matches!(event, AgentEvent::SessionEnded { .. });
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                    if ended {
+                        close(&mut socket, close_code::NORMAL, "call ended").await;
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            room = self.room.room_name(),
+            microphone_packets = mic_packets,
+            "browser call ended"
+        );
+        self.room.leave().await;
+        leg.close().await;
+        drop(inbound);
+    }
+
+    /// One frame from the page; `false` ends the call.
+    async fn on_page(&mut self, socket: &mut WebSocket, text: &str) -> bool {
+        match serde_json::from_str::<FromPage>(text) {
+            Ok(FromPage::User { text }) => {
+                let text: String = text.trim().chars().take(MAX_CHAT_CHARS).collect();
+                if !text.is_empty() {
+                    self.type_text(&text).await;
+                }
+                true
+            }
+            Ok(FromPage::Hangup) => false,
+            Ok(FromPage::Offer { .. }) => {
+                let message = "this call is already connected; open a new call to renegotiate";
+                send(socket, &ToPage::Error { message }).await;
+                true
+            }
+            Err(error) => {
+                let message = format!(
+                    "not a call frame ({error}); send {{\"type\":\"user\",\"text\":\"...\"}}"
+                );
+                send(socket, &ToPage::Error { message: &message }).await;
+                true
+            }
+        }
+    }
+
+    /// The caller's words on `lk.chat`, as LiveKit's text input sends them.
+    async fn type_text(&self, text: &str) {
+        let options = TextStreamOptions::new(TOPIC_CHAT);
+        let packets: Vec<_> =
+            text_stream(CALLER, text, &options, new_stream_id(), unix_millis()).collect();
+        if !self.room.send_data(&packets).await {
+            tracing::debug!(room = self.room.room_name(), "typed text not sent");
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &ToPage<'_>) -> bool {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
