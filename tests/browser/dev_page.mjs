@@ -172,7 +172,7 @@ async function spokenCall(page) {
       audibleFrames: f.agentAudibleFrames,
       states: f.states,
       turns: f.turns.map((t) => ({ kind: t.kind, mouthToEarMs: t.mouthToEarMs })),
-      tools: f.tools.map((t) => ({ tool: t.tool, service: t.service, audibleMs: t.audibleMs, speakingAtStart: t.speakingAtStart })),
+      tools: f.tools.map((t) => ({ tool: t.tool, service: t.service, audibleMs: t.audibleMs, fillerMs: t.fillerMs, filler: t.filler, speakingAtStart: t.speakingAtStart })),
     };
   });
   const until = async (what, check) => {
@@ -218,15 +218,21 @@ async function spokenCall(page) {
   say("fault: salesforce hang");
   const mark = await lineCount(page);
   await sendText(page, `sure, it's ${EMAIL}`);
-  f = await until("the Salesforce lookup being covered", (f) => f.tools.some((t) => t.service === "salesforce" && t.audibleMs != null));
-  const lookup = f.tools.find((t) => t.service === "salesforce" && t.audibleMs != null);
-  const filler = await nextLine(page, mark, "agent caption");
-  say(`filler: audible ${Math.round(lookup.audibleMs)} ms after ${lookup.tool} started (agent ${lookup.speakingAtStart ? "was already speaking" : "was quiet"} at the start): "${filler.text}"`);
+  f = await until("the Salesforce lookup being heard over", (f) => f.tools.some((t) => t.service === "salesforce" && t.audibleMs != null));
+  let lookup = f.tools.find((t) => t.service === "salesforce");
+  const heard = await nextLine(page, mark, "agent caption");
+  say(`lookup covered: the caller heard the agent ${Math.round(lookup.audibleMs)} ms after ${lookup.tool} started (${lookup.speakingAtStart ? "already speaking" : "quiet"} at the start): "${heard.text}"`);
   if (lookup.audibleMs > FILLER_LIMIT_MS) fail(`the caller heard nothing for ${Math.round(lookup.audibleMs)} ms after the lookup started`);
   const typed = f.turns.find((t) => t.kind === "typed" && t.mouthToEarMs != null);
   if (typed) say(`typed turn: text-to-ear ${Math.round(typed.mouthToEarMs)} ms`);
+  // The hanging lookup's own filler, and then its honest failure phrase.
+  f = await until("the lookup's filler being heard", (f) => f.tools.some((t) => t.service === "salesforce" && t.fillerMs != null));
+  lookup = f.tools.find((t) => t.service === "salesforce");
+  say(`filler: "${lookup.filler}" audible ${Math.round(lookup.fillerMs)} ms after ${lookup.tool} started`);
   await nextLine(page, mark, "tool", (text) => text.startsWith("← salesforce_lookup"));
-  say(`lookup transcript: ${JSON.stringify(await linesSince(page, mark))}`);
+  const failure = await nextLine(page, mark, "agent caption failure");
+  say(`failure phrase: "${failure.text}"`);
+  say(`lookup transcript: ${JSON.stringify((await linesSince(page, mark)).map((l) => l.text))}`);
 
   f = await figures();
   if (f.audibleFrames < 100) fail(`only ${f.audibleFrames} audible 10 ms samples of the agent's voice`);
