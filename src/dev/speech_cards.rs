@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::testbed::speech::{FaultSpec, FaultUpdate, Latency};
+use crate::worker::ServiceStatus;
 
 use super::DevState;
 
@@ -93,7 +94,19 @@ pub async fn speech(State(state): State<DevState>) -> Json<Vec<SpeechCard>> {
         .lock()
         .map(|f| f.clone())
         .unwrap_or_default();
-    let cards = report()
+    let mut services = report();
+    if !services.iter().any(|s| s.name == "llm") {
+        // The model is off: the scripted policy leads every call.
+        services.push(ServiceStatus {
+            name: "llm".into(),
+            configured: false,
+            breaker: None,
+            fix: Some(
+                "off: the scripted policy leads each call; VOXGUARD_LLM=on with OPENAI_API_KEY lets a model lead".into(),
+            ),
+        });
+    }
+    let cards = services
         .into_iter()
         .filter_map(|service| {
             let (kind, measures, metric) = kind_of(&service.name)?;
