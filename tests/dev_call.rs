@@ -142,3 +142,69 @@ async fn without_a_voice_that_runs_the_page_is_told_what_to_install_and_typed_ca
     .await;
     assert_eq!(answered, Ok(true), "the typed call is answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider() {
+    use std::sync::Arc;
+    use voxguard::config::CredentialRef;
+    use voxguard::testbed::speech::SpeechSimulator;
+
+    let speech = Arc::new(
+        SpeechSimulator::start(([127, 0, 0, 1], 0).into(), 3)
+            .await
+            .expect("speech simulator"),
+    );
+    let key = std::env::temp_dir().join(format!("voxguard-dev-call-key-{}", std::process::id()));
+    std::fs::write(&key, speech.credentials().deepgram.expose()).unwrap();
+    let mut config = Config::embedded_default().expect("embedded config");
+    config.speech.stt = vec!["deepgram".into()];
+    config.speech.deepgram.url = speech.deepgram_url();
+    config.speech.deepgram.credentials = CredentialRef::File(key.clone());
+    let options = dev::DevOptions {
+        speech_sim: Some(speech.clone()),
+    };
+    let stack = dev::start_with(&config, "127.0.0.1:0".parse().unwrap(), 42, options)
+        .await
+        .expect("dev stack starts");
+    let _ = std::fs::remove_file(&key);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", stack.addr);
+
+    let cards: Vec<Value> = http
+        .get(format!("{base}/api/speech"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let card = |name: &str| cards.iter().find(|c| c["name"] == name).cloned();
+    let deepgram = card("stt.deepgram").expect("a recognizer card");
+    assert_eq!(deepgram["breaker"], "closed");
+    assert_eq!(deepgram["faults"].as_array().map(Vec::len), Some(5));
+    let espeak = card("tts.espeak").expect("a voice card");
+    assert_eq!(
+        espeak["faults"],
+        json!([]),
+        "the local voice has no simulator"
+    );
+    assert_eq!(card("llm").expect("a model card")["configured"], false);
+
+    let set = http
+        .put(format!("{base}/api/speech/faults"))
+        .json(&json!({"provider": "stt.deepgram", "fault": "hang"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(speech.faults().spec_for("deepgram").hang_rate, 1.0);
+    assert_eq!(speech.faults().spec_for("cartesia").hang_rate, 0.0);
+
+    let refused = http
+        .put(format!("{base}/api/speech/faults"))
+        .json(&json!({"provider": "tts.espeak", "fault": "hang"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}
