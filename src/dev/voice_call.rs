@@ -47,6 +47,9 @@ const CALLER: &str = "browser-caller";
 const MAX_CALL_FRAME_BYTES: usize = 32 * 1024;
 /// Opus packets from browsers and from the agent last 20 ms.
 const FRAME: Duration = Duration::from_millis(20);
+/// Longer than the transport's own connect timeout (10 s), which fails the
+/// connection first with its reason.
+const AUDIO_CONNECT_LIMIT: Duration = Duration::from_secs(12);
 /// Session events waiting for the call's socket.
 const SESSION_EVENTS: usize = 64;
 /// Longest typed message sent on `lk.chat`.
@@ -146,7 +149,7 @@ async fn call(mut socket: WebSocket, state: DevState, slot: PeerSlot) {
     let Some((offer, browser_recognition)) = first_offer(&mut socket, &state).await else {
         return;
     };
-    let leg = match BrowserLeg::answer(offer).await {
+    let mut leg = match BrowserLeg::answer(offer).await {
         Ok(leg) => leg,
         Err(error) => {
             let message = error.to_string();
@@ -188,6 +191,20 @@ async fn call(mut socket: WebSocket, state: DevState, slot: PeerSlot) {
         leg.close().await;
         return;
     }
+    // The agent greets as soon as its job starts: the browser's audio path
+    // comes first, or the caller would miss the greeting's first words.
+    if let Err(message) = connected(&mut leg).await {
+        send(&mut socket, &ToPage::Error { message: &message }).await;
+        close(
+            &mut socket,
+            close_code::POLICY,
+            "the call's audio did not connect",
+        )
+        .await;
+        leg.close().await;
+        return;
+    }
+    send(&mut socket, &ToPage::Media { state: "connected" }).await;
 
     let room_name = format!(
         "dev-room-{}",
@@ -258,6 +275,33 @@ async fn first_offer(socket: &mut WebSocket, state: &DevState) -> Option<(String
     }
 }
 
+/// Waits for the browser's connection (ICE and DTLS) to come up, within
+/// the transport's connect timeout.
+async fn connected(leg: &mut BrowserLeg) -> Result<(), String> {
+    let waiting = async {
+        loop {
+            match leg.events.recv().await.map(LegEvent::from) {
+                Some(LegEvent::Connected) => return Ok(()),
+                Some(LegEvent::Failed(reason)) => {
+                    return Err(format!(
+                        "the browser's audio connection failed: {reason}; a browser on another machine needs to reach one of this machine's addresses over UDP"
+                    ));
+                }
+                Some(_) => {}
+                None => return Err("the call's media stopped".to_owned()),
+            }
+        }
+    };
+    tokio::time::timeout(AUDIO_CONNECT_LIMIT, waiting)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the browser's audio did not connect within {}",
+                humantime::format_duration(AUDIO_CONNECT_LIMIT)
+            ))
+        })
+}
+
 /// Joins `room_name` as the caller, with media, on the stand-in.
 async fn join_room(state: &DevState, room_name: &str) -> Result<RoomConnection, String> {
     let token = state
@@ -326,9 +370,7 @@ impl Bridge {
                             self.room.send_audio(&payload, FRAME);
                         }
                     }
-                    Some(LegEvent::Connected) => {
-                        send(&mut socket, &ToPage::Media { state: "connected" }).await;
-                    }
+                    Some(LegEvent::Connected) => {}
                     Some(LegEvent::Failed(reason)) => {
                         tracing::info!(peer = %slot.peer(), room = self.room.room_name(), %reason, "browser media failed");
                         let message = format!("the browser's audio connection failed: {reason}");
@@ -386,7 +428,6 @@ impl Bridge {
         );
         self.room.leave().await;
         leg.close().await;
-        drop(inbound);
     }
 
     /// One frame from the page; `false` ends the call.
