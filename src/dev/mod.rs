@@ -11,6 +11,7 @@
 //! voice), and says what to install.
 
 mod api;
+mod bridge;
 mod browser_leg;
 mod call;
 pub mod console;
