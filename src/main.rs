@@ -304,6 +304,17 @@ fn run_dev(config_path: Option<&Path>) -> ExitCode {
             "  open http://{}/ to talk to the agent and break services",
             stack.addr
         );
+        match &stack.state.voice {
+            voxguard::dev::VoiceAvailability::Ready if stack.state.hears => {
+                println!("  spoken calls: the agent's recognizer hears your microphone")
+            }
+            voxguard::dev::VoiceAvailability::Ready => println!(
+                "  spoken calls: your browser recognizes your words (no recognizer configured: DEEPGRAM_API_KEY or OPENAI_API_KEY)"
+            ),
+            voxguard::dev::VoiceAvailability::Missing(why) => {
+                println!("  typed calls only: {why}")
+            }
+        }
         println!(
             "  CRM simulator: {} (admin API at /_sim/faults)",
             stack.state.sim.base_url()

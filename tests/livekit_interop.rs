@@ -11,9 +11,11 @@
 
 #[path = "media_support.rs"]
 mod media_support;
+#[path = "netns_support.rs"]
+mod netns_support;
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ use livekit_protocol::JobStatus;
 use serde_json::Value;
 use voxguard::testbed::livekit::{LoopbackConfig, LoopbackServer};
 
-const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
+use netns_support::{ADDRESS, private_network};
 
 fn python() -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/setup.sh");
@@ -36,33 +38,6 @@ fn python() -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// Moves this thread into a new network namespace with `lo` and a veth
-/// pair whose one end holds [`ADDRESS`]. Children spawned from this thread live
-/// there too.
-fn private_network() {
-    // SAFETY: unshare(2) with a flag only changes this thread's namespace.
-    let status = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(
-        status,
-        0,
-        "a private network namespace needs root (CAP_SYS_ADMIN): {}",
-        std::io::Error::last_os_error()
-    );
-    for args in [
-        vec!["link", "set", "lo", "up"],
-        vec!["link", "add", "vg0", "type", "veth", "peer", "name", "vg1"],
-        vec!["addr", "add", "10.203.0.1/24", "dev", "vg0"],
-        vec!["link", "set", "vg1", "up"],
-        vec!["link", "set", "vg0", "up"],
-    ] {
-        let status = Command::new("ip")
-            .args(&args)
-            .status()
-            .expect("iproute2's ip runs");
-        assert!(status.success(), "ip {args:?} failed");
-    }
 }
 
 fn microphone_wav(dir: &Path) -> PathBuf {

@@ -63,20 +63,8 @@ pub fn attach(
     stack: &Arc<VoiceStack>,
     seed: u64,
 ) -> VoiceCall {
-    let (session, mut transport) = io::channel(64);
-    let mut bridges = Vec::with_capacity(3);
-    if let Some(observer) = &stack.observer {
-        // Every event the session says passes the observer on its way to
-        // the pipeline.
-        let (relay_tx, relay_rx) = mpsc::channel(64);
-        let from_session = std::mem::replace(&mut transport.from_session, relay_rx);
-        bridges.push(tokio::spawn(relay(
-            from_session,
-            relay_tx,
-            observer.clone(),
-            room.room_name().to_owned(),
-        )));
-    }
+    let (session, transport) = io::channel(64);
+    let mut bridges = Vec::with_capacity(2);
     let (audio_tx, caller_audio) = mpsc::channel(CALLER_AUDIO);
     let (text_tx, caller_text) = mpsc::channel(CALLER_TEXT);
     let (room_tx, mut to_room) = mpsc::channel(TO_ROOM);
@@ -100,6 +88,7 @@ pub fn attach(
     };
     let listen = tokio::spawn(listen(inbound, audio_tx, text_tx));
     let speak_room = room.clone();
+    let observer = stack.observer.clone();
     let speak = tokio::spawn(async move {
         let mut captions = Captions::default();
         while let Some(out) = to_room.recv().await {
@@ -113,7 +102,11 @@ pub fn attach(
                         .set_attribute(AGENT_STATE_ATTRIBUTE, state.as_str())
                         .await;
                 }
-                ToRoom::Event(_) => {}
+                ToRoom::Event(event) => {
+                    if let Some(observer) = &observer {
+                        observer.event(speak_room.room_name(), &event);
+                    }
+                }
             }
         }
     });
@@ -124,21 +117,6 @@ pub fn attach(
         task,
         bridges,
         observed: stack.observer.is_some(),
-    }
-}
-
-/// Passes the session's events on to the pipeline, showing each to the observer.
-async fn relay(
-    mut from_session: mpsc::Receiver<crate::session::AgentEvent>,
-    to_pipeline: mpsc::Sender<crate::session::AgentEvent>,
-    observer: Arc<dyn super::voice::CallObserver>,
-    room: String,
-) {
-    while let Some(event) = from_session.recv().await {
-        observer.event(&room, &event);
-        if to_pipeline.send(event).await.is_err() {
-            break;
-        }
     }
 }
 

@@ -130,7 +130,7 @@ async fn converse(mut socket: WebSocket, state: DevState, slot: PeerSlot) {
 
 /// The worker would not take the call: say why in the protocol's error
 /// frame, then close — 1013 when trying again later can help.
-async fn refuse_job(socket: &mut WebSocket, err: &DispatchError) {
+pub(super) async fn refuse_job(socket: &mut WebSocket, err: &DispatchError) {
     let (code, message, reason) = match err {
         DispatchError::Declined => (
             close_code::AGAIN,
@@ -185,7 +185,7 @@ fn close_for_read_error(err: &axum::Error) -> Option<(u16, &'static str)> {
     None
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -201,12 +201,12 @@ async fn send_event(socket: &mut WebSocket, event: &AgentEvent) -> Result<(), ax
 /// Pairs a call's `tool_finished` with the service its `tool_started` named,
 /// for the service cards.
 #[derive(Default)]
-struct ToolTally {
+pub(super) struct ToolTally {
     in_flight: HashMap<String, String>,
 }
 
 impl ToolTally {
-    fn observe(&mut self, event: &AgentEvent, board: &api::ToolCallBoard) {
+    pub(super) fn observe(&mut self, event: &AgentEvent, board: &api::ToolCallBoard) {
         match event {
             AgentEvent::ToolStarted(started) => {
                 self.in_flight

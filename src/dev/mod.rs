@@ -2,15 +2,23 @@
 //! loopback LiveKit dispatcher, the production worker against it, and a page
 //! on which a person talks to the agent and breaks services on purpose.
 //!
-//! Each browser WebSocket becomes a room: the dev server registers the
-//! socket as the room's transport, then asks the loopback server to dispatch
-//! a job, so the conversation runs through the real worker code path.
+//! A spoken call (`/call`, [`voice_call`]) joins its room as a WebRTC
+//! caller: the page's microphone and speaker are bridged to the room, and
+//! the agent's job runs the production voice path. A typed call (`/ws`)
+//! registers its socket as the room's transport instead, then asks the
+//! loopback server to dispatch a job: the same worker, text only. The page
+//! falls back to it when spoken calls cannot work here (no libopus, no
+//! voice), and says what to install.
 
 mod api;
+mod bridge;
+mod browser_leg;
 mod call;
 pub mod console;
 pub mod origin;
 mod peers;
+mod speech_cards;
+mod voice_call;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +29,20 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::{get, put};
 
-use crate::agent::{Agent, AgentError, SessionJobHandler, Transports, worker_config};
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::agent::{
+    Agent, AgentError, CallObserver, SessionJobHandler, Transports, VoiceStack, worker_config,
+};
 use crate::config::Config;
+use crate::room::rtc::Loopback;
 use crate::secret::Secret;
+use crate::session::AgentEvent;
+use crate::speech::TtsSettings;
 use crate::testbed::crm::{CrmSimulator, SimError};
 use crate::testbed::livekit::{LoopbackHandle, LoopbackServer};
+use crate::testbed::speech::SpeechSimulator;
 use crate::worker::{Worker, WorkerError, WorkerHandle};
 
 const PAGE: &str = include_str!("static/dev.html");
@@ -40,9 +57,37 @@ pub struct DevState {
     pub worker: WorkerHandle,
     pub faults: Arc<api::FaultBoard>,
     pub tool_calls: Arc<api::ToolCallBoard>,
+    /// Whether spoken calls can work on this machine, and if not, why.
+    pub voice: VoiceAvailability,
+    /// Whether the agent has a recognizer (otherwise the page recognizes).
+    pub hears: bool,
+    /// The worker's speech, for the speech cards.
+    pub voice_stack: Option<Arc<VoiceStack>>,
+    /// The speech simulator serving this stack's speech providers, if any
+    /// (the speech cards' fault buttons drive it).
+    pub speech_sim: Option<Arc<SpeechSimulator>>,
+    speech_faults: Arc<speech_cards::SpeechFaultBoard>,
+    /// Spoken calls by room, for their sessions' events.
+    voice_calls: Arc<DashMap<String, mpsc::Sender<AgentEvent>>>,
     next_room: Arc<AtomicU64>,
     peers: Arc<peers::PeerConnections>,
     first_frame_timeout: Duration,
+}
+
+/// What else a dev stack runs with.
+#[derive(Default)]
+pub struct DevOptions {
+    /// A speech simulator the configuration points speech providers at;
+    /// its faults become buttons on the speech cards.
+    pub speech_sim: Option<Arc<SpeechSimulator>>,
+}
+
+/// Whether `voxguard dev` can carry spoken calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoiceAvailability {
+    Ready,
+    /// What is missing and how to install it; calls are typed.
+    Missing(String),
 }
 
 /// A running dev stack.
@@ -73,6 +118,18 @@ pub enum DevError {
 
 /// Start the whole embedded stack; the page listens on `addr`.
 pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevStack, DevError> {
+    start_with(config, addr, seed, DevOptions::default()).await
+}
+
+/// [`start`], with options.
+pub async fn start_with(
+    config: &Config,
+    addr: SocketAddr,
+    seed: u64,
+    options: DevOptions,
+) -> Result<DevStack, DevError> {
+    // The speech cards read the worker's latency summaries.
+    crate::worker::metrics::prometheus();
     let loopback_addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     let sim = CrmSimulator::start(loopback_addr, seed).await?;
     let agent = Agent::from_config(config, sim.crm_endpoints(), seed)?;
@@ -88,16 +145,43 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         lk.api_key.clone(),
         Secret::new(lk.api_secret.clone()),
     );
+    let voice_calls: Arc<DashMap<String, mpsc::Sender<AgentEvent>>> = Arc::default();
+    let voice = voice_availability(config).await;
+    let voice_stack = match &voice {
+        VoiceAvailability::Ready => {
+            let mut stack = VoiceStack::build(
+                config,
+                &agent.registry,
+                &agent.sessions.phrasebook,
+                &agent.display_names(),
+            )?;
+            // The stand-in runs in this process, on 127.0.0.1.
+            stack.media.loopback = Loopback::Include;
+            stack.observer = Some(Arc::new(ForwardToCalls(voice_calls.clone())));
+            stack.log_hearing();
+            Some(Arc::new(stack))
+        }
+        VoiceAvailability::Missing(why) => {
+            tracing::warn!("spoken calls are unavailable, the page offers typed calls: {why}");
+            None
+        }
+    };
+    let hears = voice_stack.as_ref().is_some_and(|v| v.hears());
     let handler = Arc::new(SessionJobHandler {
         env: agent.sessions.clone(),
         transports: transports.clone(),
         reports: None,
-        voice: None,
+        voice: voice_stack.clone(),
     });
     let worker = Worker::new(worker_config, handler)?;
     let worker_handle = worker.handle();
     worker_handle.attach_fleet(agent.sessions.fleet.clone());
-    worker_handle.attach_services(agent.service_report());
+    match &voice_stack {
+        Some(voice) => {
+            worker_handle.attach_services(agent.service_report_with(&voice.unconfigured))
+        }
+        None => worker_handle.attach_services(agent.service_report()),
+    }
     let worker_task = tokio::spawn(async move {
         if let Err(err) = worker.run().await {
             tracing::error!(error = %err, "dev worker stopped");
@@ -115,6 +199,12 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         worker: worker_handle,
         faults: Arc::new(api::FaultBoard::default()),
         tool_calls: Arc::new(api::ToolCallBoard::default()),
+        voice,
+        hears,
+        voice_stack,
+        speech_sim: options.speech_sim,
+        speech_faults: Arc::default(),
+        voice_calls,
         next_room: Arc::new(AtomicU64::new(1)),
         peers: peers::PeerConnections::new(config.dev.max_connections_per_address),
         first_frame_timeout: config.dev.first_frame_timeout,
@@ -128,8 +218,11 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/ws", get(call::ws_upgrade))
+        .route("/call", get(voice_call::call_upgrade))
         .route("/api/services", get(api::services))
         .route("/api/faults", put(api::set_fault))
+        .route("/api/speech", get(speech_cards::speech))
+        .route("/api/speech/faults", put(speech_cards::set_speech_fault))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             origin::ServedAddresses::for_bound(addr),
@@ -147,4 +240,67 @@ pub async fn start(config: &Config, addr: SocketAddr, seed: u64) -> Result<DevSt
         worker_task,
         http_task,
     })
+}
+
+/// Hands each spoken call's session events to its page.
+struct ForwardToCalls(Arc<DashMap<String, mpsc::Sender<AgentEvent>>>);
+
+impl CallObserver for ForwardToCalls {
+    fn event(&self, room: &str, event: &AgentEvent) {
+        if let Some(call) = self.0.get(room) {
+            // A page that stopped reading loses events, never the agent's pace.
+            let _ = call.try_send(event.clone());
+        }
+    }
+
+    fn finished(&self, _room: &str, _report: Option<crate::voice::call::VoiceReport>) {}
+}
+
+/// Whether this machine can carry spoken calls: libopus for the audio,
+/// and a voice that can run (espeak-ng when every configured voice is the
+/// local one).
+async fn voice_availability(config: &Config) -> VoiceAvailability {
+    let mut missing = Vec::new();
+    if let Err(error) = crate::media::opus::library_version() {
+        missing.push(format!(
+            "libopus is missing ({error}); install it with `apt-get install libopus0` (Debian/Ubuntu) or `brew install opus` (macOS)"
+        ));
+    }
+    let (settings, _) = config.speech_settings();
+    let only_local = settings
+        .tts
+        .iter()
+        .all(|(voice, _)| matches!(voice, TtsSettings::Espeak(_)));
+    if only_local {
+        for (voice, _) in &settings.tts {
+            if let TtsSettings::Espeak(espeak) = voice
+                && !program_runs(&espeak.program).await
+            {
+                missing.push(format!(
+                    "the local voice `{}` does not run; install espeak-ng with `apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS), or set a voice's key (OPENAI_API_KEY, CARTESIA_API_KEY)",
+                    espeak.program.display()
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        VoiceAvailability::Ready
+    } else {
+        VoiceAvailability::Missing(missing.join("; "))
+    }
+}
+
+/// Whether `program --version` runs and succeeds within a second.
+async fn program_runs(program: &std::path::Path) -> bool {
+    let run = tokio::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), run).await,
+        Ok(Ok(status)) if status.success()
+    )
 }

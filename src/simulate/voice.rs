@@ -421,8 +421,8 @@ async fn answered(states: &mut AgentStates, caller: &ScriptedCaller, mark: Mark)
             left = true;
         }
         let (captions, last_caption) = caller.captions_read();
-        let read = captions > mark.captions
-            && last_caption.is_some_and(|at| at.elapsed() >= READING);
+        let read =
+            captions > mark.captions && last_caption.is_some_and(|at| at.elapsed() >= READING);
         if state == "listening" && (left && changes > mark.changes || read) {
             return true;
         }
@@ -433,7 +433,12 @@ async fn answered(states: &mut AgentStates, caller: &ScriptedCaller, mark: Mark)
 
 /// Whether the agent took the turn after `mark` (left listening, or
 /// answered in captions) within `limit`.
-async fn took_turn(states: &AgentStates, caller: &ScriptedCaller, mark: Mark, limit: Duration) -> bool {
+async fn took_turn(
+    states: &AgentStates,
+    caller: &ScriptedCaller,
+    mark: Mark,
+    limit: Duration,
+) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let (changes, state) = states.borrow().clone();

@@ -91,7 +91,8 @@ pub enum ToRoom {
     /// The agent's state as the caller should see it (`speaking` while its
     /// audio plays).
     State(AgentState),
-    /// Anything else the session said (tool calls, the end of the call).
+    /// What the session said, as it said it: each line (before it plays),
+    /// its state, tool calls, the end of the call.
     Event(AgentEvent),
 }
 
@@ -419,6 +420,15 @@ impl Call {
                 kind,
                 interruptible,
             } => {
+                // Observers learn what the line is for (a filler, a failure
+                // phrase) before it plays; its words go out as captions as
+                // they are heard.
+                let said = AgentEvent::Speech {
+                    text: text.clone(),
+                    kind,
+                    interruptible,
+                };
+                let _ = self.links.room.send(ToRoom::Event(said)).await;
                 let number = self.next_line;
                 self.next_line += 1;
                 self.lines.push(Line {
