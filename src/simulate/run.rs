@@ -313,7 +313,20 @@ async fn run_on(
                 expectations: expectations.clone(),
                 calls: Mutex::default(),
             });
-            match speaking_agent(config, &agent, speech, &plan.scenario, observer.clone()).await {
+            // A run long enough for its CPU figure to matter starts once
+            // every voice has every line (rendering is not the calls' cost);
+            // a short one once the first voice has them.
+            let whole_cache = plan.calls >= WHOLE_CACHE_CALLS;
+            match speaking_agent(
+                config,
+                &agent,
+                speech,
+                &plan.scenario,
+                observer.clone(),
+                whole_cache,
+            )
+            .await
+            {
                 Ok(voice) => (Some(voice), Some(observer)),
                 Err(err) => {
                     holder.stop().await;
@@ -709,6 +722,9 @@ impl Drop for ModelKey {
     }
 }
 
+/// Spoken runs of at least this many calls wait for the whole phrase cache.
+const WHOLE_CACHE_CALLS: usize = 20;
+
 /// How long the phrase cache may take to render before a spoken run starts.
 const PHRASE_CACHE_LIMIT: Duration = Duration::from_secs(120);
 
@@ -722,6 +738,7 @@ async fn speaking_agent(
     speech: &str,
     scenario: &str,
     observer: Arc<AudioCalls>,
+    whole_cache: bool,
 ) -> Result<Arc<VoiceStack>, String> {
     const DEEPGRAM: &str = "VOXGUARD_SIM_DEEPGRAM_KEY";
     const OPENAI: &str = "VOXGUARD_SIM_OPENAI_KEY";
@@ -771,7 +788,7 @@ async fn speaking_agent(
     };
     // Better every voice, so the run's CPU is the calls' and not the cache's.
     while !stack.cache_report().complete {
-        if Instant::now() >= deadline && first_voice_done(stack.cache_report()) {
+        if (!whole_cache || Instant::now() >= deadline) && first_voice_done(stack.cache_report()) {
             break;
         }
         if Instant::now() >= deadline + PHRASE_CACHE_LIMIT {

@@ -79,7 +79,7 @@ pub struct PhraseCache {
 /// Rendering passes over phrases a voice could not render (it was down).
 const PASSES: u32 = 5;
 /// Lines one voice renders at once.
-const RENDER_AT_ONCE: usize = 4;
+const RENDER_AT_ONCE: usize = 8;
 const BETWEEN_PASSES: Duration = Duration::from_secs(20);
 /// Each phrase's time budget per voice.
 const RENDER_BUDGET: Duration = Duration::from_secs(10);

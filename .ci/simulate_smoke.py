@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Smoke every `voxguard simulate` scenario in both media at small size.
+
+Text: the nine CRM scenarios, 40 calls, 10 at once, one after the other.
+Audio: all seventeen scenarios (CRM faults and voice faults), a few spoken
+calls each, several runs side by side (a spoken call is mostly real-time
+waiting). Fails on any invariant violation or a missed voice target; the
+audio runs' own exit status already covers lost caller turns and a tool
+call the caller did not hear within 750 ms.
+
+usage: simulate_smoke.py VOXGUARD_BINARY
+"""
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+TEXT = ["healthy", "slow", "errors", "hang", "flaky", "rate-limited", "malformed",
+        "outage-recovery", "mixed"]
+VOICE = ["stt-drop", "stt-down", "tts-slow", "tts-hang", "tts-down", "llm-hang",
+         "packet-loss", "barge-in"]
+AUDIO_CALLS = 3
+AUDIO_AT_ONCE = 6
+INVARIANTS = ("budget_overruns", "unpaired_tool_calls", "state_violations",
+              "immediate_repeats", "false_promises", "panics", "sessions_failed")
+AUDIO_INVARIANTS = ("lost_caller_turns", "truncation_mismatches", "voice_reports_missing")
+
+
+def summary(s):
+    return f"{s['p50']:.0f}/{s['p99']:.0f}/{s['max']:.0f}"
+
+
+def problems_of(report):
+    problems = [k for k in INVARIANTS if report.get(k, 0) != 0]
+    if report["first_speech_ms"]["max"] > 750:
+        problems.append(f"first_speech_ms.max {report['first_speech_ms']['max']:.0f} > 750")
+    if report["resolution_ms"]["max"] > 3500:
+        problems.append(f"resolution_ms.max {report['resolution_ms']['max']:.0f} > 3500")
+    if report["scenario"] == "outage-recovery" and report["media"] == "text":
+        recovered = [s for s, t in report["breaker_transitions"].items()
+                     if "open" in t and t[-1] == "closed"]
+        if not recovered:
+            problems.append("no breaker opened and closed again during outage-recovery")
+    if report["media"] == "audio":
+        problems += [k for k in AUDIO_INVARIANTS if report.get(k, 0) != 0]
+        if report["first_audio_after_tool_ms"]["max"] > 750:
+            problems.append("first_audio_after_tool_ms.max "
+                            f"{report['first_audio_after_tool_ms']['max']:.0f} > 750")
+    return problems
+
+
+def run(binary, scenario, media, calls, concurrency):
+    command = [binary, "simulate", "--scenario", scenario, "--calls", str(calls),
+               "--concurrency", str(concurrency), "--seed", "7", "--json",
+               "--media", media]
+    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return scenario, media, None, [f"exit {done.returncode}, no report: {done.stderr[-800:]}"]
+    problems = problems_of(report)
+    if done.returncode != 0 and not problems:
+        problems.append(f"exit {done.returncode}: {done.stderr[-400:]}")
+    return scenario, media, report, problems
+
+
+def main():
+    binary = sys.argv[1]
+    results = [run(binary, s, "text", 40, 10) for s in TEXT]
+    with ThreadPoolExecutor(AUDIO_AT_ONCE) as pool:
+        results += list(pool.map(lambda s: run(binary, s, "audio", AUDIO_CALLS, AUDIO_CALLS),
+                                 TEXT + VOICE))
+    failed = False
+    for scenario, media, report, problems in results:
+        if report is not None:
+            print(json.dumps(report))
+            line = f"simulate {media} {scenario}: first speech {summary(report['first_speech_ms'])}"
+            if media == "audio":
+                line += (f", mouth to ear {summary(report['mouth_to_ear_ms'])}"
+                         f", tool → audio {summary(report['first_audio_after_tool_ms'])}"
+                         f", dead air {summary(report['dead_air_ms'])}")
+            print(line)
+        print(f"simulate {media} {scenario}: " + ("ok" if not problems else "FAILED: " + "; ".join(problems)))
+        failed |= bool(problems)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
