@@ -312,9 +312,10 @@ async fn talk(
                 tokio::time::sleep(think).await;
             }
         }
-        mark = Mark::now(&states, caller);
+        let before = Mark::now(&states, caller);
         let start_us = unix_us();
         let ended = caller.say(&audio).await;
+        mark = Mark::now(&states, caller);
         let mut said = SaidLine {
             text: text.clone(),
             start_us,
@@ -324,7 +325,7 @@ async fn talk(
             typed: false,
         };
         // A line the agent never took (it stayed listening) is typed.
-        if !over_agent && !took_turn(&states, caller, mark, UNHEARD_AFTER).await {
+        if !over_agent && !took_turn(&states, caller, before, UNHEARD_AFTER).await {
             caller.type_text(text).await;
             said.typed = true;
         }
@@ -392,13 +393,17 @@ async fn wait_state(states: &mut AgentStates, wanted: &str) -> bool {
 struct Mark {
     changes: u64,
     captions: usize,
+    /// The agent was listening then.
+    listening: bool,
 }
 
 impl Mark {
     fn now(states: &AgentStates, caller: &ScriptedCaller) -> Mark {
+        let (changes, state) = states.borrow().clone();
         Mark {
-            changes: states.borrow().0,
+            changes,
             captions: caller.captions_read().0,
+            listening: state == "listening",
         }
     }
 }
@@ -406,12 +411,13 @@ impl Mark {
 /// How long a caller reading the agent's answer waits for more of it.
 const READING: Duration = Duration::from_millis(400);
 
-/// Waits (at most [`TURN_LIMIT`]) until the agent took the turn after
-/// `mark` (it left listening, or its answer came as captions: with no
-/// voice it answers in text) and is listening again, its captions done.
+/// Waits (at most [`TURN_LIMIT`]) until the agent, busy at `mark` (the
+/// end of the caller's line) or busy since (it took the turn, or its
+/// answer came as captions: with no voice it answers in text), is
+/// listening again, its captions done.
 async fn answered(states: &mut AgentStates, caller: &ScriptedCaller, mark: Mark) -> bool {
     let deadline = Instant::now() + TURN_LIMIT;
-    let mut left = false;
+    let mut left = !mark.listening;
     while Instant::now() < deadline {
         let (changes, state) = states.borrow_and_update().clone();
         if state == GONE {
@@ -423,7 +429,7 @@ async fn answered(states: &mut AgentStates, caller: &ScriptedCaller, mark: Mark)
         let (captions, last_caption) = caller.captions_read();
         let read =
             captions > mark.captions && last_caption.is_some_and(|at| at.elapsed() >= READING);
-        if state == "listening" && (left && changes > mark.changes || read) {
+        if state == "listening" && (left || read) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
