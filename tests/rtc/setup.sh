@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Tests run at once may all call this: one installs, the others wait for it.
+exec 9>"$PWD/.setup.lock"
+flock 9
+
 venv="$PWD/.venv"
 python="$venv/bin/python"
 
