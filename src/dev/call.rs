@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 
 use super::DevState;
 use super::api;
-use super::peers::{Crowded, PeerSlot};
+use super::peers::PeerSlot;
 use crate::session::io::{MAX_CALLER_FRAME_BYTES, parse_caller_frame};
 use crate::session::{AgentEvent, CallerEvent};
 use crate::testbed::livekit::DispatchError;
@@ -32,21 +32,7 @@ pub(super) async fn ws_upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<DevState>,
 ) -> Response {
-    let ws = ws
-        .max_message_size(MAX_CALLER_FRAME_BYTES)
-        .max_frame_size(MAX_CALLER_FRAME_BYTES);
-    match state.peers.admit(peer.ip()) {
-        Ok(slot) => ws.on_upgrade(move |socket| converse(socket, state, slot)),
-        Err(Crowded { open }) => {
-            let reason = format!(
-                "{open} calls already open from {}; hang one up first",
-                peer.ip()
-            );
-            ws.on_upgrade(move |mut socket| async move {
-                close(&mut socket, close_code::POLICY, &reason).await;
-            })
-        }
-    }
+    super::peers::upgrade_admitted(ws, peer, state, MAX_CALLER_FRAME_BYTES, converse)
 }
 
 /// One browser conversation: a room, a job, and frames pumped both ways.

@@ -98,3 +98,33 @@ mod tests {
         assert!(peers.lock().is_empty());
     }
 }
+
+/// Upgrades a browser's WebSocket with frames capped at `max_frame`, and
+/// hands it to `serve` when its address has a free slot; otherwise the
+/// socket is closed with a policy violation that says why.
+pub(super) fn upgrade_admitted<F, Fut>(
+    ws: axum::extract::ws::WebSocketUpgrade,
+    peer: std::net::SocketAddr,
+    state: super::DevState,
+    max_frame: usize,
+    serve: F,
+) -> axum::response::Response
+where
+    F: FnOnce(axum::extract::ws::WebSocket, super::DevState, PeerSlot) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let ws = ws.max_message_size(max_frame).max_frame_size(max_frame);
+    match state.peers.admit(peer.ip()) {
+        Ok(slot) => ws.on_upgrade(move |socket| serve(socket, state, slot)),
+        Err(Crowded { open }) => {
+            let reason = format!(
+                "{open} calls already open from {}; hang one up first",
+                peer.ip()
+            );
+            ws.on_upgrade(move |mut socket| async move {
+                super::call::close(&mut socket, axum::extract::ws::close_code::POLICY, &reason)
+                    .await;
+            })
+        }
+    }
+}

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use super::bridge::Bridge;
 use super::browser_leg::{BrowserLeg, LegEvent};
 use super::call::{ToolTally, close, refuse_job};
-use super::peers::{Crowded, PeerSlot};
+use super::peers::PeerSlot;
 use super::{DevState, VoiceAvailability};
 use crate::room::rtc::Loopback;
 use crate::room::{MediaOptions, RoomConnection, RoomOptions};
@@ -109,21 +109,7 @@ pub(super) async fn call_upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<DevState>,
 ) -> Response {
-    let ws = ws
-        .max_message_size(MAX_CALL_FRAME_BYTES)
-        .max_frame_size(MAX_CALL_FRAME_BYTES);
-    match state.peers.admit(peer.ip()) {
-        Ok(slot) => ws.on_upgrade(move |socket| call(socket, state, slot)),
-        Err(Crowded { open }) => {
-            let reason = format!(
-                "{open} calls already open from {}; hang one up first",
-                peer.ip()
-            );
-            ws.on_upgrade(move |mut socket| async move {
-                close(&mut socket, close_code::POLICY, &reason).await;
-            })
-        }
-    }
+    super::peers::upgrade_admitted(ws, peer, state, MAX_CALL_FRAME_BYTES, call)
 }
 
 async fn call(mut socket: WebSocket, state: DevState, slot: PeerSlot) {

@@ -104,15 +104,10 @@ pub(crate) async fn transcriptions(State(sim): Sim, headers: HeaderMap, body: By
             );
         }
     };
-    let (latency, fault) = sim.draw("openai_stt");
-    if let Some(refused) = refuse(fault, error_json) {
-        return refused;
-    }
-    if fault == SpeechFault::Hang {
-        sim.hang().await;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    tokio::time::sleep(latency).await;
+    let fault = match answer_after_fault(&sim, "openai_stt").await {
+        Ok(fault) => fault,
+        Err(refused) => return refused,
+    };
     let text = match fault {
         SpeechFault::ZeroAudio => String::new(),
         _ => recognize::transcribe(&pcm.samples, pcm.sample_rate, &sim.utterances(), 300),
@@ -123,6 +118,22 @@ pub(crate) async fn transcriptions(State(sim): Sim, headers: HeaderMap, body: By
         SpeechFault::Drop { .. } => truncated_body(body.into_bytes()),
         _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
     }
+}
+
+/// Draws `provider`'s fault for one HTTP request and plays it out: a
+/// refusal is the answer (`Err`), a hang never answers, otherwise the
+/// drawn latency passes and the fault is the caller's to apply.
+async fn answer_after_fault(sim: &SimState, provider: &str) -> Result<SpeechFault, Response> {
+    let (latency, fault) = sim.draw(provider);
+    if let Some(refused) = refuse(fault, error_json) {
+        return Err(refused);
+    }
+    if fault == SpeechFault::Hang {
+        sim.hang().await;
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
+    tokio::time::sleep(latency).await;
+    Ok(fault)
 }
 
 /// A 200 whose body breaks off halfway: the connection closes mid-answer.
@@ -218,15 +229,10 @@ pub(crate) async fn speech(State(sim): Sim, headers: HeaderMap, body: Bytes) -> 
             );
         }
     };
-    let (latency, fault) = sim.draw("openai_tts");
-    if let Some(refused) = refuse(fault, error_json) {
-        return refused;
-    }
-    if fault == SpeechFault::Hang {
-        sim.hang().await;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    tokio::time::sleep(latency).await;
+    let fault = match answer_after_fault(&sim, "openai_tts").await {
+        Ok(fault) => fault,
+        Err(refused) => return refused,
+    };
     let mut bytes: Vec<u8> = match fault {
         SpeechFault::ZeroAudio => Vec::new(),
         SpeechFault::Malformed(Malformed::WrongRate) => {
@@ -326,15 +332,10 @@ pub(crate) async fn chat_completions(State(sim): Sim, headers: HeaderMap, body: 
             "messages must be a non-empty array",
         );
     }
-    let (latency, fault) = sim.draw("llm");
-    if let Some(refused) = refuse(fault, error_json) {
-        return refused;
-    }
-    if fault == SpeechFault::Hang {
-        sim.hang().await;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    tokio::time::sleep(latency).await;
+    let fault = match answer_after_fault(&sim, "llm").await {
+        Ok(fault) => fault,
+        Err(refused) => return refused,
+    };
     let id = format!("chatcmpl-sim{:08x}", rand::random::<u32>());
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
