@@ -15,12 +15,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxguard::media::opus::{Decoder, EncoderConfig, SAMPLES_PER_FRAME};
 use voxguard::media::{Pcm, packetize};
-use voxguard::recovery::SpeechKind;
+use voxguard::recovery::{LadderTiming, SpeechKind};
+use voxguard::session::io::ToolFinished;
 use voxguard::session::io::channel;
 use voxguard::session::{AgentEvent, AgentState, CallerEvent};
 use voxguard::speech::PhraseCache;
+use voxguard::speech::cache::render_one;
+use voxguard::speech::tts::TtsLimits;
 use voxguard::testbed::speech::SpeechSimulator;
-use voxguard::voice::call::{CallLinks, ToRoom, VoiceSettings, Voices, run};
+use voxguard::testbed::speech::{FaultSpec, FaultUpdate, Latency};
+use voxguard::voice::call::{CallLinks, DEFAULT_WAITING, ToRoom, VoiceSettings, Voices, run};
 use voxguard::voice::listener::InboundPacket;
 use voxguard::voice::speaking::CaptionUpdate;
 
@@ -36,6 +40,13 @@ struct Call {
 }
 
 async fn call() -> (Call, Arc<SpeechSimulator>) {
+    call_with(&[], DEFAULT_WAITING).await
+}
+
+/// A call whose phrase cache holds `fillers` (rendered by the simulator's
+/// voice before any fault is set), with `waiting` as the ladder of a wait
+/// on a slow voice.
+async fn call_with(fillers: &[&str], waiting: LadderTiming) -> (Call, Arc<SpeechSimulator>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("VOXGUARD_LOG"))
         .with_test_writer()
@@ -43,13 +54,24 @@ async fn call() -> (Call, Arc<SpeechSimulator>) {
     system_deps();
     let sim = Arc::new(sim().await);
     let registry = registry();
+    let texts: Vec<String> = fillers.iter().map(|f| f.to_string()).collect();
+    let phrases = PhraseCache::empty(texts.clone(), vec!["openai"]);
+    let voice = openai_tts(&sim, &registry);
+    for text in &texts {
+        let rendered = render_one(&voice, text, TtsLimits::default())
+            .await
+            .expect("the filler renders");
+        phrases.insert(text, rendered);
+    }
     let voices = Voices {
         stt: Some(stt_chain(vec![deepgram(&sim, &registry)])),
-        tts: Arc::new(tts_chain(vec![openai_tts(&sim, &registry)])),
-        phrases: PhraseCache::empty(Vec::new(), Vec::new()),
+        tts: Arc::new(tts_chain(vec![voice])),
+        phrases,
         voice_trouble: Vec::new().into(),
         cannot_hear: Vec::new().into(),
-        fillers: Vec::new().into(),
+        fillers: texts.clone().into(),
+        still_working: texts.into(),
+        waiting,
     };
     let (session_io, transport) = channel(64);
     let (audio, caller_audio) = mpsc::channel(64);
@@ -272,4 +294,154 @@ async fn a_caller_talking_over_the_agent_stops_it_and_the_session_learns_what_wa
         "the agent stopped {stopped_after:?} after the caller started"
     );
     assert_eq!(turn.as_deref(), Some(line));
+}
+
+fn speech(text: &str, kind: SpeechKind) -> AgentEvent {
+    AgentEvent::Speech {
+        text: text.into(),
+        kind,
+        interruptible: true,
+    }
+}
+
+/// The simulator's voice takes `ms` to its first audio of every sentence.
+fn slow_voice(sim: &SpeechSimulator, ms: u64) {
+    sim.set_faults(FaultUpdate::provider(
+        "openai_tts",
+        FaultSpec {
+            latency: Latency::Uniform {
+                base_ms: ms,
+                jitter_ms: 0,
+            },
+            ..FaultSpec::default()
+        },
+    ))
+    .expect("a valid fault");
+}
+
+/// The captions the caller saw close, in order, until `count` closed (or
+/// `within` passed), and every caller event the session got meanwhile.
+async fn closed_captions(
+    call: &mut Call,
+    count: usize,
+    within: Duration,
+) -> (Vec<String>, Vec<CallerEvent>) {
+    let mut closed = Vec::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + within;
+    while closed.len() < count {
+        tokio::select! {
+            item = call.room.recv() => match item {
+                Some(ToRoom::Caption(CaptionUpdate::Close { text, .. })) => closed.push(text),
+                Some(_) => {}
+                None => break,
+            },
+            Some(event) = call.from_caller.recv() => events.push(event),
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    (closed, events)
+}
+
+const FILLER: &str = "Give me just a moment.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waiting_on_a_slow_voice_hears_a_cached_filler_before_the_answer() {
+    let waiting = LadderTiming {
+        filler_after: Duration::from_millis(200),
+        filler_repeat: Duration::from_secs(10),
+        filler_max: 1,
+        budget: Duration::from_secs(3),
+    };
+    let (mut call, sim) = call_with(&[FILLER], waiting).await;
+    let line = "what does my plan include";
+    let mut packets = silence(15);
+    packets.extend(caller_line(&sim, line));
+    packets.extend(silence(60));
+    let audio = call.audio.clone();
+    let speaking = tokio::spawn(async move { send_paced(&audio, &packets, 1).await });
+    let turn = next_caller_event(&mut call, Duration::from_secs(8)).await;
+    assert_eq!(turn, Some(CallerEvent::User { text: line.into() }));
+    speaking.await.unwrap();
+
+    // The voice takes 700 ms to start; the caller's wait gets a filler
+    // after 200 ms, from the cache, and the answer follows it.
+    slow_voice(&sim, 700);
+    let answer = "Ten seats and the archive add-on.";
+    call.to_agent
+        .send(speech(answer, SpeechKind::Answer))
+        .await
+        .unwrap();
+    let (closed, events) = closed_captions(&mut call, 2, Duration::from_secs(10)).await;
+    assert_eq!(closed, vec![FILLER.to_string(), answer.to_string()]);
+    assert!(events.is_empty(), "the session said no filler: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_filler_plays_ahead_of_a_line_still_waiting_for_its_voice() {
+    let (mut call, sim) = call_with(&[FILLER], DEFAULT_WAITING).await;
+    slow_voice(&sim, 700);
+    let ack = "Let me look that up.";
+    call.to_agent
+        .send(speech(ack, SpeechKind::Answer))
+        .await
+        .unwrap();
+    call.to_agent
+        .send(speech(FILLER, SpeechKind::Filler))
+        .await
+        .unwrap();
+    let (closed, events) = closed_captions(&mut call, 2, Duration::from_secs(10)).await;
+    assert_eq!(closed, vec![FILLER.to_string(), ack.to_string()]);
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filler_still_waiting_when_its_tool_finishes_is_withdrawn_and_the_session_told() {
+    let (mut call, _sim) = call_with(&[FILLER], DEFAULT_WAITING).await;
+    let ack = "Sure, let me pull up your account. It only takes a second.";
+    call.to_agent
+        .send(speech(ack, SpeechKind::Answer))
+        .await
+        .unwrap();
+    // The filler comes while the acknowledgement plays; the tool finishes
+    // before the acknowledgement does.
+    while !matches!(
+        tokio::time::timeout(Duration::from_secs(5), call.room.recv())
+            .await
+            .expect("the agent speaks"),
+        Some(ToRoom::Audio(_))
+    ) {}
+    call.to_agent
+        .send(speech(FILLER, SpeechKind::Filler))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.to_agent
+        .send(AgentEvent::ToolFinished(Box::new(ToolFinished {
+            call_id: "crm_lookup-1".into(),
+            tool: "crm_lookup".into(),
+            outcome: "ok".into(),
+            elapsed_ms: 300.0,
+            error: None,
+        })))
+        .await
+        .unwrap();
+    let answer = "You're on the Pro plan.";
+    call.to_agent
+        .send(speech(answer, SpeechKind::Answer))
+        .await
+        .unwrap();
+    let (closed, events) = closed_captions(&mut call, 3, Duration::from_secs(12)).await;
+    assert_eq!(
+        events,
+        vec![CallerEvent::Unplayed {
+            lines: vec![FILLER.to_string()]
+        }]
+    );
+    assert!(!closed.iter().any(|c| c == FILLER), "{closed:?}");
+    assert_eq!(
+        closed.last().map(String::as_str),
+        Some(answer),
+        "{closed:?}"
+    );
 }

@@ -106,18 +106,24 @@ impl VoiceStack {
                 .map(|v| v.text.clone())
                 .collect()
         };
+        // Lines that promise nothing and name no service.
+        let neutral = |category: Category| -> Arc<[String]> {
+            phrasebook
+                .variants(category)
+                .iter()
+                .filter(|v| v.promises == Promise::None && !v.text.contains('{'))
+                .map(|v| v.text.clone())
+                .collect()
+        };
         let voices = Voices {
             stt: speech.stt.clone(),
             tts: speech.tts.clone(),
             phrases,
             voice_trouble: texts(Category::VoiceTrouble),
             cannot_hear: texts(Category::CannotHear),
-            fillers: phrasebook
-                .variants(Category::Filler)
-                .iter()
-                .filter(|v| v.promises == Promise::None && !v.text.contains('{'))
-                .map(|v| v.text.clone())
-                .collect(),
+            fillers: neutral(Category::Filler),
+            still_working: neutral(Category::StillWorking),
+            waiting: config.speech_waiting(),
         };
         let unconfigured = absent
             .into_iter()

@@ -356,6 +356,14 @@ pub struct AbsentProvider {
 }
 
 impl Config {
+    /// The filler ladder of a caller's wait on a slow voice: the speech
+    /// profile's.
+    pub fn speech_waiting(&self) -> crate::recovery::LadderTiming {
+        self.profiles
+            .get(&self.speech.profile)
+            .map_or(crate::voice::call::DEFAULT_WAITING, |p| p.ladder())
+    }
+
     /// The speech layer's settings, credentials read from `env` (and secret
     /// files). Providers whose credentials are missing are left out and
     /// listed; [`Config::load_for`] warns about each for `start`.

@@ -106,6 +106,12 @@ pub enum Entry {
     Interrupted {
         heard: Vec<HeardLine>,
     },
+    /// Lines the agent's voice withdrew before any of their audio played
+    /// (a filler whose wait was over before its turn to play came): the
+    /// caller heard none of them.
+    Unplayed {
+        lines: Vec<String>,
+    },
 }
 
 /// How much of one of the agent's lines the caller heard before cutting in.
@@ -281,8 +287,16 @@ impl Transcript {
         }
     }
 
+    /// Record that these lines of the agent never played.
+    pub fn push_unplayed(&mut self, lines: Vec<String>) {
+        if !lines.is_empty() {
+            self.push_unchecked(Entry::Unplayed { lines });
+        }
+    }
+
     /// Every agent line with what the caller heard of it: the whole line,
-    /// unless a later interruption says only some of its words were played.
+    /// unless a later interruption says only some of its words were played
+    /// (or none, for a line withdrawn before it played).
     pub fn heard(&self) -> Vec<(&str, &str)> {
         let entries: Vec<&Entry> = self.iter().collect();
         let mut lines = Vec::new();
@@ -298,6 +312,7 @@ impl Transcript {
                         .iter()
                         .find(|h| h.spoken == *text)
                         .map(|h| h.heard.as_str()),
+                    Entry::Unplayed { lines } => lines.iter().any(|l| l == text).then_some(""),
                     Entry::User { .. } => Some(text.as_str()),
                     _ => None,
                 })
@@ -448,6 +463,29 @@ mod tests {
             ]
         );
         assert_eq!(check_pairing(&transcript), Ok(()));
+    }
+
+    #[test]
+    fn a_withdrawn_filler_is_recorded_as_unheard_and_the_rest_as_heard() {
+        let mut transcript = Transcript::new();
+        transcript.push_agent("Let me check.", SpeechKind::Answer);
+        transcript.push_agent("Give me just a moment.", SpeechKind::Filler);
+        transcript.push_agent("You're on the Pro plan.", SpeechKind::Answer);
+        transcript.push_unplayed(vec!["Give me just a moment.".into()]);
+        transcript.push_user("thanks");
+        transcript.push_agent("Give me just a moment.", SpeechKind::Filler);
+        assert_eq!(
+            transcript.heard(),
+            vec![
+                ("Let me check.", "Let me check."),
+                ("Give me just a moment.", ""),
+                ("You're on the Pro plan.", "You're on the Pro plan."),
+                ("Give me just a moment.", "Give me just a moment."),
+            ]
+        );
+        let json = serde_json::to_string(&transcript).unwrap();
+        let back: Transcript = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.heard(), transcript.heard(), "{json}");
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub enum CallerEvent {
     },
     /// The caller left.
     Hangup,
+    /// Lines of the agent that a voice pipeline withdrew before any of
+    /// them played (fillers whose wait was over first). Never on the wire:
+    /// only an in-process voice pipeline knows it.
+    #[serde(skip)]
+    Unplayed { lines: Vec<String> },
 }
 
 /// What the agent did, for the caller and for observers.

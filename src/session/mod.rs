@@ -224,6 +224,10 @@ impl Session {
                         self.cut_off(heard);
                         continue;
                     }
+                    Some(CallerEvent::Unplayed { lines }) => {
+                        self.unplayed(lines);
+                        continue;
+                    }
                     Some(CallerEvent::Hangup) | None => {
                         self.ended = Some(EndReason::CallerLeft);
                         break;
@@ -344,6 +348,7 @@ impl Session {
         // What the caller heard when they cut in during the call; recorded
         // once the call has resolved (the call holds the state meanwhile).
         let mut cut_off = Vec::new();
+        let mut unplayed = Vec::new();
         let outcome = {
             // Boxed: the recovery stack's future (Guard, retries, HTTP) is
             // several KiB, and an idle session should not carry it.
@@ -365,6 +370,7 @@ impl Session {
                             interrupt.trigger();
                             cut_off.extend(heard);
                         }
+                        Some(CallerEvent::Unplayed { lines }) => unplayed.extend(lines),
                         Some(CallerEvent::User { text }) => {
                             // Talking over a slow tool is a barge-in; the words are kept for the next turn.
                             interrupt.trigger();
@@ -380,6 +386,7 @@ impl Session {
         };
         self.flush_speech().await;
         self.cut_off(cut_off);
+        self.unplayed(unplayed);
 
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -482,6 +489,23 @@ impl Session {
         }
         self.brain.heard_only(&heard);
         self.state.transcript.push_interrupted(heard);
+    }
+
+    /// Lines the caller never heard (withdrawn before they played): the
+    /// conversation goes on as if they had not been said.
+    fn unplayed(&mut self, lines: Vec<String>) {
+        if lines.is_empty() {
+            return;
+        }
+        let heard: Vec<HeardLine> = lines
+            .iter()
+            .map(|spoken| HeardLine {
+                spoken: spoken.clone(),
+                heard: String::new(),
+            })
+            .collect();
+        self.brain.heard_only(&heard);
+        self.state.transcript.push_unplayed(lines);
     }
 
     async fn flush_speech(&mut self) {

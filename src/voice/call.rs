@@ -23,7 +23,7 @@ use crate::media::Packetizer;
 use crate::media::jitter::JitterConfig;
 use crate::media::opus::EncoderConfig;
 use crate::media::vad::VadConfig;
-use crate::recovery::SpeechKind;
+use crate::recovery::{LadderTiming, SpeechKind};
 use crate::session::{AgentEvent, AgentState, CallerEvent, TransportIo};
 use crate::speech::PhraseCache;
 use crate::speech::stt::{SttChain, SttEvent, SttHandle};
@@ -76,11 +76,26 @@ pub struct Voices {
     /// Said from the cache, once per call, when the caller speaks and there
     /// is no recognizer to hear them.
     pub cannot_hear: Arc<[String]>,
-    /// Said from the cache when a tool call starts and no voice can speak:
-    /// the caller hears at once that the agent is on it (neutral lines
-    /// that promise nothing).
+    /// Said from the cache when a tool call starts and no voice can speak,
+    /// and when the caller has waited `waiting.filler_after` on a slow
+    /// voice: the caller hears at once that the agent is on it (neutral
+    /// lines that promise nothing).
     pub fillers: Arc<[String]>,
+    /// Said from the cache, every `waiting.filler_repeat`, while the wait
+    /// on a voice goes on (neutral too).
+    pub still_working: Arc<[String]>,
+    /// The ladder of a wait on a voice (the speech profile's fillers).
+    pub waiting: LadderTiming,
 }
+
+/// The ladder of a wait on a voice when the configuration names none (the
+/// shipped `voice` profile's).
+pub const DEFAULT_WAITING: LadderTiming = LadderTiming {
+    filler_after: Duration::from_millis(600),
+    filler_repeat: Duration::from_millis(1500),
+    filler_max: 2,
+    budget: Duration::from_millis(3200),
+};
 
 /// What the pipeline hands the room.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +149,10 @@ struct Synthesis {
     sentence: Option<usize>,
     events: mpsc::Receiver<TtsEvent>,
     task: JoinHandle<Result<TtsReport, TtsChainError>>,
+    /// Since when nothing has played while this line waits on its voice.
+    silent_since: Option<Instant>,
+    /// Fillers said while waiting on it.
+    fillers: u32,
 }
 
 /// Run one call until the session has ended and its last words have played.
@@ -170,6 +189,8 @@ struct Call {
     awaiting_first_audio: Option<Instant>,
     said_voice_trouble: bool,
     said_cannot_hear: bool,
+    /// The caller has taken a turn: a wait on a voice is now their wait.
+    caller_spoke: bool,
     session_open: bool,
     rng: u64,
     captions: Vec<CaptionUpdate>,
@@ -212,6 +233,7 @@ impl Call {
             awaiting_first_audio: None,
             said_voice_trouble: false,
             said_cannot_hear: false,
+            caller_spoke: false,
             session_open: true,
             rng: seed | 1,
             captions: Vec::new(),
@@ -232,6 +254,7 @@ impl Call {
                 self.outbox.next_deadline(now),
                 self.endpointer.next_deadline(),
                 self.interrupts.next_deadline(),
+                self.voice_filler_due(),
             ]
             .into_iter()
             .flatten()
@@ -263,6 +286,7 @@ impl Call {
                 },
                 event = next_tts(&mut self.synthesis), if reading => self.on_tts(event).await,
             }
+            self.track_voice_wait(Instant::now());
             self.show_state().await;
         }
         if let Some(stt) = self.stt.take() {
@@ -307,6 +331,7 @@ impl Call {
         self.flush_captions().await;
         if let Some(turn) = self.endpointer.poll(now) {
             self.report.turns += 1;
+            self.caller_spoke = true;
             self.awaiting_first_audio = Some(turn.speech_ended);
             let _ = self
                 .links
@@ -314,6 +339,9 @@ impl Call {
                 .to_session
                 .send(CallerEvent::User { text: turn.text })
                 .await;
+        }
+        if self.voice_filler_due().is_some_and(|due| due <= now) {
+            self.say_voice_filler().await;
         }
         if let Some(verdict) = self.interrupts.poll(now) {
             match verdict {
@@ -429,14 +457,20 @@ impl Call {
                     interruptible,
                 };
                 let _ = self.links.room.send(ToRoom::Event(said)).await;
-                let number = self.next_line;
-                self.next_line += 1;
-                self.lines.push(Line {
-                    number,
+                let line = Line {
+                    number: self.next_line,
                     text,
                     kind,
                     interruptible,
-                });
+                    from_session: true,
+                };
+                self.next_line += 1;
+                if !line.is_filler() {
+                    // The session has its next words: a filler still
+                    // waiting to play would only delay them.
+                    self.withdraw_fillers().await;
+                }
+                self.lines.push(line);
                 self.start_next_line().await;
             }
             AgentEvent::State { agent_state, stage } => {
@@ -455,7 +489,12 @@ impl Call {
                 // No voice: the answer will come as text, but the caller
                 // hears now that something is happening.
                 let fillers = self.voices.fillers.clone();
-                self.say_cached(&fillers).await;
+                self.say_cached(&fillers, SpeechKind::Filler).await;
+                let _ = self.links.room.send(ToRoom::Event(event)).await;
+            }
+            AgentEvent::ToolFinished(_) => {
+                // Fillers for the tool that have not started are stale.
+                self.withdraw_fillers().await;
                 let _ = self.links.room.send(ToRoom::Event(event)).await;
             }
             other => {
@@ -470,6 +509,7 @@ impl Call {
         if text.is_empty() {
             return;
         }
+        self.caller_spoke = true;
         if self.outbox.is_speaking() || !self.lines.is_idle() {
             self.cut().await;
         }
@@ -500,18 +540,20 @@ impl Call {
     }
 
     /// Start the next waiting line once the one before it is fully queued.
+    /// A cached filler does not wait for a voice: while the caller hears
+    /// nothing, it plays ahead of lines whose voice has not answered yet.
     async fn start_next_line(&mut self) {
         while self.synthesis.is_none() {
+            if self.outbox.is_speaking() && self.lines.filler_next() {
+                // A filler waits for quiet, not in the outbox's queue: by
+                // the time the caller would hear it, its wait may be over.
+                return;
+            }
             let Some(line) = self.lines.next_waiting() else {
                 return;
             };
             if let Some(cached) = self.voices.phrases.lookup(&line.text) {
-                self.lines.start(&line, vec![line.text.clone()]);
-                let packets = cached.packets.len() as u32;
-                let segment = self.lines.open_segment(line.number, 0, Some(packets));
-                self.outbox
-                    .push_shared(segment, cached.packets.clone(), line.interruptible);
-                self.lines.all_queued(line.number);
+                self.play_cached(&line, &cached);
                 continue;
             }
             let sentences = match text::sentences(&line.text) {
@@ -535,8 +577,97 @@ impl Call {
                 sentence: None,
                 events,
                 task,
+                silent_since: None,
+                fillers: 0,
             });
         }
+        if !self.outbox.is_speaking() {
+            let phrases = &self.voices.phrases;
+            if let Some(line) = self
+                .lines
+                .take_filler(|l| phrases.lookup(&l.text).is_some())
+                && let Some(cached) = self.voices.phrases.lookup(&line.text)
+            {
+                self.play_cached(&line, &cached);
+            }
+        }
+    }
+
+    fn play_cached(&mut self, line: &Line, cached: &crate::speech::cache::CachedPhrase) {
+        self.lines.start(line, vec![line.text.clone()]);
+        let packets = cached.packets.len() as u32;
+        let segment = self.lines.open_segment(line.number, 0, Some(packets));
+        self.outbox
+            .push_shared(segment, cached.packets.clone(), line.interruptible);
+        self.lines.all_queued(line.number);
+    }
+
+    /// Fillers not yet started are withdrawn; the session learns that the
+    /// caller never heard its own.
+    async fn withdraw_fillers(&mut self) {
+        let withdrawn = self.lines.withdraw_fillers();
+        let lines: Vec<String> = withdrawn
+            .into_iter()
+            .filter(|line| line.from_session)
+            .map(|line| line.text)
+            .collect();
+        if !lines.is_empty() {
+            tracing::debug!(?lines, "fillers withdrawn before they played");
+            let _ = self
+                .links
+                .session
+                .to_session
+                .send(CallerEvent::Unplayed { lines })
+                .await;
+        }
+    }
+
+    /// Whether the caller is waiting on a voice with nothing playing.
+    fn track_voice_wait(&mut self, now: Instant) {
+        let silent = !self.outbox.is_speaking();
+        if let Some(synthesis) = &mut self.synthesis {
+            if silent {
+                synthesis.silent_since.get_or_insert(now);
+            } else {
+                synthesis.silent_since = None;
+            }
+        }
+    }
+
+    /// When the caller, waiting on a slow voice, is due a filler.
+    fn voice_filler_due(&self) -> Option<Instant> {
+        let synthesis = self.synthesis.as_ref()?;
+        let since = synthesis.silent_since?;
+        let ladder = self.voices.waiting;
+        if !self.caller_spoke || synthesis.fillers >= ladder.filler_max {
+            return None;
+        }
+        Some(
+            since
+                + if synthesis.fillers == 0 {
+                    ladder.filler_after
+                } else {
+                    ladder.filler_repeat
+                },
+        )
+    }
+
+    async fn say_voice_filler(&mut self) {
+        let Some(synthesis) = &mut self.synthesis else {
+            return;
+        };
+        let (lines, kind) = if synthesis.fillers == 0 {
+            (self.voices.fillers.clone(), SpeechKind::Filler)
+        } else {
+            (self.voices.still_working.clone(), SpeechKind::StillWorking)
+        };
+        synthesis.fillers += 1;
+        synthesis.silent_since = None;
+        tracing::debug!(
+            line = synthesis.line,
+            "a voice is slow: a filler from the cache"
+        );
+        self.say_cached(&lines, kind).await;
     }
 
     async fn on_tts(&mut self, event: Option<TtsEvent>) {
@@ -634,7 +765,7 @@ impl Call {
         }
         self.said_voice_trouble = true;
         let lines = self.voices.voice_trouble.clone();
-        self.say_cached(&lines).await;
+        self.say_cached(&lines, SpeechKind::Failure).await;
     }
 
     async fn say_once_cannot_hear(&mut self) {
@@ -643,11 +774,11 @@ impl Call {
         }
         self.said_cannot_hear = true;
         let lines = self.voices.cannot_hear.clone();
-        self.say_cached(&lines).await;
+        self.say_cached(&lines, SpeechKind::Failure).await;
     }
 
     /// Queue one of `lines` that is in the phrase cache, if any is.
-    async fn say_cached(&mut self, lines: &[String]) {
+    async fn say_cached(&mut self, lines: &[String], kind: SpeechKind) {
         let cached: Vec<&String> = lines
             .iter()
             .filter(|l| self.voices.phrases.lookup(l).is_some())
@@ -664,8 +795,9 @@ impl Call {
         self.lines.push(Line {
             number,
             text,
-            kind: SpeechKind::Failure,
+            kind,
             interruptible: true,
+            from_session: false,
         });
         self.start_next_line().await;
     }

@@ -17,6 +17,18 @@ pub struct Line {
     pub text: String,
     pub kind: SpeechKind,
     pub interruptible: bool,
+    /// Said by the session (in its transcript), not by the voice pipeline
+    /// itself (a cached filler while a voice is slow, a voice-trouble line).
+    pub from_session: bool,
+}
+
+impl Line {
+    /// A line that only keeps the caller company (a filler, a "still on
+    /// it"): it may play ahead of lines still waiting for their voice, and
+    /// it is pointless once the wait it covers is over.
+    pub fn is_filler(&self) -> bool {
+        matches!(self.kind, SpeechKind::Filler | SpeechKind::StillWorking)
+    }
 }
 
 /// A caption change for the room (LiveKit's `lk.transcription` streams).
@@ -45,6 +57,7 @@ struct Segment {
 #[derive(Debug)]
 struct Playing {
     text: String,
+    from_session: bool,
     sentences: Vec<String>,
     /// The latest segment of each sentence (a restarted sentence gets a new one).
     segments: Vec<Option<SegmentId>>,
@@ -73,6 +86,31 @@ impl Lines {
         !self.waiting.is_empty()
     }
 
+    /// Whether the next line to start is a filler.
+    pub fn filler_next(&self) -> bool {
+        self.waiting.front().is_some_and(Line::is_filler)
+    }
+
+    /// The first waiting filler that `ready` says can play at once (a
+    /// cached one), taken out of the queue to play ahead of the lines
+    /// before it.
+    pub fn take_filler(&mut self, ready: impl Fn(&Line) -> bool) -> Option<Line> {
+        let at = self
+            .waiting
+            .iter()
+            .position(|line| line.is_filler() && ready(line))?;
+        self.waiting.remove(at)
+    }
+
+    /// Withdraw every filler still waiting: what it covered is over.
+    pub fn withdraw_fillers(&mut self) -> Vec<Line> {
+        let (fillers, rest): (Vec<Line>, Vec<Line>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(Line::is_filler);
+        self.waiting = rest.into();
+        fillers
+    }
+
     /// Whether anything is still to be heard (waiting or playing).
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.playing.is_empty()
@@ -85,6 +123,7 @@ impl Lines {
             line.number,
             Playing {
                 text: line.text.clone(),
+                from_session: line.from_session,
                 sentences,
                 segments: vec![None; count],
             },
@@ -223,7 +262,8 @@ impl Lines {
 
     /// The caller cut in: `played` is what the outbox says of the segments
     /// it held. Returns what the caller heard of every line not fully heard,
-    /// the captions that close, and forgets them all.
+    /// the captions that close, and forgets them all. Only the session's
+    /// lines are reported: the pipeline's own it never said.
     pub fn cut(&mut self, played: &[Played], out: &mut Vec<CaptionUpdate>) -> Vec<HeardLine> {
         for p in played {
             if let Some(s) = self.segments.get_mut(&p.id) {
@@ -258,12 +298,14 @@ impl Lines {
                     break;
                 }
             }
-            heard.push(HeardLine {
-                spoken: playing.text,
-                heard: words,
-            });
+            if playing.from_session {
+                heard.push(HeardLine {
+                    spoken: playing.text,
+                    heard: words,
+                });
+            }
         }
-        for line in self.waiting.drain(..) {
+        for line in self.waiting.drain(..).filter(|line| line.from_session) {
             heard.push(HeardLine {
                 spoken: line.text,
                 heard: String::new(),
