@@ -172,7 +172,7 @@ async function spokenCall(page) {
       audibleFrames: f.agentAudibleFrames,
       states: f.states,
       turns: f.turns.map((t) => ({ kind: t.kind, mouthToEarMs: t.mouthToEarMs })),
-      tools: f.tools.map((t) => ({ tool: t.tool, service: t.service, audibleMs: t.audibleMs, fillerMs: t.fillerMs, filler: t.filler, speakingAtStart: t.speakingAtStart })),
+      tools: f.tools.map((t) => ({ tool: t.tool, service: t.service, audibleMs: t.audibleMs, fillerMs: t.fillerMs, filler: t.filler, speakingAtStart: t.speakingAtStart, longestQuietMs: t.longestQuietMs, outcomeHeard: t.outcomeHeardAt != null })),
     };
   });
   const until = async (what, check) => {
@@ -225,13 +225,19 @@ async function spokenCall(page) {
   if (lookup.audibleMs > FILLER_LIMIT_MS) fail(`the caller heard nothing for ${Math.round(lookup.audibleMs)} ms after the lookup started`);
   const typed = f.turns.find((t) => t.kind === "typed" && t.mouthToEarMs != null);
   if (typed) say(`typed turn: text-to-ear ${Math.round(typed.mouthToEarMs)} ms`);
-  // The hanging lookup's own filler, and then its honest failure phrase.
-  f = await until("the lookup's filler being heard", (f) => f.tools.some((t) => t.service === "salesforce" && t.fillerMs != null));
-  lookup = f.tools.find((t) => t.service === "salesforce");
-  say(`filler: "${lookup.filler}" audible ${Math.round(lookup.fillerMs)} ms after ${lookup.tool} started`);
+  // No dead air until the hanging lookup's outcome is heard: its filler
+  // plays when the agent would otherwise be quiet (and is withdrawn when
+  // the agent's speech covered the wait), then its honest failure phrase.
   await nextLine(page, mark, "tool", (text) => text.startsWith("← salesforce_lookup"));
   const failure = await nextLine(page, mark, "agent caption failure");
   say(`failure phrase: "${failure.text}"`);
+  f = await until("the lookup's outcome being heard", (f) => f.tools.some((t) => t.service === "salesforce" && t.outcomeHeard));
+  lookup = f.tools.find((t) => t.service === "salesforce");
+  const filler = lookup.fillerMs != null
+    ? `filler "${lookup.filler}" audible ${Math.round(lookup.fillerMs)} ms after the start`
+    : "no filler needed (the agent's speech covered the wait)";
+  say(`lookup wait: longest silence ${Math.round(lookup.longestQuietMs)} ms until the outcome was heard; ${filler}`);
+  if (lookup.longestQuietMs > FILLER_LIMIT_MS) fail(`the caller sat through ${Math.round(lookup.longestQuietMs)} ms of silence during the lookup`);
   say(`lookup transcript: ${JSON.stringify((await linesSince(page, mark)).map((l) => l.text))}`);
 
   f = await figures();
