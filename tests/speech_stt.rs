@@ -309,7 +309,10 @@ async fn with_every_recognizer_down_the_chain_says_so_once_then_recovers() {
             .any(|e| matches!(e, SttEvent::Unavailable { .. })),
         "reported twice: {seen:?}"
     );
-    assert!(text.is_some_and(|t| t.contains(DEMO)));
+    assert!(
+        text.as_ref().is_some_and(|t| t.contains(DEMO)),
+        "{text:?} {seen:?}"
+    );
     handle.hang_up().await;
 }
 

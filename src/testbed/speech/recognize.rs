@@ -2,20 +2,34 @@
 //! callers registered. Audio is reduced to an energy envelope at 10 ms
 //! resolution (robust to Opus coding and resampling, which keep timing and
 //! loudness); a heard segment's words are those of the registered utterance
-//! whose envelope correlates best with it. [`Listener`] is the streaming
+//! whose envelope matches it best, allowing for the frames a jitter buffer
+//! inserts and drops on the way (dynamic time warping). [`Listener`] is the streaming
 //! state machine behind `/v1/listen`, fed samples and returning Deepgram's
 //! events, with its own energy-based end of speech honouring `endpointing`.
 
 use std::sync::Arc;
 
 use crate::media::level_dbfs;
+use crate::media::resample::Resampler;
+
+/// The rate a recognizer hears at; crossings are counted at it.
+const LISTEN_RATE: u32 = 16_000;
 
 /// Frames quieter than this are silence.
 pub const SPEECH_DBFS: f32 = -42.0;
 /// The envelope's floor (digital silence would be −∞).
 const FLOOR_DBFS: f32 = -70.0;
-/// Below this correlation a segment is "unintelligible" (empty transcript).
+/// Below this correlation a heard prefix matches nothing yet (no interim).
 const MIN_SCORE: f32 = 0.35;
+/// Below this warped match a whole segment is "unintelligible" (empty
+/// transcript): unrelated lines score 0.4–0.7, a line through a lossy,
+/// jittery network 0.8 and more.
+const MIN_WARPED_SCORE: f32 = 0.75;
+/// A line that only starts a segment matches at least this well (an open
+/// end finds some likeness in any speech: unrelated starts score to 0.8).
+const MIN_SPLIT_SCORE: f32 = 0.88;
+/// Speech shorter than this is no line (a click, a breath).
+const MIN_LINE_FRAMES: usize = 10;
 
 /// A registered utterance: its words and its envelope, trimmed to speech.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,16 +38,31 @@ pub struct Utterance {
     pub text: String,
     pub words: Vec<String>,
     pub envelope: Vec<f32>,
+    /// Zero crossings per sample of each 10 ms frame (0 in silence), as a
+    /// 16 kHz recognizer hears it: where the hiss of an "s" or "f" is.
+    pub crossings: Vec<f32>,
 }
 
 impl Utterance {
     pub fn new(id: u64, text: &str, samples: &[i16], sample_rate: u32) -> Utterance {
-        let envelope = trim(&envelope(samples, sample_rate)).to_vec();
+        let levels = envelope(samples, sample_rate);
+        let mut crossings = match Resampler::new(sample_rate, LISTEN_RATE) {
+            Ok(mut resampler) if sample_rate != LISTEN_RATE => {
+                let mut at_16k = Vec::new();
+                resampler.process(samples, &mut at_16k);
+                resampler.flush(&mut at_16k);
+                zero_crossings(&at_16k, LISTEN_RATE)
+            }
+            _ => zero_crossings(samples, sample_rate),
+        };
+        crossings.resize(levels.len(), 0.0);
+        let span = speech_span(&levels);
         Utterance {
             id,
             text: text.trim().to_string(),
             words: text.split_whitespace().map(str::to_string).collect(),
-            envelope,
+            envelope: levels[span.clone()].to_vec(),
+            crossings: silenced(&crossings[span.clone()], &levels[span]),
         }
     }
 
@@ -52,13 +81,40 @@ pub fn envelope(samples: &[i16], sample_rate: u32) -> Vec<f32> {
         .collect()
 }
 
-/// The envelope from its first to its last speech frame.
-fn trim(env: &[f32]) -> &[f32] {
+/// Zero crossings per sample of each 10 ms frame.
+pub fn zero_crossings(samples: &[i16], sample_rate: u32) -> Vec<f32> {
+    let frame = (sample_rate as usize / 100).max(1);
+    samples
+        .chunks(frame)
+        .filter(|c| c.len() == frame)
+        .map(frame_crossings)
+        .collect()
+}
+
+fn frame_crossings(frame: &[i16]) -> f32 {
+    let changes = frame
+        .windows(2)
+        .filter(|w| (w[0] >= 0) != (w[1] >= 0))
+        .count();
+    changes as f32 / frame.len().max(1) as f32
+}
+
+/// Crossings count only where there is speech (silence's are noise).
+fn silenced(crossings: &[f32], levels: &[f32]) -> Vec<f32> {
+    crossings
+        .iter()
+        .zip(levels)
+        .map(|(&c, &l)| if l > SPEECH_DBFS { c } else { 0.0 })
+        .collect()
+}
+
+/// The frames from the first to the last speech frame.
+fn speech_span(env: &[f32]) -> std::ops::Range<usize> {
     let first = env.iter().position(|&e| e > SPEECH_DBFS);
     let last = env.iter().rposition(|&e| e > SPEECH_DBFS);
     match (first, last) {
-        (Some(first), Some(last)) => &env[first..=last],
-        _ => &[],
+        (Some(first), Some(last)) => first..last + 1,
+        _ => 0..0,
     }
 }
 
@@ -82,10 +138,9 @@ fn pearson(a: &[f32], b: &[f32]) -> f32 {
     cov / (va.sqrt() * vb.sqrt())
 }
 
-/// How well `heard` matches `utterance`: the best correlation over small
-/// time shifts; a `prefix` match compares only as much as was heard, a
-/// whole match also weighs how close the lengths are.
-fn score(heard: &[f32], utterance: &[f32], prefix: bool) -> f32 {
+/// How well `heard`, the start of a line, matches `utterance` so far: the
+/// best correlation over small time shifts, over as much as was heard.
+fn prefix_score(heard: &[f32], utterance: &[f32]) -> f32 {
     let mut best = -1.0f32;
     for lag in 0..=6usize {
         let (h, u) = if lag <= 3 {
@@ -95,27 +150,129 @@ fn score(heard: &[f32], utterance: &[f32], prefix: bool) -> f32 {
         };
         best = best.max(pearson(h, u));
     }
-    if prefix {
-        best
-    } else {
-        let (h, u) = (heard.len() as f32, utterance.len() as f32);
-        best * (h.min(u) / h.max(u).max(1.0)).sqrt()
-    }
+    best
 }
 
-/// The utterance a heard envelope is, if any matches well enough.
-pub fn best_match<'a>(
+/// How well the start of `heard` matches the whole of `utterance` once
+/// time is allowed to stretch, and how many frames of `heard` it took: a
+/// jitter buffer that runs dry plays a concealed 20 ms frame and one that
+/// runs full drops one, so a line reaches a recognizer a few frames longer
+/// or shorter in places, and a segment may hold two lines said back to
+/// back. Dynamic time warping of the standardized level and hiss, the end
+/// of `heard` left open; 1 for the same shape, about 0 for unrelated ones.
+fn warped(heard: (&[f32], &[f32]), utterance: &Utterance, open_end: bool) -> (f32, usize) {
+    let (n, m) = (heard.0.len(), utterance.envelope.len());
+    if n < 3 || m < 3 || heard.1.len() != n || utterance.crossings.len() != m {
+        return (0.0, n);
+    }
+    let (a, b) = (standardized(heard.0), standardized(&utterance.envelope));
+    let (za, zb) = (standardized(heard.1), standardized(&utterance.crossings));
+    // A whole segment is held to the line from its start to its end (the
+    // path near the proportional diagonal); an open end follows the line
+    // at its own pace, and a line stretched by a fifth drifts that far.
+    let band = if open_end {
+        m / 4 + 4
+    } else {
+        (n.max(m) / 10).max(4)
+    };
+    let rows = if open_end { n.min(m + band) } else { n };
+    // Symmetric steps: a diagonal step costs twice, so every path to
+    // (i, m) weighs i + m in all and costs compare across lengths.
+    let mut previous = vec![f32::INFINITY; m + 1];
+    let mut current = vec![f32::INFINITY; m + 1];
+    previous[0] = 0.0;
+    let mut best = (0.0f32, n);
+    for i in 1..=rows {
+        current.fill(f32::INFINITY);
+        let center = if open_end { i } else { i * m / n };
+        let (lo, hi) = (center.saturating_sub(band).max(1), (center + band).min(m));
+        for j in lo..=hi {
+            let d = ((a[i - 1] - b[j - 1]).powi(2) + (za[i - 1] - zb[j - 1]).powi(2)) / 2.0;
+            current[j] = (previous[j - 1] + 2.0 * d)
+                .min(previous[j] + d + WARP_PENALTY)
+                .min(current[j - 1] + d + WARP_PENALTY);
+        }
+        std::mem::swap(&mut previous, &mut current);
+        if previous[m].is_finite() && (open_end || i == n) {
+            // For standardized shapes the mean squared distance is 2 (1 - r).
+            let shape = 1.0 - previous[m] / (i + m) as f32 / 2.0;
+            // Far longer or shorter than the line is another line.
+            let ratio = i.min(m) as f32 / i.max(m) as f32;
+            let score = shape * (ratio / 0.75).min(1.0);
+            if score > best.0 {
+                best = (score, i);
+            }
+        }
+    }
+    best
+}
+
+/// What stretching by one frame costs (in squared standard deviations):
+/// enough that warping cannot make unrelated shapes look alike.
+const WARP_PENALTY: f32 = 0.5;
+
+fn standardized(x: &[f32]) -> Vec<f32> {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let sd = var.sqrt().max(1e-3);
+    x.iter().map(|v| (v - mean) / sd).collect()
+}
+
+/// The line whose start `heard` (the start of a segment) sounds like so
+/// far, if any matches well enough (for interim results).
+pub fn prefix_match<'a>(
     heard: &[f32],
     utterances: &'a [Arc<Utterance>],
-    prefix: bool,
 ) -> Option<&'a Arc<Utterance>> {
-    let heard = trim(heard);
+    let heard = &heard[speech_span(heard)];
     utterances
         .iter()
-        .map(|u| (u, score(heard, &u.envelope, prefix)))
+        .map(|u| (u, prefix_score(heard, &u.envelope)))
         .filter(|(_, s)| *s >= MIN_SCORE)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(u, _)| u)
+}
+
+/// The registered line the start of `heard` is (by the warped match of
+/// level and hiss, so that lines one word apart stay apart when the
+/// network stretched them), and the frames it took.
+fn line_at<'a>(
+    heard: &[f32],
+    crossings: &[f32],
+    utterances: &'a [Arc<Utterance>],
+) -> Option<(&'a Arc<Utterance>, usize)> {
+    let best = |open_end: bool, min: f32| {
+        utterances
+            .iter()
+            .map(|u| (u, warped((heard, crossings), u, open_end)))
+            .filter(|(_, (score, _))| *score >= min)
+            .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(u, (_, frames))| (u, frames))
+    };
+    // The segment is one line; failing that, it starts with one (said
+    // back to back with the next), which must match more closely.
+    best(false, MIN_WARPED_SCORE).or_else(|| best(true, MIN_SPLIT_SCORE))
+}
+
+/// The words of a whole segment: every registered line in it, one after
+/// the other (a caller may say two lines with no pause between).
+fn lines_in(heard: &[f32], crossings: &[f32], utterances: &[Arc<Utterance>]) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    let mut rest = speech_span(heard);
+    while rest.len() >= MIN_LINE_FRAMES {
+        let (levels, hiss) = (&heard[rest.clone()], &crossings[rest.clone()]);
+        let Some((line, frames)) = line_at(levels, &silenced(hiss, levels), utterances) else {
+            break;
+        };
+        if !line.text.is_empty() {
+            words.push(&line.text);
+        }
+        let after = rest.start + frames;
+        let next = speech_span(&heard[after..rest.end]);
+        rest = after + next.start..after + next.end;
+    }
+    words.join(" ")
 }
 
 /// The words of every speech segment in a whole recording (split at
@@ -127,6 +284,7 @@ pub fn transcribe(
     gap_ms: u64,
 ) -> String {
     let env = envelope(samples, sample_rate);
+    let crossings = zero_crossings(samples, sample_rate);
     let gap = (gap_ms / 10).max(1) as usize;
     let mut words = Vec::new();
     let mut start = None;
@@ -138,17 +296,19 @@ pub fn transcribe(
         } else if let Some(s) = start {
             silent += 1;
             if silent >= gap {
-                if let Some(u) = best_match(&env[s..i], utterances, false) {
-                    words.push(u.text.clone());
+                let heard = lines_in(&env[s..i], &crossings[s..i], utterances);
+                if !heard.is_empty() {
+                    words.push(heard);
                 }
                 start = None;
             }
         }
     }
-    if let Some(s) = start
-        && let Some(u) = best_match(&env[s..], utterances, false)
-    {
-        words.push(u.text.clone());
+    if let Some(s) = start {
+        let heard = lines_in(&env[s..], &crossings[s..], utterances);
+        if !heard.is_empty() {
+            words.push(heard);
+        }
     }
     words.join(" ")
 }
@@ -193,6 +353,7 @@ pub struct Listener {
 #[derive(Debug)]
 struct Segment {
     envelope: Vec<f32>,
+    crossings: Vec<f32>,
     last_speech: u64,
     revealed: usize,
 }
@@ -248,13 +409,14 @@ impl Listener {
                 } else {
                     level_dbfs(&self.partial).max(FLOOR_DBFS)
                 };
+                let crossings = frame_crossings(&self.partial);
                 self.partial.clear();
-                self.on_frame(level, out);
+                self.on_frame(level, crossings, out);
             }
         }
     }
 
-    fn on_frame(&mut self, level: f32, out: &mut Vec<Heard>) {
+    fn on_frame(&mut self, level: f32, crossings: f32, out: &mut Vec<Heard>) {
         let now = self.frame;
         self.frame += 1;
         let speech = level > SPEECH_DBFS;
@@ -268,6 +430,7 @@ impl Listener {
                 self.pending_utterance_end = None;
                 self.segment = Some(Segment {
                     envelope: vec![level],
+                    crossings: vec![crossings],
                     last_speech: now,
                     revealed: 0,
                 });
@@ -289,6 +452,7 @@ impl Listener {
             }
             Some(segment) => {
                 segment.envelope.push(level);
+                segment.crossings.push(crossings);
                 if speech {
                     segment.last_speech = now;
                 }
@@ -296,14 +460,14 @@ impl Listener {
                     (segment.last_speech + 1 - (now + 1 - segment.envelope.len() as u64)) as usize;
                 if now - segment.last_speech >= self.endpointing_frames {
                     let segment = self.segment.take().unwrap_or_else(|| unreachable!());
-                    let text = self.words_of(&segment.envelope[..spoken], false);
+                    let text = self.words_of(&segment, spoken);
                     self.pending_utterance_end = Some(segment.last_speech);
                     out.push(self.final_result(text, true, false));
                 } else if self.interim_results
                     && (segment.envelope.len() as u64).is_multiple_of(INTERIM_EVERY)
                 {
                     let heard = segment.envelope[..spoken].to_vec();
-                    if let Some(u) = best_match(&heard, &self.utterances, true) {
+                    if let Some(u) = prefix_match(&heard, &self.utterances) {
                         let fraction = heard.len() as f32 / u.envelope.len().max(1) as f32;
                         let reveal =
                             ((u.words.len() as f32 * fraction) as usize).min(u.words.len());
@@ -326,10 +490,16 @@ impl Listener {
         }
     }
 
-    fn words_of(&self, heard: &[f32], prefix: bool) -> String {
-        best_match(heard, &self.utterances, prefix)
-            .map(|u| u.text.clone())
-            .unwrap_or_default()
+    /// The words of `segment`'s first `frames` frames.
+    fn words_of(&self, segment: &Segment, frames: usize) -> String {
+        let frames = frames
+            .min(segment.envelope.len())
+            .min(segment.crossings.len());
+        lines_in(
+            &segment.envelope[..frames],
+            &segment.crossings[..frames],
+            &self.utterances,
+        )
     }
 
     /// A final covering everything since the last final.
@@ -357,7 +527,7 @@ impl Listener {
         let text = match self.segment.take() {
             Some(segment) => {
                 self.pending_utterance_end = Some(segment.last_speech);
-                self.words_of(&segment.envelope, false)
+                self.words_of(&segment, usize::MAX)
             }
             None => String::new(),
         };
@@ -367,7 +537,7 @@ impl Listener {
     /// `CloseStream`: like finalize, but only when speech is pending.
     pub fn close(&mut self, out: &mut Vec<Heard>) {
         if let Some(segment) = self.segment.take() {
-            let text = self.words_of(&segment.envelope, false);
+            let text = self.words_of(&segment, usize::MAX);
             out.push(self.final_result(text, true, false));
         }
     }
