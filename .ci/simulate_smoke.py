@@ -11,6 +11,7 @@ call the caller did not hear within 750 ms.
 usage: simulate_smoke.py VOXGUARD_BINARY [text|audio|both]   (default: both)
 """
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ TEXT = ["healthy", "slow", "errors", "hang", "flaky", "rate-limited", "malformed
 VOICE = ["stt-drop", "stt-down", "tts-slow", "tts-hang", "tts-down", "llm-hang",
          "packet-loss", "barge-in"]
 AUDIO_CALLS = 2
-AUDIO_AT_ONCE = 3
+# Spoken runs side by side (a spoken call is mostly real-time waiting).
+AUDIO_AT_ONCE = int(os.environ.get("VOXGUARD_SMOKE_AT_ONCE", "4"))
 INVARIANTS = ("budget_overruns", "unpaired_tool_calls", "state_violations",
               "immediate_repeats", "false_promises", "panics", "sessions_failed")
 AUDIO_INVARIANTS = ("lost_caller_turns", "truncation_mismatches", "voice_reports_missing")
@@ -86,7 +88,29 @@ def main():
             print(line)
         print(f"simulate {media} {scenario}: " + ("ok" if not problems else "FAILED: " + "; ".join(problems)))
         failed |= bool(problems)
+    table([r for r in results if r[1] == "audio" and r[2] is not None])
     sys.exit(1 if failed else 0)
+
+
+def table(results):
+    """The spoken runs as the README's markdown table."""
+    if not results:
+        return
+    print("| scenario | turns | tool calls | mouth to ear p50 / p99 / max (ms) "
+          "| tool → first audio (ms) | dead air (ms) | interruption stop (ms) | lost turns "
+          "| typed lines | truncation mismatches | underruns | ok / fallback / unknown |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for scenario, _, r, _ in results:
+        def spread(key):
+            s = r[key]
+            return f"{s['p50']:.0f} / {s['p99']:.0f} / {s['max']:.0f}"
+        stop = spread("interruption_stop_ms") if r["interruption_stop_ms"]["max"] > 0 else "—"
+        outcomes = r.get("outcomes", {})
+        print(f"| {scenario} | {r['turns']} | {r['tool_calls']} | {spread('mouth_to_ear_ms')} "
+              f"| {spread('first_audio_after_tool_ms')} | {spread('dead_air_ms')} | {stop} "
+              f"| {r['lost_caller_turns']} | {r['typed_lines']} | {r['truncation_mismatches']} "
+              f"| {r['playout_underruns']} | {outcomes.get('ok', 0)} / {outcomes.get('fallback', 0)} "
+              f"/ {outcomes.get('unknown_outcome', 0)} |")
 
 
 if __name__ == "__main__":
