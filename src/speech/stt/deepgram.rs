@@ -25,6 +25,9 @@ use crate::secret::Secret;
 use crate::speech::STT_SAMPLE_RATE;
 use crate::speech::pcm::AudioFault;
 
+/// What one read from the socket takes at most (a message may be larger).
+const READ_BUFFER: usize = 4 * 1024;
+
 pub const NAME: &str = "stt.deepgram";
 const MAX_MESSAGE: usize = 256 * 1024;
 
@@ -191,7 +194,10 @@ impl DeepgramStt {
                 )),
             })?;
         request.headers_mut().insert("Authorization", token);
+        // Results are small JSON: tungstenite's default 128 KiB read buffer
+        // would be most of a call's memory.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);

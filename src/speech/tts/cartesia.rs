@@ -29,6 +29,10 @@ use crate::resilience::{AttemptCtx, CallError};
 use crate::secret::Secret;
 use crate::speech::pcm::{AudioFault, PcmAssembler};
 
+/// What one read from the socket takes at most (audio messages are larger
+/// and are assembled across reads); not tungstenite's default 128 KiB.
+const READ_BUFFER: usize = 16 * 1024;
+
 pub const NAME: &str = "tts.cartesia";
 /// The API version voxguard speaks.
 pub const CARTESIA_VERSION: &str = "2024-11-13";
@@ -111,6 +115,7 @@ impl CartesiaTts {
             tungstenite::http::HeaderValue::from_static(CARTESIA_VERSION),
         );
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);

@@ -68,6 +68,7 @@ pub(crate) async fn listen(
         return refused;
     }
     upgrade
+        .read_buffer_size(8 * 1024)
         .max_message_size(1024 * 1024)
         .on_upgrade(move |socket| serve(sim, socket, options, latency, fault))
 }
