@@ -41,6 +41,25 @@ fn say(text: &str) -> wav::Pcm {
     wav::parse(&output.stdout).expect("espeak-ng writes WAV")
 }
 
+/// Every line of [`LINES`] spoken, and registered with the recognizer.
+fn registered() -> (Vec<wav::Pcm>, Vec<Arc<Utterance>>) {
+    let spoken: Vec<wav::Pcm> = LINES.iter().map(|l| say(l)).collect();
+    let utterances = LINES
+        .iter()
+        .zip(&spoken)
+        .enumerate()
+        .map(|(id, (text, pcm))| {
+            Arc::new(Utterance::new(
+                id as u64,
+                text,
+                &pcm.samples,
+                pcm.sample_rate,
+            ))
+        })
+        .collect();
+    (spoken, utterances)
+}
+
 /// `pcm` through Opus with every packet `lost(i)` says dropped (the decoder
 /// conceals it), at 16 kHz.
 fn through_the_network(pcm: &wav::Pcm, lost: impl Fn(usize) -> bool) -> Vec<i16> {
@@ -81,20 +100,7 @@ fn through_a_jittery_network(
 
 #[test]
 fn lines_one_word_apart_are_told_apart_through_opus_with_lost_and_late_packets() {
-    let spoken: Vec<wav::Pcm> = LINES.iter().map(|l| say(l)).collect();
-    let utterances: Vec<Arc<Utterance>> = LINES
-        .iter()
-        .zip(&spoken)
-        .enumerate()
-        .map(|(id, (text, pcm))| {
-            Arc::new(Utterance::new(
-                id as u64,
-                text,
-                &pcm.samples,
-                pcm.sample_rate,
-            ))
-        })
-        .collect();
+    let (spoken, utterances) = registered();
     let mut wrong = Vec::new();
     let mut tried = 0;
     for (text, pcm) in LINES.iter().zip(&spoken) {
@@ -125,19 +131,7 @@ fn lines_one_word_apart_are_told_apart_through_opus_with_lost_and_late_packets()
 
 #[test]
 fn speech_nobody_registered_is_not_taken_for_a_registered_line() {
-    let utterances: Vec<Arc<Utterance>> = LINES
-        .iter()
-        .enumerate()
-        .map(|(id, text)| {
-            let pcm = say(text);
-            Arc::new(Utterance::new(
-                id as u64,
-                text,
-                &pcm.samples,
-                pcm.sample_rate,
-            ))
-        })
-        .collect();
+    let (_, utterances) = registered();
     for other in [
         "could you repeat the price for the enterprise plan",
         "my colleague will join us shortly",
@@ -153,20 +147,7 @@ fn speech_nobody_registered_is_not_taken_for_a_registered_line() {
 
 #[test]
 fn two_lines_said_back_to_back_are_both_heard() {
-    let spoken: Vec<wav::Pcm> = LINES.iter().map(|l| say(l)).collect();
-    let utterances: Vec<Arc<Utterance>> = LINES
-        .iter()
-        .zip(&spoken)
-        .enumerate()
-        .map(|(id, (text, pcm))| {
-            Arc::new(Utterance::new(
-                id as u64,
-                text,
-                &pcm.samples,
-                pcm.sample_rate,
-            ))
-        })
-        .collect();
+    let (spoken, utterances) = registered();
     // "we use HubSpot" then "this month ideally" with no pause between.
     let (first, second) = (&spoken[5], &spoken[7]);
     let trim = |pcm: &wav::Pcm| {

@@ -333,11 +333,7 @@ impl Call {
             self.report.turns += 1;
             self.caller_spoke = true;
             self.awaiting_first_audio = Some(turn.speech_ended);
-            let _ = self
-                .links
-                .session
-                .to_session
-                .send(CallerEvent::User { text: turn.text })
+            self.tell_session(CallerEvent::User { text: turn.text })
                 .await;
         }
         if self.voice_filler_due().is_some_and(|due| due <= now) {
@@ -513,12 +509,7 @@ impl Call {
         if self.outbox.is_speaking() || !self.lines.is_idle() {
             self.cut().await;
         }
-        let _ = self
-            .links
-            .session
-            .to_session
-            .send(CallerEvent::User { text })
-            .await;
+        self.tell_session(CallerEvent::User { text }).await;
     }
 
     /// The caller interrupted: stop now, tell the session what they heard.
@@ -531,12 +522,7 @@ impl Call {
         let heard = self.lines.cut(&played, &mut self.captions);
         self.flush_captions().await;
         self.report.interruptions += 1;
-        let _ = self
-            .links
-            .session
-            .to_session
-            .send(CallerEvent::Interrupt { heard })
-            .await;
+        self.tell_session(CallerEvent::Interrupt { heard }).await;
     }
 
     /// Start the next waiting line once the one before it is fully queued.
@@ -602,6 +588,10 @@ impl Call {
         self.lines.all_queued(line.number);
     }
 
+    async fn tell_session(&mut self, event: CallerEvent) {
+        let _ = self.links.session.to_session.send(event).await;
+    }
+
     /// Fillers not yet started are withdrawn; the session learns that the
     /// caller never heard its own.
     async fn withdraw_fillers(&mut self) {
@@ -613,12 +603,7 @@ impl Call {
             .collect();
         if !lines.is_empty() {
             tracing::debug!(?lines, "fillers withdrawn before they played");
-            let _ = self
-                .links
-                .session
-                .to_session
-                .send(CallerEvent::Unplayed { lines })
-                .await;
+            self.tell_session(CallerEvent::Unplayed { lines }).await;
         }
     }
 
