@@ -104,6 +104,9 @@ impl Lines {
 
     /// Withdraw every filler still waiting: what it covered is over.
     pub fn withdraw_fillers(&mut self) -> Vec<Line> {
+        if !self.waiting.iter().any(Line::is_filler) {
+            return Vec::new();
+        }
         let (fillers, rest): (Vec<Line>, Vec<Line>) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(Line::is_filler);
