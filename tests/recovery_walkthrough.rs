@@ -1,5 +1,5 @@
 //! A scripted conversation through the recovery layer, printed for
-//! ERROR_RECOVERY_GUIDE.md (`cargo test --test recovery_walkthrough -- --nocapture`),
+//! ERROR_RECOVERY_GUIDE.md (`cargo test --test suite recovery_walkthrough:: -- --nocapture`),
 //! plus the snapshot-cost measurement the guide quotes.
 
 use std::sync::Arc;

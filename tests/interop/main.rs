@@ -1,0 +1,13 @@
+//! Tests against independent real clients that load the machine: Chromium
+//! driving the dev page, LiveKit's Python SDK (libwebrtc) and aiortc, each
+//! in a private network namespace. A binary of their own, so the suite's
+//! timing-sensitive tests never share the cores with a browser.
+//!
+//! `cargo test --release --test interop dev_browser::`
+
+#[path = "../dev_browser.rs"]
+mod dev_browser;
+#[path = "../livekit_interop.rs"]
+mod livekit_interop;
+#[path = "../rtc_aiortc.rs"]
+mod rtc_aiortc;
