@@ -79,6 +79,36 @@ fn speech_keeps_its_energy_envelope_through_encode_and_decode() {
 }
 
 #[test]
+fn a_decoder_at_16_khz_gives_the_speech_at_16_khz_a_third_of_the_samples() {
+    system_deps();
+    let speech = speech_48k(SENTENCE);
+    let packets = encode_all(&speech);
+    let mut decoder = Decoder::at_rate(16_000).unwrap();
+    assert_eq!(decoder.rate(), 16_000);
+    let mut heard = vec![0i16; speech.len() / 3];
+    for (packet, out) in packets.iter().zip(heard.chunks_exact_mut(320)) {
+        assert_eq!(decoder.decode(packet, out).unwrap(), 320);
+    }
+    let mut concealed = [0i16; 320];
+    assert_eq!(decoder.conceal(&mut concealed), Ok(320));
+    assert_eq!(
+        decoder.conceal(&mut [0i16; 500]),
+        Err(OpusError::FrameSize {
+            got: 500,
+            rate: 16_000
+        })
+    );
+    let mut reference = Vec::new();
+    voxguard::media::Resampler::new(48_000, 16_000)
+        .unwrap()
+        .process(&speech, &mut reference);
+    let (delay, correlation) =
+        best_alignment(&reference, &heard, 16_000, Duration::from_millis(50));
+    assert!(correlation >= 0.95, "envelope correlation {correlation}");
+    assert!(delay <= Duration::from_millis(10), "codec delay {delay:?}");
+}
+
+#[test]
 fn a_lost_packet_is_concealed_with_audible_audio_of_a_full_frame() {
     system_deps();
     let speech = speech_48k(SENTENCE);
@@ -171,11 +201,21 @@ fn malformed_packets_are_typed_errors() {
     assert_eq!(decoder.decode(&packet[..len], &mut big), Ok(2_880));
     assert_eq!(
         encoder.encode(&[0i16; 100], &mut [0u8; MAX_PACKET]),
-        Err(OpusError::FrameSize { got: 100 })
+        Err(OpusError::FrameSize {
+            got: 100,
+            rate: 48_000
+        })
     );
     assert_eq!(
         decoder.conceal(&mut [0i16; 1000]),
-        Err(OpusError::FrameSize { got: 1000 })
+        Err(OpusError::FrameSize {
+            got: 1000,
+            rate: 48_000
+        })
+    );
+    assert_eq!(
+        Decoder::at_rate(44_100).err(),
+        Some(OpusError::Rate { got: 44_100 })
     );
 }
 

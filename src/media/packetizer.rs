@@ -1,16 +1,24 @@
-//! Speech at whatever rate it comes, as 20 ms Opus packets at 48 kHz:
-//! resampled, cut into frames, encoded — for audio streamed as it is made
-//! and for whole clips encoded once and replayed many times.
+//! Speech at whatever rate it comes, as 20 ms Opus packets (on WebRTC's
+//! 48 kHz clock): resampled, cut into frames, encoded — for audio streamed
+//! as it is made and for whole clips encoded once and replayed many times.
+//!
+//! The encoder takes 24 kHz: voices speak at 22.05 kHz (espeak-ng) or
+//! 24 kHz (OpenAI's and Cartesia's PCM), so nothing they say is lost, a
+//! 24 kHz voice needs no resampling at all, and the encoder analyses half
+//! the samples it would at 48 kHz.
 //!
 //! Packets are carved out of one shared arena (a few KiB at a time), so
 //! encoding allocates once per ~50 packets, not per packet.
 
 use bytes::{Bytes, BytesMut};
 
-use super::opus::{Encoder, EncoderConfig, MAX_PACKET, OpusError, SAMPLES_PER_FRAME};
+use super::opus::{Encoder, EncoderConfig, MAX_PACKET, OpusError};
 use super::resample::{ResampleError, Resampler};
 
-const OPUS_RATE: u32 = 48_000;
+/// The rate the encoder takes.
+pub const ENCODE_RATE: u32 = 24_000;
+/// One 20 ms frame at [`ENCODE_RATE`].
+const FRAME: usize = ENCODE_RATE as usize / 50;
 const ARENA: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +33,7 @@ pub enum EncodeError {
 pub struct Packetizer {
     encoder: Encoder,
     resampler: Option<Resampler>,
-    /// 48 kHz samples not yet making a whole frame.
+    /// Samples at [`ENCODE_RATE`] not yet making a whole frame.
     pending: Vec<i16>,
     scratch: Vec<i16>,
     packet: Vec<u8>,
@@ -35,10 +43,10 @@ pub struct Packetizer {
 impl Packetizer {
     pub fn new(config: EncoderConfig) -> Result<Packetizer, EncodeError> {
         Ok(Packetizer {
-            encoder: Encoder::new(config)?,
+            encoder: Encoder::at_rate(ENCODE_RATE, config)?,
             resampler: None,
-            pending: Vec::with_capacity(SAMPLES_PER_FRAME * 2),
-            scratch: Vec::with_capacity(SAMPLES_PER_FRAME * 4),
+            pending: Vec::with_capacity(FRAME * 2),
+            scratch: Vec::with_capacity(FRAME * 4),
             packet: vec![0; MAX_PACKET],
             arena: BytesMut::new(),
         })
@@ -51,12 +59,12 @@ impl Packetizer {
         samples: &[i16],
         out: &mut impl FnMut(Bytes),
     ) -> Result<(), EncodeError> {
-        if rate == OPUS_RATE {
+        if rate == ENCODE_RATE {
             self.pending.extend_from_slice(samples);
         } else {
             let resampler = match &mut self.resampler {
                 Some(r) if r.from_rate() == rate => r,
-                slot => slot.insert(Resampler::new(rate, OPUS_RATE)?),
+                slot => slot.insert(Resampler::new(rate, ENCODE_RATE)?),
             };
             self.scratch.clear();
             resampler.process(samples, &mut self.scratch);
@@ -75,8 +83,8 @@ impl Packetizer {
             resampler.reset();
         }
         if !self.pending.is_empty() {
-            let short = SAMPLES_PER_FRAME - self.pending.len() % SAMPLES_PER_FRAME;
-            if short < SAMPLES_PER_FRAME {
+            let short = FRAME - self.pending.len() % FRAME;
+            if short < FRAME {
                 self.pending.extend(std::iter::repeat_n(0, short));
             }
         }
@@ -92,8 +100,8 @@ impl Packetizer {
     }
 
     fn drain(&mut self, out: &mut impl FnMut(Bytes)) -> Result<(), EncodeError> {
-        let whole = self.pending.len() / SAMPLES_PER_FRAME * SAMPLES_PER_FRAME;
-        for frame in self.pending[..whole].chunks_exact(SAMPLES_PER_FRAME) {
+        let whole = self.pending.len() / FRAME * FRAME;
+        for frame in self.pending[..whole].chunks_exact(FRAME) {
             let written = self.encoder.encode(frame, &mut self.packet)?;
             if self.arena.capacity() - self.arena.len() < written {
                 self.arena.reserve(ARENA.max(written));

@@ -21,14 +21,11 @@ use tokio::time::Instant;
 
 use crate::media::opus::EncoderConfig;
 use crate::media::packetize;
-use crate::media::resample::Resampler;
 use crate::media::wav::{self, Pcm};
 use crate::room::{AGENT_STATE_ATTRIBUTE, RoomEvent};
 use crate::testbed::livekit::{LoopbackHandle, Recording, ScriptedCaller};
 use crate::testbed::speech::SpeechSimulator;
 
-/// The rate the callers speak at (Opus, WebRTC).
-const CALLER_RATE: u32 = 48_000;
 /// Agent packets closer than this belong to one stretch of audio: a lost
 /// packet or two is not silence.
 const SPAN_GAP: Duration = Duration::from_millis(100);
@@ -104,14 +101,9 @@ async fn speak(text: &str) -> Result<Pcm, String> {
     wav::parse(&output.stdout).map_err(|e| format!("espeak-ng's audio for {text:?}: {e}"))
 }
 
-/// `pcm` at 48 kHz in 20 ms Opus packets.
+/// `pcm` in 20 ms Opus packets.
 fn packets_of(pcm: &Pcm) -> Result<Arc<[Bytes]>, String> {
-    let mut resampler = Resampler::new(pcm.sample_rate, CALLER_RATE).map_err(|e| e.to_string())?;
-    let mut samples = Vec::with_capacity(resampler.max_output(pcm.samples.len()) + 960);
-    resampler.process(&pcm.samples, &mut samples);
-    resampler.flush(&mut samples);
-    samples.resize(samples.len().div_ceil(960) * 960, 0);
-    packetize(EncoderConfig::default(), CALLER_RATE, &samples)
+    packetize(EncoderConfig::default(), pcm.sample_rate, &pcm.samples)
         .map(Arc::from)
         .map_err(|e| format!("the callers' audio could not be encoded: {e}"))
 }

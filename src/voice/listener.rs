@@ -1,6 +1,6 @@
 //! The caller's audio, one 20 ms tick at a time: RTP payloads into a jitter
-//! buffer, decoded (losses concealed or recovered from FEC), resampled to
-//! the recognizer's 16 kHz, and through voice activity detection. Each tick
+//! buffer, decoded straight to the recognizer's 16 kHz (losses concealed or
+//! recovered from FEC), and through voice activity detection. Each tick
 //! yields the 16 kHz frame for the recognizer and the speech start or end
 //! it completed, dated in the call's clock.
 //!
@@ -11,13 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::media::jitter::{JitterBuffer, JitterConfig, JitterStats, Pushed, RtpPacket};
-use crate::media::opus::{Decoder, OpusError, SAMPLES_PER_FRAME};
-use crate::media::resample::{ResampleError, Resampler};
+use crate::media::opus::{Decoder, OpusError};
 use crate::media::vad::{Vad, VadConfig, VadError, VadEvent};
 
 /// The rate the recognizer and the VAD take.
 pub const LISTEN_RATE: u32 = 16_000;
-const OPUS_RATE: u32 = 48_000;
 /// Samples of one 20 ms frame at [`LISTEN_RATE`].
 const FRAME_16K: usize = 320;
 
@@ -34,8 +32,6 @@ pub struct InboundPacket {
 pub enum ListenerError {
     #[error(transparent)]
     Opus(#[from] OpusError),
-    #[error(transparent)]
-    Resample(#[from] ResampleError),
     #[error(transparent)]
     Vad(#[from] VadError),
 }
@@ -63,10 +59,7 @@ pub struct Heard<'a> {
 pub struct Listener {
     jitter: JitterBuffer,
     decoder: Decoder,
-    resampler: Resampler,
     vad: Vad,
-    pcm48: Vec<i16>,
-    pcm16: Vec<i16>,
     frame16: Vec<i16>,
     /// The call's clock at the VAD's sample 0, for dating its events.
     started: Option<Instant>,
@@ -76,11 +69,8 @@ impl Listener {
     pub fn new(jitter: JitterConfig, vad: VadConfig) -> Result<Listener, ListenerError> {
         Ok(Listener {
             jitter: JitterBuffer::new(jitter),
-            decoder: Decoder::new()?,
-            resampler: Resampler::new(OPUS_RATE, LISTEN_RATE)?,
+            decoder: Decoder::at_rate(LISTEN_RATE)?,
             vad: Vad::new(vad),
-            pcm48: vec![0; SAMPLES_PER_FRAME],
-            pcm16: Vec::with_capacity(FRAME_16K * 2),
             frame16: vec![0; FRAME_16K],
             started: None,
         })
@@ -113,14 +103,7 @@ impl Listener {
         let started = *self.started.get_or_insert(now);
         let tick = self.jitter.pop(now.into_std());
         let live = !matches!(tick.decode, crate::media::jitter::Decode::Idle);
-        let decode_error = self.decoder.decode_tick(&tick, &mut self.pcm48).err();
-        self.pcm16.clear();
-        self.resampler.process(&self.pcm48, &mut self.pcm16);
-        // The resampler's output per call varies by a sample around 320;
-        // the frame takes exactly 320, carrying any remainder over.
-        let take = self.pcm16.len().min(FRAME_16K);
-        self.frame16[..take].copy_from_slice(&self.pcm16[..take]);
-        self.frame16[take..].fill(0);
+        let decode_error = self.decoder.decode_tick(&tick, &mut self.frame16).err();
         let decision = self.vad.push(&self.frame16)?;
         let activity = decision.event.map(|event| {
             let at = started + event.time();

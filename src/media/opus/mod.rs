@@ -53,9 +53,11 @@ pub enum OpusError {
         message: String,
     },
     #[error(
-        "an Opus frame at 48 kHz is 120, 240, 480, 960, 1920 or 2880 samples (2.5 to 60 ms), not {got}"
+        "an Opus frame is 2.5, 5, 10, 20, 40 or 60 ms (120, 240, 480, 960, 1920 or 2880 samples at 48 kHz, a third of that at 16 kHz), not {got} samples at {rate} Hz"
     )]
-    FrameSize { got: usize },
+    FrameSize { got: usize, rate: u32 },
+    #[error("Opus takes and gives audio at 8000, 12000, 16000, 24000 or 48000 Hz, not {got}")]
+    Rate { got: u32 },
     #[error("an empty packet is not Opus; report a lost packet with `conceal` instead")]
     EmptyPacket,
     #[error("a {len}-byte packet is not valid Opus: {message}")]
@@ -140,17 +142,30 @@ pub fn library_version() -> Result<String, OpusError> {
     Ok(ffi::opus()?.version())
 }
 
-fn frame_size(samples: usize) -> Result<c_int, OpusError> {
-    match samples {
-        120 | 240 | 480 | 960 | 1920 | 2880 => Ok(samples as c_int),
-        got => Err(OpusError::FrameSize { got }),
+fn check_rate(rate: u32) -> Result<(), OpusError> {
+    match rate {
+        8_000 | 12_000 | 16_000 | 24_000 | 48_000 => Ok(()),
+        got => Err(OpusError::Rate { got }),
     }
 }
 
-/// A 48 kHz mono Opus encoder (one per outgoing track).
+/// `samples` as a frame size at `rate`, if it is one Opus allows.
+fn frame_size(samples: usize, rate: u32) -> Result<c_int, OpusError> {
+    let at_48k = samples * (SAMPLE_RATE / rate) as usize;
+    match at_48k {
+        120 | 240 | 480 | 960 | 1920 | 2880 => Ok(samples as c_int),
+        _ => Err(OpusError::FrameSize { got: samples, rate }),
+    }
+}
+
+/// A mono Opus encoder (one per outgoing track). It takes audio at 48 kHz,
+/// or at 8, 12, 16 or 24 kHz ([`Encoder::at_rate`]): the packets are the
+/// same Opus either way, on WebRTC's 48 kHz clock, and a lower input rate
+/// spares the encoder the work of a band the source never had.
 pub struct Encoder {
     opus: &'static Opus,
     state: NonNull<c_void>,
+    rate: u32,
 }
 
 // SAFETY: an encoder's state is plain memory owned by this value; libopus
@@ -158,14 +173,21 @@ pub struct Encoder {
 unsafe impl Send for Encoder {}
 
 impl Encoder {
+    /// An encoder taking 48 kHz audio.
     pub fn new(config: EncoderConfig) -> Result<Encoder, OpusError> {
+        Encoder::at_rate(SAMPLE_RATE, config)
+    }
+
+    /// An encoder taking audio at `rate` (8, 12, 16, 24 or 48 kHz): a 20 ms
+    /// frame is `rate / 50` samples.
+    pub fn at_rate(rate: u32, config: EncoderConfig) -> Result<Encoder, OpusError> {
         config.validate()?;
+        check_rate(rate)?;
         let opus = ffi::opus()?;
         let mut code: c_int = 0;
         // SAFETY: valid rate/channels/application; `code` outlives the call.
-        let state = unsafe {
-            (opus.encoder_create)(SAMPLE_RATE as i32, 1, ffi::OPUS_APPLICATION_VOIP, &mut code)
-        };
+        let state =
+            unsafe { (opus.encoder_create)(rate as i32, 1, ffi::OPUS_APPLICATION_VOIP, &mut code) };
         let state = match NonNull::new(state) {
             Some(state) if code == ffi::OPUS_OK => state,
             _ => {
@@ -176,7 +198,7 @@ impl Encoder {
                 });
             }
         };
-        let mut encoder = Encoder { opus, state };
+        let mut encoder = Encoder { opus, state, rate };
         encoder.ctl(ffi::OPUS_SET_SIGNAL_REQUEST, ffi::OPUS_SIGNAL_VOICE)?;
         encoder.ctl(ffi::OPUS_SET_VBR_REQUEST, 1)?;
         encoder.ctl(ffi::OPUS_SET_BITRATE_REQUEST, config.bitrate_bps as c_int)?;
@@ -217,7 +239,7 @@ impl Encoder {
     /// Encode one frame (usually [`SAMPLES_PER_FRAME`]) into `packet`;
     /// returns the packet's length.
     pub fn encode(&mut self, pcm: &[i16], packet: &mut [u8]) -> Result<usize, OpusError> {
-        let frame = frame_size(pcm.len())?;
+        let frame = frame_size(pcm.len(), self.rate)?;
         let room = packet.len().min(i32::MAX as usize) as i32;
         // SAFETY: `pcm` holds `frame` samples and `packet` `room` bytes.
         let len = unsafe {
@@ -259,23 +281,34 @@ impl Drop for Encoder {
     }
 }
 
-/// A 48 kHz mono Opus decoder (one per incoming track).
+/// A mono Opus decoder (one per incoming track). Opus carries no fixed
+/// output rate: a decoder made for 16 kHz gives a recognizer its rate
+/// directly, skipping both libopus's upsampling and a resampler back down.
 pub struct Decoder {
     opus: &'static Opus,
     state: NonNull<c_void>,
+    rate: u32,
 }
 
 // SAFETY: as for `Encoder`.
 unsafe impl Send for Decoder {}
 
 impl Decoder {
+    /// A decoder giving 48 kHz audio.
     pub fn new() -> Result<Decoder, OpusError> {
+        Decoder::at_rate(SAMPLE_RATE)
+    }
+
+    /// A decoder giving audio at `rate` (8, 12, 16, 24 or 48 kHz): a 20 ms
+    /// packet decodes to `rate / 50` samples.
+    pub fn at_rate(rate: u32) -> Result<Decoder, OpusError> {
+        check_rate(rate)?;
         let opus = ffi::opus()?;
         let mut code: c_int = 0;
         // SAFETY: valid rate and channels; `code` outlives the call.
-        let state = unsafe { (opus.decoder_create)(SAMPLE_RATE as i32, 1, &mut code) };
+        let state = unsafe { (opus.decoder_create)(rate as i32, 1, &mut code) };
         match NonNull::new(state) {
-            Some(state) if code == ffi::OPUS_OK => Ok(Decoder { opus, state }),
+            Some(state) if code == ffi::OPUS_OK => Ok(Decoder { opus, state, rate }),
             _ => Err(OpusError::Create {
                 what: "a decoder",
                 code,
@@ -284,8 +317,13 @@ impl Decoder {
         }
     }
 
+    /// The rate this decoder gives audio at.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
     /// Decode a packet into the start of `pcm`; returns the samples written
-    /// (960 for a 20 ms packet). `pcm` must have room for the whole packet.
+    /// (960 for a 20 ms packet at 48 kHz). `pcm` must have room for the whole packet.
     pub fn decode(&mut self, packet: &[u8], pcm: &mut [i16]) -> Result<usize, OpusError> {
         let samples = self.samples_in(packet)?;
         if samples > pcm.len() {
@@ -300,7 +338,7 @@ impl Decoder {
     /// Fill `pcm` (a lost packet's length, a multiple of 2.5 ms) with
     /// concealment continuing the audio decoded so far.
     pub fn conceal(&mut self, pcm: &mut [i16]) -> Result<usize, OpusError> {
-        frame_size(pcm.len())?;
+        frame_size(pcm.len(), self.rate)?;
         self.run(&[], pcm, false, "conceal a lost packet")
     }
 
@@ -309,7 +347,7 @@ impl Decoder {
     /// conceals instead when `next_packet` carries none. Decode
     /// `next_packet` itself afterwards, as usual.
     pub fn recover(&mut self, next_packet: &[u8], pcm: &mut [i16]) -> Result<usize, OpusError> {
-        frame_size(pcm.len())?;
+        frame_size(pcm.len(), self.rate)?;
         self.samples_in(next_packet)?;
         self.run(next_packet, pcm, true, "recover a lost packet from FEC")
     }
@@ -365,8 +403,9 @@ impl Decoder {
         let len = packet.len().min(i32::MAX as usize) as i32;
         // SAFETY: `packet` holds `len` bytes; the call only reads the TOC.
         let samples =
-            unsafe { (self.opus.packet_get_nb_samples)(packet.as_ptr(), len, SAMPLE_RATE as i32) };
-        if samples <= 0 || samples as usize > MAX_PACKET_SAMPLES {
+            unsafe { (self.opus.packet_get_nb_samples)(packet.as_ptr(), len, self.rate as i32) };
+        let longest = MAX_PACKET_SAMPLES / (SAMPLE_RATE / self.rate) as usize;
+        if samples <= 0 || samples as usize > longest {
             return Err(OpusError::InvalidPacket {
                 len: packet.len(),
                 message: self.opus.describe(if samples < 0 { samples } else { -4 }),
@@ -440,8 +479,24 @@ mod tests {
 
     #[test]
     fn only_opus_frame_sizes_are_accepted() {
-        assert_eq!(frame_size(960), Ok(960));
-        assert_eq!(frame_size(2_880), Ok(2_880));
-        assert_eq!(frame_size(441), Err(OpusError::FrameSize { got: 441 }));
+        assert_eq!(frame_size(960, 48_000), Ok(960));
+        assert_eq!(frame_size(2_880, 48_000), Ok(2_880));
+        assert_eq!(frame_size(320, 16_000), Ok(320));
+        assert_eq!(frame_size(160, 8_000), Ok(160));
+        assert_eq!(
+            frame_size(441, 48_000),
+            Err(OpusError::FrameSize {
+                got: 441,
+                rate: 48_000
+            })
+        );
+        assert_eq!(frame_size(960, 16_000), Ok(960), "60 ms at 16 kHz");
+        assert_eq!(
+            frame_size(1_000, 16_000),
+            Err(OpusError::FrameSize {
+                got: 1_000,
+                rate: 16_000
+            })
+        );
     }
 }

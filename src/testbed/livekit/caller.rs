@@ -1,7 +1,7 @@
 //! Scripted callers: participants of the stand-in that join a room with
 //! WebRTC, speak prepared Opus packets on a schedule, type on `lk.chat`,
 //! and record what they receive: every agent packet's arrival and loudness
-//! (decoded, 20 ms at a time) and every caption, with timestamps.
+//! (decoded at 16 kHz, 20 ms at a time) and every caption, with timestamps.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,7 +100,8 @@ impl ScriptedCaller {
         let recording = Arc::new(Mutex::new(Recording::default()));
         let shared = recording.clone();
         let recorder = tokio::spawn(async move {
-            let mut decoder = Decoder::new().ok();
+            // 16 kHz is enough to tell speech from silence, at less cost.
+            let mut decoder = Decoder::at_rate(16_000).ok();
             let mut pcm = vec![0i16; 5760];
             loop {
                 tokio::select! {
