@@ -144,15 +144,14 @@ impl SttChain {
 
     /// Start one call's recognition task.
     pub fn start(self: &Arc<Self>) -> (SttHandle, mpsc::Receiver<SttEvent>) {
-        let (commands, inbox) = mpsc::channel(self.settings.queue_frames.max(1));
+        let inbox = Arc::new(Inbox::new(self.settings.queue_frames.max(1)));
         let (events, outbox) = mpsc::channel(64);
         let worker = Worker::new(self.clone(), events);
-        let task = tokio::spawn(worker.run(inbox));
+        let task = tokio::spawn(worker.run(inbox.clone()));
         (
             SttHandle {
-                commands,
+                commands: InboxSender(inbox),
                 task,
-                capacity: self.settings.queue_frames,
                 drain: self.settings.hang_up_drain,
             },
             outbox,
@@ -180,12 +179,96 @@ pub(super) enum Command {
     HangUp,
 }
 
+/// The commands from a call to its recognition task, in order. A bounded
+/// queue that holds what is waiting (normally a frame or two, a few dozen
+/// while a stream connects) rather than a channel's blocks of 32 slots:
+/// with a frame in every slot, those were 40 KiB a call.
+#[derive(Debug)]
+pub(super) struct Inbox {
+    state: std::sync::Mutex<InboxState>,
+    ready: tokio::sync::Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct InboxState {
+    queue: std::collections::VecDeque<Command>,
+    /// The call let go of its handle.
+    senders_gone: bool,
+    /// The recognition task stopped.
+    receiver_gone: bool,
+}
+
+impl Inbox {
+    fn new(capacity: usize) -> Inbox {
+        Inbox {
+            state: std::sync::Mutex::default(),
+            ready: tokio::sync::Notify::new(),
+            capacity,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `command`; audio is refused beyond the capacity, the rare
+    /// control commands never are.
+    fn send(&self, command: Command) -> Result<(), SttInputError> {
+        let mut state = self.state();
+        if state.receiver_gone {
+            return Err(SttInputError::Stopped);
+        }
+        if matches!(command, Command::Audio(_)) && state.queue.len() >= self.capacity {
+            return Err(SttInputError::Backlogged(self.capacity));
+        }
+        state.queue.push_back(command);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next command; `None` once the call let go and all were taken.
+    pub(super) async fn recv(&self) -> Option<Command> {
+        loop {
+            {
+                let mut state = self.state();
+                if let Some(command) = state.queue.pop_front() {
+                    return Some(command);
+                }
+                if state.senders_gone {
+                    return None;
+                }
+            }
+            // A notification sent since the check above is kept as a permit.
+            self.ready.notified().await;
+        }
+    }
+
+    /// The recognition task is done: later sends fail, the queue is freed.
+    pub(super) fn close(&self) {
+        let mut state = self.state();
+        state.receiver_gone = true;
+        state.queue = std::collections::VecDeque::new();
+    }
+}
+
+/// The call's end of the inbox; dropping it tells the task no more come.
+#[derive(Debug)]
+struct InboxSender(Arc<Inbox>);
+
+impl Drop for InboxSender {
+    fn drop(&mut self) {
+        self.0.state().senders_gone = true;
+        self.0.ready.notify_one();
+    }
+}
+
 /// One call's way into its recognition task.
 #[derive(Debug)]
 pub struct SttHandle {
-    commands: mpsc::Sender<Command>,
+    commands: InboxSender,
     task: JoinHandle<()>,
-    capacity: usize,
     drain: Duration,
 }
 
@@ -209,12 +292,7 @@ impl SttHandle {
                 samples: [0; BLOCK],
             };
             block.samples[..piece.len()].copy_from_slice(piece);
-            self.commands
-                .try_send(Command::Audio(block))
-                .map_err(|error| match error {
-                    mpsc::error::TrySendError::Full(_) => SttInputError::Backlogged(self.capacity),
-                    mpsc::error::TrySendError::Closed(_) => SttInputError::Stopped,
-                })?;
+            self.commands.0.send(Command::Audio(block))?;
         }
         Ok(())
     }
@@ -222,16 +300,13 @@ impl SttHandle {
     /// The caller's turn ended (the VAD and endpointing say so): ask for
     /// the final transcript of everything sent.
     pub async fn end_turn(&self) -> Result<(), SttInputError> {
-        self.commands
-            .send(Command::EndTurn)
-            .await
-            .map_err(|_| SttInputError::Stopped)
+        self.commands.0.send(Command::EndTurn)
     }
 
     /// The caller hung up: send what is left, collect the last results,
     /// close the stream. Bounded by the drain time.
     pub async fn hang_up(self) {
-        let _ = self.commands.send(Command::HangUp).await;
+        let _ = self.commands.0.send(Command::HangUp);
         let mut task = self.task;
         if tokio::time::timeout(self.drain + Duration::from_secs(1), &mut task)
             .await

@@ -2,18 +2,20 @@
 //! replayed into the next one (or the same one reconnected) and no word is
 //! lost.
 //!
-//! Memory: a fixed ring allocated once per call, never grown. Audio is kept
-//! as 16 kHz G.711 μ-law, one byte a sample (16 KB/s instead of 32 KB/s of
-//! linear16): [`DEFAULT_REPLAY`] of 8 s is 128 000 bytes, half of the voice
-//! pipeline's 256 KiB per-call target, where linear16 would need the whole
-//! budget for the same reach. Eight seconds covers what is at risk: audio
-//! the recognizer has not yet finalized, which Deepgram releases at every
-//! endpoint and phrase boundary (`is_final`), so the unfinalized tail is
-//! normally a few seconds. μ-law is what telephone networks carry and their
-//! recognizers transcribe; the loss applies only to replayed audio, live
-//! audio goes out as linear16. Audio older than the ring that was never
-//! finalized is reported as lost, never silently dropped.
+//! Memory: only what is at risk is held — audio the recognizer has not yet
+//! finalized, which Deepgram releases at every endpoint and phrase
+//! boundary (`is_final`), so normally a few seconds, and nothing between
+//! turns. The buffer grows with that audio up to its reach ([`DEFAULT_REPLAY`],
+//! 8 s) and gives the memory back when a turn is finalized, keeping a
+//! couple of seconds' room so an ordinary turn allocates nothing. Audio is
+//! kept as 16 kHz G.711 μ-law, one byte a sample (16 KB/s instead of
+//! 32 KB/s of linear16): the full reach is 128 000 bytes. μ-law is what
+//! telephone networks carry and their recognizers transcribe; the loss
+//! applies only to replayed audio, live audio goes out as linear16. Audio
+//! older than the reach that was never finalized is reported as lost,
+//! never silently dropped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::media::wav;
@@ -22,11 +24,16 @@ use crate::speech::pcm::mulaw;
 
 /// How much unfinalized audio a call keeps for replay.
 pub const DEFAULT_REPLAY: Duration = Duration::from_secs(8);
+/// Room kept between turns: 2 s of μ-law.
+const KEPT_BETWEEN_TURNS: usize = 2 * STT_SAMPLE_RATE as usize;
 
-/// A ring of the turn's audio with absolute sample positions.
+/// The turn's unfinalized audio with absolute sample positions.
 #[derive(Debug)]
 pub struct TurnBuffer {
-    ring: Box<[u8]>,
+    /// μ-law samples at positions `end - held.len() .. end`.
+    held: VecDeque<u8>,
+    /// The most samples held.
+    reach: usize,
     /// Samples ever pushed (absolute position of the next sample).
     end: u64,
     /// Samples before this position have been transcribed and delivered.
@@ -34,39 +41,38 @@ pub struct TurnBuffer {
 }
 
 impl TurnBuffer {
-    /// A ring holding `reach` of 16 kHz audio (at least 100 ms).
+    /// A buffer reaching back `reach` of 16 kHz audio (at least 100 ms).
+    /// Nothing is allocated until audio comes.
     pub fn new(reach: Duration) -> TurnBuffer {
         let samples = ((reach.as_secs_f64() * f64::from(STT_SAMPLE_RATE)) as usize).max(1_600);
         TurnBuffer {
-            ring: vec![0u8; samples].into_boxed_slice(),
+            held: VecDeque::new(),
+            reach: samples,
             end: 0,
             finalized: 0,
         }
     }
 
-    /// Bytes held, allocated once.
+    /// Bytes allocated now.
     pub fn memory_bytes(&self) -> usize {
-        self.ring.len()
+        self.held.capacity()
     }
 
+    /// The most samples held.
     pub fn capacity(&self) -> u64 {
-        self.ring.len() as u64
+        self.reach as u64
     }
 
-    /// Append 16 kHz samples (no allocation).
+    /// Append 16 kHz samples, forgetting what falls out of the reach.
     pub fn push(&mut self, samples: &[i16]) {
-        let cap = self.ring.len();
-        let mut at = (self.end % cap as u64) as usize;
-        let mut rest = samples;
-        // At most two contiguous runs: up to the ring's end, then from its start.
-        while !rest.is_empty() {
-            let run = rest.len().min(cap - at);
-            for (slot, &sample) in self.ring[at..at + run].iter_mut().zip(&rest[..run]) {
-                *slot = mulaw::encode(sample);
-            }
-            at = (at + run) % cap;
-            rest = &rest[run..];
-        }
+        let keep = samples.len().min(self.reach);
+        let overflow = (self.held.len() + keep).saturating_sub(self.reach);
+        self.held.drain(..overflow);
+        self.held.extend(
+            samples[samples.len() - keep..]
+                .iter()
+                .map(|&s| mulaw::encode(s)),
+        );
         self.end += samples.len() as u64;
     }
 
@@ -78,12 +84,17 @@ impl TurnBuffer {
         self.finalized
     }
 
+    /// The position of the oldest sample held.
+    fn start(&self) -> u64 {
+        self.end - self.held.len() as u64
+    }
+
     /// The earliest sample still held that has not been finalized.
     pub fn replay_from(&self) -> u64 {
         self.finalized.max(self.end.saturating_sub(self.capacity()))
     }
 
-    /// Unfinalized samples that fell out of the ring before being transcribed.
+    /// Unfinalized samples that fell out of the reach before being transcribed.
     pub fn lost(&self) -> u64 {
         self.replay_from() - self.finalized
     }
@@ -93,18 +104,30 @@ impl TurnBuffer {
         self.end - self.replay_from()
     }
 
-    /// Everything before `position` has been transcribed and delivered.
+    /// Everything before `position` has been transcribed and delivered: it
+    /// is let go, and when nothing is left the memory beyond a couple of
+    /// seconds' room is given back.
     pub fn finalize_upto(&mut self, position: u64) {
         self.finalized = self.finalized.max(position.min(self.end));
+        let done = self.finalized.saturating_sub(self.start()) as usize;
+        self.held.drain(..done.min(self.held.len()));
+        if self.held.is_empty() && self.held.capacity() > KEPT_BETWEEN_TURNS {
+            self.held.shrink_to(KEPT_BETWEEN_TURNS);
+        }
     }
 
     /// Decode up to `max` held samples starting at `from` into `out`;
     /// returns the position after the last one decoded.
     pub fn read(&self, from: u64, max: usize, out: &mut Vec<i16>) -> u64 {
-        let start = from.max(self.end.saturating_sub(self.capacity()));
+        let start = from.max(self.start());
         let stop = self.end.min(start.saturating_add(max as u64));
-        let cap = self.ring.len() as u64;
-        out.extend((start..stop).map(|at| mulaw::decode(self.ring[(at % cap) as usize])));
+        let skip = (start - self.start()) as usize;
+        let count = (stop - start) as usize;
+        out.extend(
+            self.held
+                .range(skip..skip + count)
+                .map(|&byte| mulaw::decode(byte)),
+        );
         stop
     }
 
@@ -151,14 +174,41 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_never_grows() {
+    fn memory_follows_the_unfinalized_audio_up_to_the_reach() {
         let mut turn = TurnBuffer::new(DEFAULT_REPLAY);
-        let before = turn.memory_bytes();
+        assert_eq!(turn.memory_bytes(), 0, "nothing before audio");
         for _ in 0..1_000 {
             turn.push(&[100; 320]);
         }
-        assert_eq!(turn.memory_bytes(), before);
-        assert_eq!(before, 128_000);
+        // 20 s pushed, never finalized: the reach, 8 s, is held.
+        assert_eq!(turn.unfinalized(), 128_000);
+        assert!(turn.memory_bytes() >= 128_000);
+        assert!(turn.memory_bytes() <= 2 * 128_000);
+        turn.finalize_upto(turn.end());
+        assert_eq!(turn.unfinalized(), 0);
+        assert!(
+            turn.memory_bytes() <= KEPT_BETWEEN_TURNS,
+            "{} bytes kept after the turn",
+            turn.memory_bytes()
+        );
+        // An ordinary 2 s turn then fits in what was kept.
+        let kept = turn.memory_bytes();
+        for _ in 0..100 {
+            turn.push(&[100; 320]);
+        }
+        assert_eq!(turn.memory_bytes(), kept);
+    }
+
+    #[test]
+    fn finalized_audio_is_let_go_and_reads_start_after_it() {
+        let mut turn = TurnBuffer::new(Duration::from_secs(1));
+        turn.push(&ramp(6_000));
+        turn.finalize_upto(4_000);
+        let mut out = Vec::new();
+        assert_eq!(turn.read(0, usize::MAX, &mut out), 6_000);
+        assert_eq!(out.len(), 2_000);
+        assert_eq!(turn.unfinalized(), 2_000);
+        assert_eq!(turn.lost(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::chain::{Command, SttChain, SttEvent, batch_samples};
+use super::chain::{Command, Inbox, SttChain, SttEvent, batch_samples};
 use super::deepgram::{DeepgramMessage, DeepgramStream};
 use super::turn::{TurnBuffer, samples_to_duration};
 use super::{ProviderErrors, SttProvider};
@@ -84,7 +84,12 @@ impl Worker {
         }
     }
 
-    pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
+    pub(super) async fn run(mut self, inbox: Arc<Inbox>) {
+        self.serve(&inbox).await;
+        inbox.close();
+    }
+
+    async fn serve(&mut self, inbox: &Inbox) {
         if self.backend_streams(self.current) {
             self.connect().await;
         }
