@@ -112,8 +112,10 @@ async fn serve(sim: Arc<SimState>, mut socket: WebSocket, latency: Duration, fau
             return;
         }
         tokio::time::sleep(latency).await;
+        let sim_voice = super::state::lock(&sim.voice).clone();
         let keep_going = speak(
             &mut socket,
+            &sim_voice,
             fault,
             context_id.as_deref(),
             request.transcript.as_deref().unwrap_or_default(),
@@ -160,6 +162,7 @@ fn error(context_id: Option<&str>, status: u16, code: &str, message: &str) -> St
 /// Speak one context; `false` when the connection is gone or dropped.
 async fn speak(
     socket: &mut WebSocket,
+    sim_voice: &voice::SimVoice,
     fault: SpeechFault,
     context_id: Option<&str>,
     transcript: &str,
@@ -182,10 +185,13 @@ async fn speak(
     let mut bytes: Vec<u8> = if fault == SpeechFault::ZeroAudio {
         Vec::new()
     } else {
-        voice::synthesize(transcript, sample_rate)
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect()
+        match voice::render(sim_voice, transcript, sample_rate).await {
+            Ok(audio) => audio.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            Err(message) => {
+                let message = error(context_id, 500, "internal_error", &message);
+                return socket.send(Message::Text(message.into())).await.is_ok();
+            }
+        }
     };
     if fault == SpeechFault::Malformed(Malformed::OddBytes) {
         bytes.pop();

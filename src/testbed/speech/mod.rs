@@ -60,6 +60,7 @@ pub use faults::{
     DropClose, FaultConfig, FaultSpec, FaultUpdate, Latency, Malformed, Outage, SpeechFault,
 };
 pub use state::{RequestRecord, SpeechSimCredentials};
+pub use voice::SimVoice;
 
 use crate::media::{Pcm, wav};
 use state::{SimState, lock};
@@ -170,6 +171,11 @@ impl SpeechSimulator {
 
     pub fn credentials(&self) -> &SpeechSimCredentials {
         &self.state.credentials
+    }
+
+    /// Speak with `voice` from now on (the synthetic voice by default).
+    pub fn set_voice(&self, voice: SimVoice) {
+        *lock(&self.state.voice) = voice;
     }
 
     /// Replace the active faults (outage windows and `times` start now).

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::faults::{Malformed, SpeechFault};
 use super::recognize;
-use super::state::SimState;
+use super::state::{SimState, lock};
 use super::voice;
 use super::{error_json, refuse};
 use crate::media::wav;
@@ -245,11 +245,20 @@ pub(crate) async fn speech(State(sim): Sim, headers: HeaderMap, body: Bytes) -> 
             )
                 .into_response();
         }
-        _ if wav_format => wav::write(PCM_RATE, &voice::synthesize(&input, PCM_RATE)),
-        _ => voice::synthesize(&input, PCM_RATE)
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect(),
+        _ => {
+            let sim_voice = lock(&sim.voice).clone();
+            let audio = match voice::render(&sim_voice, &input, PCM_RATE).await {
+                Ok(audio) => audio,
+                Err(message) => {
+                    return invalid(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &message);
+                }
+            };
+            if wav_format {
+                wav::write(PCM_RATE, &audio)
+            } else {
+                audio.iter().flat_map(|s| s.to_le_bytes()).collect()
+            }
+        }
     };
     if fault == SpeechFault::Malformed(Malformed::OddBytes) {
         bytes.pop();

@@ -69,6 +69,8 @@ pub(crate) struct SimState {
     next_seq: Mutex<u64>,
     /// How long a listen stream may stay without audio or KeepAlive.
     pub idle_close: Mutex<Duration>,
+    /// How the voices sound.
+    pub voice: Mutex<super::voice::SimVoice>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -98,6 +100,7 @@ impl SimState {
             requests: Mutex::new(Vec::new()),
             next_seq: Mutex::new(0),
             idle_close: Mutex::new(super::listen::IDLE_CLOSE),
+            voice: Mutex::new(super::voice::SimVoice::default()),
             shutdown,
         }
     }
