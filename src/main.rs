@@ -292,7 +292,7 @@ fn run_dev(config_path: Option<&Path>) -> ExitCode {
     };
     init_tracing(&config.log.filter);
     runtime().block_on(async {
-        let stack = match voxguard::dev::start(&config, config.dev.addr, 42).await {
+        let stack = match voxguard::dev::start_default(&config, config.dev.addr, 42).await {
             Ok(stack) => stack,
             Err(err) => {
                 eprintln!("voxguard dev: {}", error_chain(&err));
@@ -314,6 +314,12 @@ fn run_dev(config_path: Option<&Path>) -> ExitCode {
             voxguard::dev::VoiceAvailability::Missing(why) => {
                 println!("  typed calls only: {why}")
             }
+        }
+        if let Some(speech) = &stack.state.speech_sim {
+            println!(
+                "  voices: a simulated network voice ({}, break it from the page), then the local voice",
+                speech.openai_base_url()
+            );
         }
         println!(
             "  CRM simulator: {} (admin API at /_sim/faults)",

@@ -8,8 +8,10 @@
 //!   as its microphone, the speech simulator as the agent's recognizer; it
 //!   hears the greeting, its spoken turn is answered out loud, and with
 //!   Salesforce hanging the caller hears the agent within 750 ms of the
-//!   lookup starting. Chromium leaves loopback out of WebRTC, so the browser
-//!   and the dev stack run in a private network namespace (root needed).
+//!   lookup starting; with the simulated voice hanging, the caller still
+//!   hears the answer (cached phrases, then the local voice). Chromium
+//!   leaves loopback out of WebRTC, so the browser and the dev stack run
+//!   in a private network namespace (root needed).
 //!
 //! `tests/browser/setup.sh` installs chromium and playwright-core when they
 //! are missing, so `cargo test --release` works on a fresh machine. Set
@@ -24,7 +26,6 @@ mod netns_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -228,6 +229,8 @@ fn the_dev_page_talks_out_loud_with_the_agent_over_webrtc() {
         "lookup wait: longest silence ",
         "agent audible: ",
         "speech card stt.deepgram: closed",
+        "fault: tts.openai hang",
+        "answered with the voice hanging: ",
         "screenshot: ",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
@@ -244,6 +247,11 @@ async fn spoken_call(
     utterance: &Pcm,
     screenshot: &Path,
 ) -> Output {
+    // `VOXGUARD_LOG=voxguard::voice=debug` shows the agent's side.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("VOXGUARD_LOG"))
+        .with_test_writer()
+        .try_init();
     let speech = SpeechSimulator::start(([127, 0, 0, 1], 0).into(), 7)
         .await
         .expect("speech simulator");
@@ -254,9 +262,9 @@ async fn spoken_call(
     config.speech.stt = vec!["deepgram".into()];
     config.speech.deepgram.url = speech.deepgram_url();
     config.speech.deepgram.credentials = CredentialRef::File(key_file);
-    let options = DevOptions {
-        speech_sim: Some(Arc::new(speech)),
-    };
+    // The voice `voxguard dev` puts first on a machine with no voice key:
+    // the simulator's, breakable from the page, then the local voice.
+    let options = DevOptions::simulated_voice(&mut config, speech).expect("simulated voice");
     let stack = voxguard::dev::start_with(&config, "127.0.0.1:0".parse().unwrap(), 42, options)
         .await
         .expect("dev stack starts");
@@ -284,8 +292,18 @@ async fn spoken_call(
         .iter()
         .filter(|r| r.endpoint.starts_with("salesforce.") && r.fault == "hang")
         .count();
+    let voice_hung = stack
+        .state
+        .speech_sim
+        .as_ref()
+        .expect("the simulated voice")
+        .requests()
+        .iter()
+        .filter(|r| r.provider == "openai_tts" && r.fault == "hang")
+        .count();
     if output.status.success() {
         assert!(hung >= 1, "the lookup reached the hanging Salesforce");
+        assert!(voice_hung >= 1, "a sentence reached the hanging voice");
     }
     output
 }

@@ -162,6 +162,7 @@ async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider
     config.speech.deepgram.credentials = CredentialRef::File(key.clone());
     let options = dev::DevOptions {
         speech_sim: Some(speech.clone()),
+        ..dev::DevOptions::default()
     };
     let stack = dev::start_with(&config, "127.0.0.1:0".parse().unwrap(), 42, options)
         .await
@@ -181,13 +182,18 @@ async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider
     let card = |name: &str| cards.iter().find(|c| c["name"] == name).cloned();
     let deepgram = card("stt.deepgram").expect("a recognizer card");
     assert_eq!(deepgram["breaker"], "closed");
-    assert_eq!(deepgram["faults"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        deepgram["faults"],
+        json!(["healthy", "slow", "errors", "hang", "drop", "outage"])
+    );
+    assert_eq!(deepgram["simulated"], true);
     let espeak = card("tts.espeak").expect("a voice card");
     assert_eq!(
         espeak["faults"],
         json!([]),
         "the local voice has no simulator"
     );
+    assert_eq!(espeak["simulated"], false);
     assert_eq!(card("llm").expect("a model card")["configured"], false);
 
     let set = http

@@ -67,6 +67,7 @@ pub struct DevState {
     /// (the speech cards' fault buttons drive it).
     pub speech_sim: Option<Arc<SpeechSimulator>>,
     speech_faults: Arc<speech_cards::SpeechFaultBoard>,
+    _scratch: Option<Arc<ScratchDir>>,
     /// Spoken calls by room, for their sessions' events.
     voice_calls: Arc<DashMap<String, mpsc::Sender<AgentEvent>>>,
     next_room: Arc<AtomicU64>,
@@ -80,6 +81,105 @@ pub struct DevOptions {
     /// A speech simulator the configuration points speech providers at;
     /// its faults become buttons on the speech cards.
     pub speech_sim: Option<Arc<SpeechSimulator>>,
+    /// Files the stack needs while it runs (removed when it stops).
+    pub scratch: Option<Arc<ScratchDir>>,
+}
+
+/// A private directory removed when dropped.
+#[derive(Debug)]
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn create(purpose: &str) -> std::io::Result<ScratchDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "voxguard-{purpose}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ScratchDir(path))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The espeak-ng voice the simulated network voice speaks with: audibly
+/// not the local voice, so a caller hears the agent fall back.
+pub const SIMULATED_VOICE: &str = "en-us+f3";
+
+/// What `voxguard dev` runs: [`start`], and when the only voice this
+/// configuration has is the local one (no voice key set), a speech
+/// simulator in this process serving an OpenAI-compatible voice ahead of
+/// it ([`DevOptions::simulated_voice`]). The page's card for that voice
+/// then breaks it with one click (slow, errors, hang, drop, outage) and the
+/// caller hears the agent cope: cached phrases, then the local voice. A
+/// voice key (OPENAI_API_KEY, CARTESIA_API_KEY) or `VOXGUARD_TTS` leaves
+/// the configuration as it is.
+pub async fn start_default(
+    config: &Config,
+    addr: SocketAddr,
+    seed: u64,
+) -> Result<DevStack, DevError> {
+    let (settings, _) = config.speech_settings();
+    let only_local = settings
+        .tts
+        .iter()
+        .all(|(voice, _)| matches!(voice, TtsSettings::Espeak(_)));
+    let overridden = std::env::var_os("VOXGUARD_TTS").is_some();
+    if !only_local || overridden || voice_availability(config).await != VoiceAvailability::Ready {
+        return start(config, addr, seed).await;
+    }
+    let speech = SpeechSimulator::start(([127, 0, 0, 1], 0).into(), seed)
+        .await
+        .map_err(DevError::SpeechSimulator)?;
+    let mut config = config.clone();
+    let options = DevOptions::simulated_voice(&mut config, speech)?;
+    start_with(&config, addr, seed, options).await
+}
+
+impl DevOptions {
+    /// Puts `speech`'s OpenAI-compatible voice, speaking espeak-ng's
+    /// [`SIMULATED_VOICE`], first in `config`'s voices (its key in a private
+    /// directory that lives as long as the stack), and returns the options
+    /// that give its card fault buttons.
+    pub fn simulated_voice(
+        config: &mut Config,
+        speech: SpeechSimulator,
+    ) -> Result<DevOptions, DevError> {
+        speech.set_voice(crate::testbed::speech::SimVoice::Espeak {
+            voice: SIMULATED_VOICE.into(),
+        });
+        let scratch = ScratchDir::create("dev").map_err(DevError::Scratch)?;
+        let key_file = scratch.path().join("simulated-voice-key");
+        std::fs::write(&key_file, speech.credentials().openai.expose())
+            .map_err(DevError::Scratch)?;
+        let others: Vec<String> = config
+            .speech
+            .tts
+            .iter()
+            .filter(|name| name.as_str() != "openai")
+            .cloned()
+            .collect();
+        config.speech.tts = std::iter::once("openai".to_string())
+            .chain(others)
+            .collect();
+        config.speech.openai_tts.base_url = speech.openai_base_url();
+        config.speech.openai_tts.credentials = crate::config::CredentialRef::File(key_file);
+        Ok(DevOptions {
+            speech_sim: Some(Arc::new(speech)),
+            scratch: Some(Arc::new(scratch)),
+        })
+    }
 }
 
 /// Whether `voxguard dev` can carry spoken calls.
@@ -108,6 +208,10 @@ pub enum DevError {
     Agent(#[from] AgentError),
     #[error("the worker could not start")]
     Worker(#[from] WorkerError),
+    #[error("the simulated voice could not start")]
+    SpeechSimulator(#[source] crate::testbed::speech::SpeechSimError),
+    #[error("could not write the simulated voice's key to a private directory")]
+    Scratch(#[source] std::io::Error),
     #[error("cannot listen on {addr} (set [dev] addr or VOXGUARD_DEV_ADDR)")]
     Bind {
         addr: SocketAddr,
@@ -204,6 +308,7 @@ pub async fn start_with(
         voice_stack,
         speech_sim: options.speech_sim,
         speech_faults: Arc::default(),
+        _scratch: options.scratch,
         voice_calls,
         next_room: Arc::new(AtomicU64::new(1)),
         peers: peers::PeerConnections::new(config.dev.max_connections_per_address),

@@ -13,13 +13,16 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::testbed::speech::{FaultSpec, FaultUpdate, Latency};
+use crate::testbed::speech::{FaultSpec, FaultUpdate, Latency, Outage};
 use crate::worker::ServiceStatus;
 
 use super::DevState;
 
 /// Faults a speech card offers, as the page labels them.
-pub const SPEECH_FAULTS: [&str; 5] = ["healthy", "slow", "errors", "hang", "drop"];
+pub const SPEECH_FAULTS: [&str; 6] = ["healthy", "slow", "errors", "hang", "drop", "outage"];
+
+/// How long the "outage" button takes a provider down.
+const OUTAGE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The fault each simulated speech provider is set to from the page.
 #[derive(Default)]
@@ -49,6 +52,8 @@ pub struct SpeechCard {
     /// simulator serves this provider.
     fault: String,
     faults: Vec<&'static str>,
+    /// Served by the speech simulator in this process, not the real service.
+    simulated: bool,
 }
 
 /// The speech simulator's name for the provider behind a breaker.
@@ -129,6 +134,7 @@ pub async fn speech(State(state): State<DevState>) -> Json<Vec<SpeechCard>> {
                 } else {
                     Vec::new()
                 },
+                simulated: sim.is_some() && service.configured,
                 name: service.name,
             })
         })
@@ -204,6 +210,15 @@ fn fault_spec(fault: &str) -> Option<FaultSpec> {
         },
         "drop" => FaultSpec {
             drop_rate: 1.0,
+            ..spec
+        },
+        "outage" => FaultSpec {
+            outage: Some(Outage {
+                start_after_ms: 0,
+                down_for_ms: OUTAGE.as_millis() as u64,
+                period_ms: None,
+                status: 503,
+            }),
             ..spec
         },
         _ => return None,

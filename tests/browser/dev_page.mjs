@@ -10,7 +10,9 @@
 // agent's voice reaches the page (Web Audio energy measured in the page),
 // that captions and the agent's state arrive, that the spoken turn is
 // answered, and that with Salesforce hanging the caller hears the agent
-// within 750 ms of the lookup starting. Prints the page's figures.
+// within 750 ms of the lookup starting, and that with the simulated network
+// voice hanging (the speech card's button) a typed turn is still answered
+// out loud. Prints the page's figures.
 // With a screenshot path, saves a full-page PNG at the end. Exits non-zero
 // with a reason on any failure.
 
@@ -33,6 +35,11 @@ const SPOKEN_ANSWER = /\b(12|twelve)\b/i;
 // What the design promises: the caller hears something within this of a
 // tool starting, whatever the service does.
 const FILLER_LIMIT_MS = 750;
+// With the first voice hanging, a typed turn is still heard within this: a
+// backstop, not the target. The pipeline's own check (a cached filler 600 ms
+// into a voice's silence) is tests/voice_call.rs's; through the browser the
+// figure has ranged 0.6-1.5 s, the spread not yet explained.
+const VOICE_FAULT_LIMIT_MS = 2000;
 if (!existsSync(CHROMIUM)) {
   console.error(`${CHROMIUM} is missing: run tests/browser/setup.sh (installs Debian's chromium)`);
   process.exit(1);
@@ -259,6 +266,42 @@ async function spokenCall(page) {
   if (recognizer.faults === 0) fail("the simulated recognizer's card has no fault buttons");
   say(`speech card stt.deepgram: ${recognizer.breaker}, ${recognizer.faults} faults, ${recognizer.lat}`);
   say(`speech card tts.espeak: ${await page.textContent("#speech-tts-espeak .lat")}`);
+
+  // 5. The simulated network voice (first in the chain) hangs: the caller
+  //    still hears the agent answer, from its cached phrases and then the
+  //    local voice.
+  // The agent done talking: listening, and a second without its voice.
+  for (let quiet = false; !quiet;) {
+    await page.waitForFunction(() => document.querySelector("#agent-state")?.dataset.state === "listening", null, { timeout: remaining() });
+    const before = (await figures()).audibleFrames;
+    await page.waitForTimeout(1000);
+    quiet = (await figures()).audibleFrames === before;
+  }
+  await page.click('#speech-tts-openai button[data-fault="hang"]');
+  await page.waitForFunction(
+    () => document.querySelector('#speech-tts-openai button[data-fault="hang"]')?.classList.contains("on"),
+    null,
+    { timeout: remaining() },
+  );
+  say("fault: tts.openai hang");
+  const turnsBefore = (await figures()).turns.length;
+  const voiceMark = await lineCount(page);
+  await sendText(page, "what happens next?");
+  const typedTurn = (f) => f.turns.slice(turnsBefore).find((t) => t.kind === "typed");
+  f = await until("the answer with the voice hanging being heard", (f) => typedTurn(f)?.mouthToEarMs != null);
+  const hung = typedTurn(f);
+  // A cached filler covers the wait (it needs no voice); the answer comes
+  // in the local voice once the hanging one times out. The order of the
+  // two on the wire is tests/voice_call.rs's to check; here, that the
+  // answer is heard at all and soon.
+  const first = await nextLine(page, voiceMark, "agent caption");
+  // The line after it was synthesized: by the local voice, once the
+  // hanging one timed out.
+  await nextLine(page, voiceMark, "agent caption", (text) => text !== first.text);
+  const heardLines = (await linesSince(page, voiceMark)).filter((l) => l.classes.includes("caption")).map((l) => l.text);
+  say(`answered with the voice hanging: text-to-ear ${Math.round(hung.mouthToEarMs)} ms; heard ${JSON.stringify(heardLines)}`);
+  if (hung.mouthToEarMs > VOICE_FAULT_LIMIT_MS) fail(`the caller heard nothing for ${Math.round(hung.mouthToEarMs)} ms with the voice hanging`);
+  say(`speech card tts.openai: ${await page.textContent("#speech-tts-openai .badge")}, ${await page.textContent("#speech-tts-openai .lat")}`);
 }
 
 function fail(message) {
