@@ -29,14 +29,14 @@ use voxguard::voice::listener::InboundPacket;
 use voxguard::voice::speaking::CaptionUpdate;
 
 use media_support::{at_rate, speak, system_deps};
-use speech_support::{deepgram, openai_tts, registry, sim, stt_chain, tts_chain};
+use speech_support::{deepgram, espeak, openai_tts, registry, sim, stt_chain, tts_chain};
 
 struct Call {
     audio: mpsc::Sender<InboundPacket>,
     room: mpsc::Receiver<ToRoom>,
     to_agent: mpsc::Sender<AgentEvent>,
     from_caller: mpsc::Receiver<CallerEvent>,
-    _typed: mpsc::Sender<String>,
+    typed: mpsc::Sender<String>,
 }
 
 async fn call() -> (Call, Arc<SpeechSimulator>) {
@@ -47,6 +47,16 @@ async fn call() -> (Call, Arc<SpeechSimulator>) {
 /// voice before any fault is set), with `waiting` as the ladder of a wait
 /// on a slow voice.
 async fn call_with(fillers: &[&str], waiting: LadderTiming) -> (Call, Arc<SpeechSimulator>) {
+    call_with_voices(fillers, waiting, false).await
+}
+
+/// A call whose first voice is the simulator's; with `local_fallback`, the
+/// local espeak-ng voice follows it.
+async fn call_with_voices(
+    fillers: &[&str],
+    waiting: LadderTiming,
+    local_fallback: bool,
+) -> (Call, Arc<SpeechSimulator>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("VOXGUARD_LOG"))
         .with_test_writer()
@@ -65,7 +75,11 @@ async fn call_with(fillers: &[&str], waiting: LadderTiming) -> (Call, Arc<Speech
     }
     let voices = Voices {
         stt: Some(stt_chain(vec![deepgram(&sim, &registry)])),
-        tts: Arc::new(tts_chain(vec![voice])),
+        tts: Arc::new(tts_chain(if local_fallback {
+            vec![voice, espeak(&registry)]
+        } else {
+            vec![voice]
+        })),
         phrases,
         voice_trouble: Vec::new().into(),
         cannot_hear: Vec::new().into(),
@@ -89,7 +103,7 @@ async fn call_with(fillers: &[&str], waiting: LadderTiming) -> (Call, Arc<Speech
         room,
         to_agent: session_io.outbound,
         from_caller: session_io.inbound,
-        _typed: typed,
+        typed,
     };
     (call, sim)
 }
@@ -375,6 +389,43 @@ async fn a_caller_waiting_on_a_slow_voice_hears_a_cached_filler_before_the_answe
     let (closed, events) = closed_captions(&mut call, 2, Duration::from_secs(10)).await;
     assert_eq!(closed, vec![FILLER.to_string(), answer.to_string()]);
     assert!(events.is_empty(), "the session said no filler: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_typed_while_the_first_voice_hangs_hears_a_filler_then_the_next_voice() {
+    let (mut call, sim) = call_with_voices(&[FILLER], DEFAULT_WAITING, true).await;
+    sim.set_faults(FaultUpdate::provider(
+        "openai_tts",
+        FaultSpec {
+            hang_rate: 1.0,
+            ..FaultSpec::default()
+        },
+    ))
+    .expect("a valid fault");
+    let line = "what happens next?";
+    call.typed.send(line.into()).await.unwrap();
+    let turn = next_caller_event(&mut call, Duration::from_secs(2)).await;
+    assert_eq!(turn, Some(CallerEvent::User { text: line.into() }));
+    let answer = "We set up a demo for your team.";
+    let asked = Instant::now();
+    call.to_agent
+        .send(speech(answer, SpeechKind::Answer))
+        .await
+        .unwrap();
+    let first_audio = loop {
+        match tokio::time::timeout(Duration::from_secs(5), call.room.recv()).await {
+            Ok(Some(ToRoom::Audio(_))) => break asked.elapsed(),
+            Ok(Some(_)) => {}
+            other => panic!("no audio: {other:?}"),
+        }
+    };
+    // The speech profile's filler comes 600 ms into the voice's silence.
+    assert!(
+        first_audio <= DEFAULT_WAITING.filler_after + Duration::from_millis(150),
+        "the caller heard the agent {first_audio:?} after it started answering"
+    );
+    let (closed, _) = closed_captions(&mut call, 2, Duration::from_secs(10)).await;
+    assert_eq!(closed, vec![FILLER.to_string(), answer.to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
