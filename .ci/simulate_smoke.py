@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 TEXT = ["healthy", "slow", "errors", "hang", "flaky", "rate-limited", "malformed",
@@ -23,6 +24,10 @@ VOICE = ["stt-drop", "stt-down", "tts-slow", "tts-hang", "tts-down", "llm-hang",
 AUDIO_CALLS = 2
 # Spoken runs side by side (a spoken call is mostly real-time waiting).
 AUDIO_AT_ONCE = int(os.environ.get("VOXGUARD_SMOKE_AT_ONCE", "4"))
+# A run's first seconds are its busiest (the worker renders its phrase
+# cache, the callers' lines are rendered): the first runs start this far
+# apart, so no two begin together; later runs start as earlier ones end.
+AUDIO_STAGGER_S = float(os.environ.get("VOXGUARD_SMOKE_STAGGER_S", "8"))
 INVARIANTS = ("budget_overruns", "unpaired_tool_calls", "state_violations",
               "immediate_repeats", "false_promises", "panics", "sessions_failed")
 AUDIO_INVARIANTS = ("lost_caller_turns", "truncation_mismatches", "voice_reports_missing")
@@ -51,7 +56,8 @@ def problems_of(report):
     return problems
 
 
-def run(binary, scenario, media, calls, concurrency):
+def run(binary, scenario, media, calls, concurrency, delay=0.0):
+    time.sleep(delay)
     command = [binary, "simulate", "--scenario", scenario, "--calls", str(calls),
                "--concurrency", str(concurrency), "--seed", "7", "--json",
                "--media", media]
@@ -75,7 +81,9 @@ def main():
     if media in ("audio", "both"):
         with ThreadPoolExecutor(AUDIO_AT_ONCE) as pool:
             results += list(pool.map(
-                lambda s: run(binary, s, "audio", AUDIO_CALLS, AUDIO_CALLS), TEXT + VOICE))
+                lambda job: run(binary, job[1], "audio", AUDIO_CALLS, AUDIO_CALLS,
+                                AUDIO_STAGGER_S * job[0] if job[0] < AUDIO_AT_ONCE else 0.0),
+                enumerate(TEXT + VOICE)))
     failed = False
     for scenario, media, report, problems in results:
         if report is not None:
