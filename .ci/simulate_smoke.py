@@ -23,7 +23,7 @@ VOICE = ["stt-drop", "stt-down", "tts-slow", "tts-hang", "tts-down", "llm-hang",
          "packet-loss", "barge-in"]
 AUDIO_CALLS = 2
 # Spoken runs side by side (a spoken call is mostly real-time waiting).
-AUDIO_AT_ONCE = int(os.environ.get("VOXGUARD_SMOKE_AT_ONCE", "4"))
+AUDIO_AT_ONCE = int(os.environ.get("VOXGUARD_SMOKE_AT_ONCE", "6"))
 # A run's first seconds are its busiest (the worker renders its phrase
 # cache, the callers' lines are rendered): the first runs start this far
 # apart, so no two begin together; later runs start as earlier ones end.
