@@ -214,3 +214,102 @@ async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider
         .unwrap();
     assert_eq!(refused.status(), 400);
 }
+
+/// `voxguard dev` as the README runs it, on a machine with no voice key:
+/// the banner names the simulated network voice, its card offers faults,
+/// and one click breaks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voxguard_dev_with_no_voice_key_offers_a_simulated_voice_to_break() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    system_deps();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_voxguard"))
+        .arg("dev")
+        .env("VOXGUARD_DEV_ADDR", format!("127.0.0.1:{port}"))
+        .env_remove("LIVEKIT_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("CARTESIA_API_KEY")
+        .env_remove("DEEPGRAM_API_KEY")
+        .env_remove("VOXGUARD_TTS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("voxguard dev starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("press Ctrl-C");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no full banner within 30 s: {banner:?}");
+    let voices = banner
+        .iter()
+        .find(|l| l.contains("voices: a simulated network voice"))
+        .unwrap_or_else(|| panic!("the banner names no simulated voice: {banner:?}"));
+    assert!(voices.contains("then the local voice"), "{voices}");
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let cards: Vec<Value> = http
+        .get(format!("{base}/api/speech"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let card = |name: &str| cards.iter().find(|c| c["name"] == name).cloned();
+    let simulated = card("tts.openai").expect("the simulated voice's card");
+    assert_eq!(simulated["simulated"], true);
+    assert_eq!(simulated["configured"], true);
+    assert!(
+        simulated["faults"]
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("hang"))),
+        "{simulated}"
+    );
+    let local = card("tts.espeak").expect("the local voice's card");
+    assert_eq!(local["simulated"], false);
+    let set = http
+        .put(format!("{base}/api/speech/faults"))
+        .json(&json!({"provider": "tts.openai", "fault": "hang"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let cards: Vec<Value> = http
+        .get(format!("{base}/api/speech"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let simulated = cards.iter().find(|c| c["name"] == "tts.openai").unwrap();
+    assert_eq!(simulated["fault"], "hang");
+    child.kill().await.ok();
+}
+
+/// Spoken calls need libopus and espeak-ng (installed when missing).
+fn system_deps() {
+    let status = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/install-system-deps.sh"
+    ))
+    .stdout(std::process::Stdio::null())
+    .status()
+    .expect("scripts/install-system-deps.sh runs");
+    assert!(status.success(), "scripts/install-system-deps.sh failed");
+}
