@@ -57,10 +57,6 @@ async fn run(command: &mut Command, timeout: Duration, what: &str) -> Output {
         .unwrap_or_else(|e| panic!("{what} failed to run: {e}"))
 }
 
-/// One browser at a time: the figures the spoken call measures should not
-/// share two cores with another Chromium.
-static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn screenshot_path(variable: &str, name: &str) -> (PathBuf, bool) {
     match std::env::var_os(variable) {
         Some(path) => (PathBuf::from(path), true),
@@ -101,7 +97,7 @@ fn check_screenshot(screenshot: &Path, keep: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_page_talks_to_the_agent_and_shows_salesforce_failing_until_its_breaker_opens() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::one_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     browser_setup(root).await;
 
@@ -183,7 +179,7 @@ fn microphone_wav(dir: &Path) -> (PathBuf, Pcm) {
 
 #[test]
 fn the_dev_page_talks_out_loud_with_the_agent_over_webrtc() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::one_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     media_support::system_deps();
     tokio::runtime::Builder::new_current_thread()

@@ -61,6 +61,7 @@ fn microphone_wav(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_official_python_sdk_talks_with_voxguard_start() {
+    let _one = crate::one_at_a_time();
     let python = python();
     let dir = std::env::temp_dir().join(format!("voxguard-interop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -247,6 +248,7 @@ fn monotonic() -> f64 {
 
 #[test]
 fn the_official_python_sdk_is_heard_whole_and_promptly() {
+    let _one = crate::one_at_a_time();
     let python = python();
     let dir = std::env::temp_dir().join(format!("voxguard-interop-heard-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
