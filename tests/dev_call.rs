@@ -4,6 +4,9 @@
 //! makes a typed call, which still works). The spoken call itself, in a
 //! real browser, is `tests/dev_browser.rs`.
 
+#[path = "media_support.rs"]
+mod media_support;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +27,17 @@ async fn dev_stack(adjust: impl FnOnce(&mut Config)) -> DevStack {
     dev::start(&config, "127.0.0.1:0".parse().unwrap(), 42)
         .await
         .expect("dev stack starts")
+}
+
+/// The page's speech and model cards.
+async fn speech_cards(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    http.get(format!("{base}/api/speech"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn open(stack: &DevStack, path: &str) -> Socket {
@@ -171,14 +185,7 @@ async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider
     let http = reqwest::Client::new();
     let base = format!("http://{}", stack.addr);
 
-    let cards: Vec<Value> = http
-        .get(format!("{base}/api/speech"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cards = speech_cards(&http, &base).await;
     let card = |name: &str| cards.iter().find(|c| c["name"] == name).cloned();
     let deepgram = card("stt.deepgram").expect("a recognizer card");
     assert_eq!(deepgram["breaker"], "closed");
@@ -222,7 +229,7 @@ async fn a_speech_cards_fault_button_sets_the_simulators_fault_for_that_provider
 async fn voxguard_dev_with_no_voice_key_offers_a_simulated_voice_to_break() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    system_deps();
+    media_support::system_deps();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -262,14 +269,7 @@ async fn voxguard_dev_with_no_voice_key_offers_a_simulated_voice_to_break() {
 
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let cards: Vec<Value> = http
-        .get(format!("{base}/api/speech"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cards = speech_cards(&http, &base).await;
     let card = |name: &str| cards.iter().find(|c| c["name"] == name).cloned();
     let simulated = card("tts.openai").expect("the simulated voice's card");
     assert_eq!(simulated["simulated"], true);
@@ -289,27 +289,8 @@ async fn voxguard_dev_with_no_voice_key_offers_a_simulated_voice_to_break() {
         .await
         .unwrap();
     assert_eq!(set.status(), 200);
-    let cards: Vec<Value> = http
-        .get(format!("{base}/api/speech"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cards = speech_cards(&http, &base).await;
     let simulated = cards.iter().find(|c| c["name"] == "tts.openai").unwrap();
     assert_eq!(simulated["fault"], "hang");
     child.kill().await.ok();
-}
-
-/// Spoken calls need libopus and espeak-ng (installed when missing).
-fn system_deps() {
-    let status = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-system-deps.sh"
-    ))
-    .stdout(std::process::Stdio::null())
-    .status()
-    .expect("scripts/install-system-deps.sh runs");
-    assert!(status.success(), "scripts/install-system-deps.sh failed");
 }
