@@ -28,7 +28,11 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libopus0 espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin voxguard
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin voxguard \
+    && mkdir -p /var/cache/voxguard/phrases && chown 10001:10001 /var/cache/voxguard/phrases
+# Rendered recovery lines survive restarts when this is a volume.
+ENV VOXGUARD_PHRASE_CACHE=/var/cache/voxguard/phrases
+VOLUME /var/cache/voxguard/phrases
 COPY --from=build /usr/local/bin/voxguard /usr/local/bin/voxguard
 USER 10001:10001
 # Health server: /health/live, /health/ready, /worker, /metrics.

@@ -56,12 +56,20 @@ def problems_of(report):
     return problems
 
 
+def phrase_store(binary):
+    """Where the spoken runs keep their rendered phrase lines: the first runs
+    render them, later runs read them back, as a restarted worker does."""
+    target = os.path.dirname(os.path.dirname(os.path.abspath(binary)))
+    return os.environ.get("VOXGUARD_PHRASE_CACHE") or os.path.join(target, "simulate-phrases")
+
+
 def run(binary, scenario, media, calls, concurrency, delay=0.0):
     time.sleep(delay)
     command = [binary, "simulate", "--scenario", scenario, "--calls", str(calls),
                "--concurrency", str(concurrency), "--seed", "7", "--json",
                "--media", media]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ, VOXGUARD_PHRASE_CACHE=phrase_store(binary))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:

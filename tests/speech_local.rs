@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use speech_support::*;
 use voxguard::resilience::{Deadline, Retryability};
-use voxguard::speech::PhraseCache;
 use voxguard::speech::cache::render_one;
 use voxguard::speech::tts::{
     EspeakSettings, EspeakTts, TtsLimits, TtsProvider, TtsVoice, first_audio,
 };
+use voxguard::speech::{PhraseCache, PhraseStore};
 use voxguard::testbed::speech::FaultUpdate;
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn the_phrase_cache_renders_every_line_in_every_voice_and_shares_it() {
         "I'm having trouble reaching our CRM.".to_string(),
         "One moment while I check that.".to_string(),
     ];
-    let (cache, rendering) = PhraseCache::render(chain, phrases);
+    let (cache, rendering) = PhraseCache::render(chain, phrases, None);
     tokio::time::timeout(WAIT, rendering)
         .await
         .unwrap()
@@ -140,4 +140,85 @@ async fn the_phrase_cache_renders_every_line_in_every_voice_and_shares_it() {
             .lookup("I'm having trouble reaching our CRM.")
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn a_restart_reads_every_line_back_from_the_phrase_store_even_with_its_voice_down() {
+    let sim = sim().await;
+    let dir = std::env::temp_dir().join(format!(
+        "voxguard-phrase-store-{}-{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let store = PhraseStore::at(&dir);
+    let texts = [
+        "One moment while I check that.",
+        "I'm having trouble reaching our CRM.",
+    ];
+    let phrases: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let start = |voices: Vec<TtsVoice>| {
+        let (cache, rendering) = PhraseCache::render(
+            Arc::new(tts_chain(voices)),
+            phrases.clone(),
+            Some(store.clone()),
+        );
+        async move {
+            tokio::time::timeout(WAIT, rendering)
+                .await
+                .unwrap()
+                .unwrap();
+            cache
+        }
+    };
+
+    // First start: every line rendered, and saved.
+    let registry = registry();
+    let first = start(vec![openai_tts(&sim, &registry), espeak(&registry)]).await;
+    assert_eq!(first.report().stored, 0);
+    assert_eq!(
+        first.report().rendered,
+        vec![("tts.openai", 2), ("tts.espeak", 2)]
+    );
+
+    // Second start, with the network voice down: its lines come back from
+    // disk, exactly as rendered.
+    sim.set_faults(FaultUpdate::preset("tts-down")).unwrap();
+    let registry = voxguard::resilience::BreakerRegistry::new(voxguard::resilience::Clock::tokio());
+    let second = start(vec![openai_tts(&sim, &registry), espeak(&registry)]).await;
+    let report = second.report();
+    assert!(report.complete);
+    assert_eq!(report.stored, 4);
+    assert_eq!(report.rendered, vec![("tts.openai", 2), ("tts.espeak", 2)]);
+    assert_eq!(report.bytes, first.report().bytes);
+    for text in texts {
+        for voice in ["tts.openai", "tts.espeak"] {
+            assert_eq!(
+                *second.lookup_in(text, voice).unwrap(),
+                *first.lookup_in(text, voice).unwrap(),
+                "{text} in {voice}"
+            );
+        }
+    }
+
+    // A voice that sounds different (faster) is not served the old lines:
+    // it renders its own, beside the network voice's saved ones.
+    let registry = voxguard::resilience::BreakerRegistry::new(voxguard::resilience::Clock::tokio());
+    let faster = TtsVoice {
+        provider: TtsProvider::Espeak(EspeakTts::new(EspeakSettings {
+            words_per_minute: 260,
+            ..EspeakSettings::default()
+        })),
+        guard: guard(&registry, "tts.espeak"),
+    };
+    let third = start(vec![openai_tts(&sim, &registry), faster]).await;
+    assert_eq!(third.report().stored, 2);
+    let quick = third.lookup_in(texts[0], "tts.espeak").unwrap();
+    let slow = first.lookup_in(texts[0], "tts.espeak").unwrap();
+    assert!(
+        quick.duration < slow.duration,
+        "{:?} at 260 wpm against {:?} at 175",
+        quick.duration,
+        slow.duration
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -86,6 +86,26 @@ impl VoiceStack {
         display_names: &[&str],
     ) -> Result<VoiceStack, AgentError> {
         let (settings, absent) = config.speech_settings_with(env);
+        Self::from_settings(
+            config,
+            settings,
+            absent,
+            registry,
+            phrasebook,
+            display_names,
+        )
+    }
+
+    /// [`VoiceStack::build`] from speech settings already derived from
+    /// `config` (`absent`: the providers left out for want of credentials).
+    pub fn from_settings(
+        config: &Config,
+        settings: crate::speech::SpeechSettings,
+        absent: Vec<crate::config::AbsentProvider>,
+        registry: &BreakerRegistry,
+        phrasebook: &PhraseBook,
+        display_names: &[&str],
+    ) -> Result<VoiceStack, AgentError> {
         let http = reqwest::Client::builder()
             .build()
             .map_err(AgentError::LlmHttp)?;
@@ -97,7 +117,8 @@ impl VoiceStack {
         let mut names: Vec<&str> = display_names.to_vec();
         names.push(THINKING_DISPLAY);
         let lines = phrasebook.all_lines(&names);
-        let (phrases, rendering) = PhraseCache::render(speech.tts.clone(), lines);
+        let (phrases, rendering) =
+            PhraseCache::render(speech.tts.clone(), lines, settings.phrase_store.clone());
         let prober = speech.spawn_prober(settings.probe_interval);
         let texts = |category: Category| -> Arc<[String]> {
             phrasebook

@@ -21,7 +21,7 @@ use super::validate::Report;
 use crate::secret::Secret;
 use crate::speech::stt::{DeepgramSettings, OpenAiSttSettings, SttChainSettings};
 use crate::speech::tts::{CartesiaSettings, EspeakSettings, OpenAiTtsSettings, TtsLimits};
-use crate::speech::{SpeechSettings, SttSettings, TtsSettings};
+use crate::speech::{PhraseStore, SpeechSettings, SttSettings, TtsSettings};
 
 /// Recognizers `speech.stt` may name.
 pub const STT_PROVIDERS: [&str; 2] = ["deepgram", "openai"];
@@ -50,6 +50,9 @@ pub struct SpeechConfig {
     /// How often a provider whose breaker is not closed is probed.
     #[serde(deserialize_with = "duration::required")]
     pub probe_interval: Duration,
+    /// Where rendered phrase lines are kept between starts (empty: not
+    /// kept; `VOXGUARD_PHRASE_CACHE` overrides).
+    pub phrase_cache_dir: PathBuf,
     pub deepgram: DeepgramSection,
     pub openai_stt: OpenAiSttSection,
     pub openai_tts: OpenAiTtsSection,
@@ -67,6 +70,7 @@ impl Default for SpeechConfig {
             max_audio_per_sentence: Duration::from_secs(30),
             replay: crate::speech::stt::turn::DEFAULT_REPLAY,
             probe_interval: Duration::from_secs(1),
+            phrase_cache_dir: PathBuf::new(),
             deepgram: DeepgramSection::default(),
             openai_stt: OpenAiSttSection::default(),
             openai_tts: OpenAiTtsSection::default(),
@@ -198,12 +202,13 @@ pub(crate) fn is_openai(base_url: &str) -> bool {
 }
 
 /// The speech variables voxguard reads, and the field each overrides.
-pub const SPEECH_ENV_OVERRIDES: [(&str, &str); 5] = [
+pub const SPEECH_ENV_OVERRIDES: [(&str, &str); 6] = [
     ("VOXGUARD_STT", "speech.stt"),
     ("VOXGUARD_TTS", "speech.tts"),
     ("VOXGUARD_STT_BASE_URL", "speech.openai_stt.base_url"),
     ("VOXGUARD_TTS_BASE_URL", "speech.openai_tts.base_url"),
     ("VOXGUARD_DEEPGRAM_URL", "speech.deepgram.url"),
+    ("VOXGUARD_PHRASE_CACHE", "speech.phrase_cache_dir"),
 ];
 
 /// Apply the speech variables from `env`; record where each field came from.
@@ -227,6 +232,7 @@ pub(crate) fn apply_env(
             "VOXGUARD_TTS" => speech.tts = list(value),
             "VOXGUARD_STT_BASE_URL" => speech.openai_stt.base_url = value,
             "VOXGUARD_TTS_BASE_URL" => speech.openai_tts.base_url = value,
+            "VOXGUARD_PHRASE_CACHE" => speech.phrase_cache_dir = PathBuf::from(value),
             _ => speech.deepgram.url = value,
         }
     }
@@ -316,6 +322,16 @@ pub(crate) fn check(config: &Config, report: &mut Report<'_>) {
     }
     if speech.tts.iter().any(|p| p == "cartesia") && speech.cartesia.voice.trim().is_empty() {
         report.error("speech.cartesia.voice", "name a Cartesia voice id".into());
+    }
+    let store = &speech.phrase_cache_dir;
+    if store.exists() && !store.is_dir() {
+        report.error(
+            "speech.phrase_cache_dir",
+            format!(
+                "{} is a file; name a directory for the rendered phrase lines (it is created when missing), or \"\" to keep none",
+                store.display()
+            ),
+        );
     }
     if !(80..=450).contains(&speech.espeak.words_per_minute) {
         report.error(
@@ -503,6 +519,8 @@ impl Config {
             first_audio_budget: speech.first_audio_budget,
             reserve_per_later_voice: Duration::from_millis(250),
             probe_interval: speech.probe_interval,
+            phrase_store: (!speech.phrase_cache_dir.as_os_str().is_empty())
+                .then(|| PhraseStore::at(&speech.phrase_cache_dir)),
         };
         (settings, absent)
     }

@@ -765,9 +765,16 @@ async fn speaking_agent(
         CARTESIA => Some(keys.cartesia.expose().to_owned()),
         _ => None,
     };
-    let mut stack = VoiceStack::build_with(
+    // The simulator's voices sound the same whatever port it is on: their
+    // saved lines serve every run.
+    let (mut settings, absent) = config.speech_settings_with(&env);
+    settings.phrase_store = settings
+        .phrase_store
+        .map(|store| store.alias(speech, "speech-simulator"));
+    let mut stack = VoiceStack::from_settings(
         &config,
-        &env,
+        settings,
+        absent,
         &agent.registry,
         &agent.sessions.phrasebook,
         &agent.display_names(),

@@ -1,5 +1,7 @@
 //! The phrase audio cache: every recovery line rendered once per voice at
-//! worker start, in the background, and shared by all sessions. A lookup by
+//! worker start, in the background, and shared by all sessions (and, with a
+//! [`PhraseStore`], kept on disk so the next start reads it back instead of
+//! rendering it). A lookup by
 //! exact text returns the audio at once (an `Arc`, never a copy), so a
 //! recovery line never waits on a voice, and still plays when every voice
 //! is down. Lines are kept as the 20 ms Opus packets a call sends (about
@@ -10,7 +12,7 @@
 //! # async fn demo(chain: std::sync::Arc<voxguard::speech::tts::TtsChain>) {
 //! use voxguard::speech::PhraseCache;
 //! let phrases = vec!["One moment while I check that.".to_string()];
-//! let (cache, rendering) = PhraseCache::render(chain, phrases);
+//! let (cache, rendering) = PhraseCache::render(chain, phrases, None);
 //! rendering.await.ok();
 //! if let Some(line) = cache.lookup("One moment while I check that.") {
 //!     println!("{} packets ({:?}) from {}", line.packets.len(), line.duration, line.voice);
@@ -26,6 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use super::store::{PhraseStore, StoredVoice};
 use super::text;
 use super::tts::{TtsChain, TtsVoice, first_audio};
 use crate::media::opus::EncoderConfig;
@@ -47,6 +50,16 @@ pub struct CachedPhrase {
 }
 
 impl CachedPhrase {
+    /// A line of 20 ms `packets` in `voice`.
+    pub fn from_packets(voice: &'static str, packets: Vec<Bytes>, level_dbfs: f32) -> Self {
+        CachedPhrase {
+            voice,
+            duration: PACKET * packets.len() as u32,
+            packets: packets.into(),
+            level_dbfs,
+        }
+    }
+
     /// Bytes held for it.
     pub fn bytes(&self) -> usize {
         self.packets.iter().map(Bytes::len).sum()
@@ -62,6 +75,8 @@ pub struct CacheReport {
     pub rendered: Vec<(&'static str, usize)>,
     /// Audio bytes held.
     pub bytes: usize,
+    /// Lines read back from the phrase store rather than rendered.
+    pub stored: usize,
     /// Whether rendering has finished (every voice tried every phrase).
     pub complete: bool,
 }
@@ -74,6 +89,7 @@ pub struct PhraseCache {
     /// text → one entry per voice, in chain order.
     entries: RwLock<HashMap<String, Vec<Arc<CachedPhrase>>>>,
     complete: std::sync::atomic::AtomicBool,
+    stored: std::sync::atomic::AtomicUsize,
 }
 
 /// Rendering passes over phrases a voice could not render (it was down).
@@ -95,27 +111,88 @@ impl PhraseCache {
             voices,
             entries: RwLock::new(HashMap::new()),
             complete: std::sync::atomic::AtomicBool::new(false),
+            stored: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
     /// Start rendering every phrase in every voice of `chain` in the
-    /// background; the cache fills as lines are rendered.
+    /// background; the cache fills as lines are rendered. With a `store`,
+    /// lines saved there by an earlier start are read back first, and each
+    /// line rendered is saved.
     pub fn render(
         chain: Arc<TtsChain>,
         phrases: Vec<String>,
+        store: Option<PhraseStore>,
     ) -> (Arc<PhraseCache>, JoinHandle<()>) {
         let voices = chain.voices().iter().map(|v| v.provider.name()).collect();
         let cache = PhraseCache::empty(phrases, voices);
         let filling = cache.clone();
-        let task = tokio::spawn(async move { filling.fill(&chain).await });
+        let task = tokio::spawn(async move {
+            let stored = match store {
+                Some(store) => filling.clone().read_store(&chain, store).await,
+                None => Vec::new(),
+            };
+            filling.fill(&chain, &stored).await
+        });
         (cache, task)
     }
 
-    async fn fill(&self, chain: &TtsChain) {
+    /// Read every saved line of every voice of `chain`; returns where each
+    /// voice's new lines go.
+    async fn read_store(
+        self: Arc<Self>,
+        chain: &TtsChain,
+        store: PhraseStore,
+    ) -> Vec<(PhraseStore, StoredVoice)> {
+        let voices: Vec<_> = chain
+            .voices()
+            .iter()
+            .map(|v| {
+                let identity = format!("{} {:?}", v.provider.identity(), EncoderConfig::default());
+                (v.provider.name(), store.voice(&identity))
+            })
+            .collect();
+        let cache = self.clone();
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut refused = 0usize;
+            for (name, voice) in &voices {
+                for phrase in &cache.phrases {
+                    match store.load(voice, name, phrase) {
+                        Ok(Some(line)) => {
+                            cache.insert(phrase, line);
+                            cache
+                                .stored
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            refused += 1;
+                            tracing::debug!(%error, "saved phrase not used");
+                        }
+                    }
+                }
+            }
+            let stored = cache.stored.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                stored,
+                refused,
+                dir = %store.dir().display(),
+                "phrase lines read from the phrase store"
+            );
+            voices
+                .into_iter()
+                .map(|(_, voice)| (store.clone(), voice))
+                .collect()
+        });
+        reading.await.unwrap_or_default()
+    }
+
+    async fn fill(&self, chain: &TtsChain, stored: &[(PhraseStore, StoredVoice)]) {
         use futures_util::StreamExt as _;
+        let mut save_failed = false;
         for pass in 0..PASSES {
             let mut missing = 0;
-            for voice in chain.voices() {
+            for (index, voice) in chain.voices().iter().enumerate() {
                 let mut todo = Vec::new();
                 for phrase in &self.phrases {
                     if !self.has(phrase, voice.provider.name()) {
@@ -128,7 +205,12 @@ impl PhraseCache {
                     futures_util::stream::iter(todo).buffer_unordered(RENDER_AT_ONCE);
                 while let Some((phrase, outcome)) = rendered.next().await {
                     match outcome {
-                        Ok(rendered) => self.insert(phrase, rendered),
+                        Ok(rendered) => {
+                            if let Some((store, saved)) = stored.get(index) {
+                                save(store, saved, phrase, &rendered, &mut save_failed).await;
+                            }
+                            self.insert(phrase, rendered)
+                        }
                         Err(error) => {
                             missing += 1;
                             tracing::debug!(voice = voice.provider.name(), %error, "phrase not rendered");
@@ -219,6 +301,7 @@ impl PhraseCache {
             phrases: self.phrases.len(),
             rendered,
             bytes,
+            stored: self.stored.load(std::sync::atomic::Ordering::Relaxed),
             complete: self.complete.load(std::sync::atomic::Ordering::Acquire),
         }
     }
@@ -229,6 +312,33 @@ impl PhraseCache {
         for (voice, count) in report.rendered {
             metrics::gauge!("voxguard_phrase_cache_entries", "voice" => voice).set(count as f64);
         }
+    }
+}
+
+/// Keep a rendered line in the store; the first failure is a warning (the
+/// directory is not writable, say), later ones are not repeated.
+async fn save(
+    store: &PhraseStore,
+    voice: &StoredVoice,
+    text: &str,
+    phrase: &CachedPhrase,
+    failed_before: &mut bool,
+) {
+    let (store, voice, text, phrase) = (
+        store.clone(),
+        voice.clone(),
+        text.to_string(),
+        phrase.clone(),
+    );
+    let dir = store.dir().to_path_buf();
+    let outcome = tokio::task::spawn_blocking(move || store.save(&voice, &text, &phrase)).await;
+    let error = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(error) => error.to_string(),
+    };
+    if !std::mem::replace(failed_before, true) {
+        tracing::warn!(dir = %dir.display(), %error, "phrase lines cannot be kept on disk; every start renders them again");
     }
 }
 
@@ -278,10 +388,9 @@ pub async fn render_one(
         packetize(EncoderConfig::default(), rate, &samples).map_err(|e| CallError::Decode {
             detail: format!("{name}: phrase audio could not be encoded: {e}"),
         })?;
-    Ok(CachedPhrase {
-        voice: name,
-        duration: PACKET * packets.len() as u32,
-        packets: packets.into(),
-        level_dbfs: level_dbfs(&samples),
-    })
+    Ok(CachedPhrase::from_packets(
+        name,
+        packets,
+        level_dbfs(&samples),
+    ))
 }

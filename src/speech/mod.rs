@@ -20,12 +20,14 @@ pub mod metrics;
 pub mod pcm;
 pub mod probe;
 pub mod settings;
+pub mod store;
 pub mod stt;
 pub mod text;
 pub mod tts;
 
 pub use cache::{CacheReport, PhraseCache};
 pub use settings::{SpeechSettings, SpeechStack, SttSettings, TtsSettings};
+pub use store::PhraseStore;
 
 /// The rate every STT provider is fed: 16 kHz mono linear16.
 pub const STT_SAMPLE_RATE: u32 = 16_000;

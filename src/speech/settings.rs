@@ -77,6 +77,9 @@ pub struct SpeechSettings {
     pub reserve_per_later_voice: Duration,
     /// How often providers with a breaker not closed are probed.
     pub probe_interval: Duration,
+    /// Where rendered phrase lines are kept between starts (`None`: every
+    /// start renders them).
+    pub phrase_store: Option<super::PhraseStore>,
 }
 
 impl SpeechSettings {
@@ -105,6 +108,7 @@ impl SpeechSettings {
             first_audio_budget: Duration::from_millis(1200),
             reserve_per_later_voice: Duration::from_millis(250),
             probe_interval: Duration::from_secs(1),
+            phrase_store: None,
         }
     }
 }

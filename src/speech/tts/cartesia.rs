@@ -80,6 +80,15 @@ impl CartesiaTts {
         }
     }
 
+    /// What shapes this voice's sound: server, model, voice, language, rate.
+    pub fn identity(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "{NAME} {} {} {} {} {}Hz",
+            s.base_url, s.model, s.voice, s.language, s.sample_rate
+        )
+    }
+
     pub fn settings(&self) -> &CartesiaSettings {
         &self.settings
     }

@@ -55,6 +55,17 @@ impl EspeakTts {
         EspeakTts { settings }
     }
 
+    /// What shapes this voice's sound: program, voice and speed.
+    pub fn identity(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "{NAME} {} {} {}wpm",
+            s.program.display(),
+            s.voice,
+            s.words_per_minute
+        )
+    }
+
     pub fn settings(&self) -> &EspeakSettings {
         &self.settings
     }

@@ -76,6 +76,16 @@ impl TtsProvider {
         }
     }
 
+    /// Everything that shapes this voice's sound (the phrase store files
+    /// its lines under it).
+    pub fn identity(&self) -> String {
+        match self {
+            TtsProvider::OpenAi(voice) => voice.identity(),
+            TtsProvider::Cartesia(voice) => voice.identity(),
+            TtsProvider::Espeak(voice) => voice.identity(),
+        }
+    }
+
     /// Start synthesizing `text` within the attempt's time.
     pub async fn open(
         &self,

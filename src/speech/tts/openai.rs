@@ -60,6 +60,15 @@ impl OpenAiTts {
         OpenAiTts { client, settings }
     }
 
+    /// What shapes this voice's sound: server, model, voice and rate.
+    pub fn identity(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "{NAME} {} {} {} {}Hz",
+            s.base_url, s.model, s.voice, s.sample_rate
+        )
+    }
+
     pub fn settings(&self) -> &OpenAiTtsSettings {
         &self.settings
     }
