@@ -11,6 +11,7 @@ WORKDIR /src
 # and the sources. tests/container_build_context.rs checks this list.
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
+COPY cli ./cli
 COPY config ./config
 COPY prompts ./prompts
 COPY src ./src

@@ -2,6 +2,7 @@
 //! keeps callers out of dead air when the services behind the agent fail.
 //!
 //! Layers, top calls down (tests/layering.rs holds the rules):
+//! - `cli` — the `voxguard` command line (`src/main.rs` only calls it);
 //! - `dev`, `simulate` — commands built on the agent and the testbed;
 //! - `agent` — the composition root: configuration → guards → clients →
 //!   brains, the worker's speech, the LiveKit job handler (job → room →
@@ -27,6 +28,7 @@
 
 pub mod agent;
 pub mod brain;
+pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod edge;

@@ -227,7 +227,7 @@ fn environment_overrides_apply_before_validation() {
 
 #[test]
 fn a_config_file_is_named_by_its_path() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("tests/fixtures/config/voice_over_budget.toml");
     let message = Config::load(Some(&path)).unwrap_err().to_string();
     assert!(

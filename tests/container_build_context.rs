@@ -1,14 +1,15 @@
 //! The container image's build stage must hold every file the build reads.
 //! Docker cannot run here, so this reads the Dockerfile's `COPY` lines of
 //! the build stage and checks that they cover the manifest and lock, every
-//! target the manifest declares (library, binaries, benches), and every
+//! workspace member's manifest, every target they declare that a build
+//! compiles (library, binaries, benches), and every
 //! file `src/` embeds with `include_str!`/`include_bytes!`. The runtime
 //! stage must install what the voice loads at run time.
 
 use std::path::{Component, Path, PathBuf};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// The sources of the build stage's `COPY` lines, relative to the context.
@@ -62,16 +63,39 @@ fn read_by_the_build() -> Vec<PathBuf> {
     {
         needed.push(path.into());
     }
-    for bin in manifest
-        .get("bin")
-        .and_then(|b| b.as_array())
+    let members: Vec<String> = manifest
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
         .into_iter()
         .flatten()
-    {
-        if let Some(path) = bin.get("path").and_then(|p| p.as_str()) {
-            needed.push(path.into());
+        .filter_map(|m| m.as_str())
+        .filter(|m| *m != ".")
+        .map(String::from)
+        .collect();
+    let mut manifests = vec![(PathBuf::new(), manifest.clone())];
+    for member in &members {
+        let dir = PathBuf::from(member);
+        needed.push(dir.join("Cargo.toml"));
+        let text = std::fs::read_to_string(root.join(&dir).join("Cargo.toml")).unwrap();
+        manifests.push((dir, text.parse().unwrap()));
+    }
+    for (dir, manifest) in &manifests {
+        for bin in manifest
+            .get("bin")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(path) = bin.get("path").and_then(|p| p.as_str()) {
+                needed.push(normal(&dir.join(path)));
+            }
         }
     }
+    assert!(
+        needed.iter().any(|n| n.ends_with("src/main.rs")),
+        "the binary's source is among the files the build reads: {needed:?}"
+    );
     for bench in manifest
         .get("bench")
         .and_then(|b| b.as_array())

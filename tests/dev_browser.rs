@@ -98,7 +98,7 @@ fn check_screenshot(screenshot: &Path, keep: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_page_talks_to_the_agent_and_shows_salesforce_failing_until_its_breaker_opens() {
     let _one = crate::one_at_a_time();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     browser_setup(root).await;
 
     let config = Config::embedded_default().expect("embedded config");
@@ -180,7 +180,7 @@ fn microphone_wav(dir: &Path) -> (PathBuf, Pcm) {
 #[test]
 fn the_dev_page_talks_out_loud_with_the_agent_over_webrtc() {
     let _one = crate::one_at_a_time();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     media_support::system_deps();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

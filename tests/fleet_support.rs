@@ -306,7 +306,7 @@ fn ensure_redis_server() {
         }
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/scripts/install-system-deps.sh"
+            "/../scripts/install-system-deps.sh"
         );
         let output = std::process::Command::new("bash")
             .arg(script)

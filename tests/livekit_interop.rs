@@ -33,7 +33,7 @@ fn python() -> String {
 }
 
 fn prepare_python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/setup.sh");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/rtc/setup.sh");
     let output = Command::new("bash")
         .arg(&script)
         .output()
@@ -167,7 +167,10 @@ async fn call(python: String, wav: PathBuf) -> (Value, String) {
     let room = "interop-room";
     let token = server.participant_token(room, "py-caller", false).unwrap();
     let mut caller = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/livekit_caller.py"))
+        .arg(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .join("tests/rtc/livekit_caller.py"),
+        )
         .arg(format!("ws://{ADDRESS}:{port}"))
         .arg(token)
         .arg(&wav)
@@ -337,7 +340,10 @@ async fn listen_to_python(python: String, wav: PathBuf) -> (Vec<f64>, Vec<f64>, 
     let mut inbound = listener.take_inbound().unwrap();
     let caller_token = server.participant_token(room, "py-caller", false).unwrap();
     let mut caller = tokio::process::Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/livekit_caller.py"))
+        .arg(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .join("tests/rtc/livekit_caller.py"),
+        )
         .arg(format!("ws://{ADDRESS}:{port}"))
         .arg(caller_token)
         .arg(&wav)

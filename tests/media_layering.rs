@@ -16,7 +16,7 @@ fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn media_imports_no_other_voxguard_module() {
-    let media = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/media");
+    let media = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("src/media");
     let mut files = Vec::new();
     rust_files(&media, &mut files);
     assert!(files.len() >= 8, "{files:?}");

@@ -18,7 +18,8 @@ espeak-ng with apt-get), or install those two packages with your system's packag
 pub fn system_deps() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let outcome = DONE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-system-deps.sh");
+        let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .join("scripts/install-system-deps.sh");
         let output = Command::new("bash")
             .arg(&script)
             .output()

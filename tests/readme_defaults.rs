@@ -5,7 +5,7 @@ use voxguard::config::Config;
 
 #[test]
 fn the_readme_states_the_shipped_worker_defaults() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .unwrap()
         .split_whitespace()
         .collect::<Vec<_>>()

@@ -398,8 +398,11 @@ fn a_missing_file_names_the_path() {
 
 #[test]
 fn the_repository_file_loads_from_disk_and_matches_the_embedded_book() {
-    let from_disk =
-        PhraseBook::load(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/phrases.toml")).unwrap();
+    let from_disk = PhraseBook::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../prompts/phrases.toml"
+    ))
+    .unwrap();
     let embedded: Arc<PhraseBook> = PhraseBook::embedded();
     for c in Category::ALL {
         assert_eq!(from_disk.variants(c), embedded.variants(c));

@@ -24,7 +24,7 @@ const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 /// Runs the idempotent setup script; fails the test with its message when
 /// it cannot install what is needed.
 fn python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/setup.sh");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/rtc/setup.sh");
     let output = std::process::Command::new("bash")
         .arg(&script)
         .output()
@@ -46,7 +46,8 @@ struct Aiortc {
 
 impl Aiortc {
     fn start(mode: &str) -> Aiortc {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtc/aiortc_peer.py");
+        let script =
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/rtc/aiortc_peer.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(mode)

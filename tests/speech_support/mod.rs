@@ -163,7 +163,7 @@ pub fn ensure_espeak() {
         if present {
             return;
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-system-deps.sh");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install-system-deps.sh");
         let status = std::process::Command::new("bash")
             .arg(script)
             .status()
