@@ -4,9 +4,9 @@
 Text: the nine CRM scenarios, 40 calls, 10 at once, one after the other,
 beside the first spoken run. Audio: all seventeen scenarios (CRM faults and
 voice faults), a few spoken calls each. The first spoken run renders the
-agent's phrase lines into a phrase store; the rest read them back, as a
-restarted worker does, and run side by side (a spoken call is then mostly
-real-time waiting). Fails on any invariant violation or a missed voice
+agent's phrase lines into a phrase store; the rest start once it has (its
+log says so) and read them back, as a restarted worker does, all side by
+side (a spoken call is then mostly real-time waiting). Fails on any invariant violation or a missed voice
 target; the audio runs' own exit status already covers lost caller turns
 and a tool call the caller did not hear within 750 ms.
 
@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,20 +66,41 @@ def phrase_store(binary):
     return os.environ.get("VOXGUARD_PHRASE_CACHE") or os.path.join(target, "simulate-phrases")
 
 
-def run(binary, scenario, media, calls, concurrency, delay=0.0):
+def run(binary, scenario, media, calls, concurrency, delay=0.0, rendered=None):
+    """One simulate run; `rendered` (an Event) is set once its worker has
+    rendered (or read back) every phrase line, or when it ends."""
     time.sleep(delay)
     command = [binary, "simulate", "--scenario", scenario, "--calls", str(calls),
                "--concurrency", str(concurrency), "--seed", "7", "--json",
                "--media", media]
     env = dict(os.environ, VOXGUARD_PHRASE_CACHE=phrase_store(binary))
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if rendered is not None:
+        env["VOXGUARD_LOG"] = "error,voxguard::speech::cache=info"
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    stderr = []
+
+    def read_stderr():
+        for line in child.stderr:
+            stderr.append(line)
+            if rendered is not None and "phrase cache rendered" in line:
+                rendered.set()
+
+    reader = threading.Thread(target=read_stderr)
+    reader.start()
+    stdout = child.stdout.read()
+    child.wait()
+    reader.join()
+    if rendered is not None:
+        rendered.set()
+    stderr = "".join(stderr)
     try:
-        report = json.loads(done.stdout)
+        report = json.loads(stdout)
     except json.JSONDecodeError:
-        return scenario, media, None, [f"exit {done.returncode}, no report: {done.stderr[-800:]}"]
+        return scenario, media, None, [f"exit {child.returncode}, no report: {stderr[-800:]}"]
     problems = problems_of(report)
-    if done.returncode != 0 and not problems:
-        problems.append(f"exit {done.returncode}: {done.stderr[-400:]}")
+    if child.returncode != 0 and not problems:
+        problems.append(f"exit {child.returncode}: {stderr[-400:]}")
     return scenario, media, report, problems
 
 
@@ -86,23 +108,26 @@ def main():
     binary = sys.argv[1]
     media = sys.argv[2] if len(sys.argv) > 2 else "both"
     results = []
-    with ThreadPoolExecutor(1) as typed:
+    with ThreadPoolExecutor(2) as alongside:
         # The typed runs go one after the other beside the first spoken run.
-        text = typed.submit(lambda: [run(binary, s, "text", 40, 10) for s in TEXT]
-                            if media in ("text", "both") else [])
+        text = alongside.submit(lambda: [run(binary, s, "text", 40, 10) for s in TEXT]
+                                if media in ("text", "both") else [])
         if media in ("audio", "both"):
             # The first spoken run renders every phrase line in every voice
-            # into the store; the others then read them back.
-            first = run(binary, (TEXT + VOICE)[0], "audio", AUDIO_CALLS, AUDIO_CALLS)
+            # into the store; the others start once it has, and read them back.
+            scenarios = TEXT + VOICE
+            rendered = threading.Event()
+            first = alongside.submit(run, binary, scenarios[0], "audio", AUDIO_CALLS,
+                                     AUDIO_CALLS, 0.0, rendered)
+            rendered.wait()
+            with ThreadPoolExecutor(AUDIO_AT_ONCE) as pool:
+                rest = list(pool.map(
+                    lambda job: run(binary, job[1], "audio", AUDIO_CALLS, AUDIO_CALLS,
+                                    AUDIO_STAGGER_S * job[0] if job[0] < AUDIO_AT_ONCE else 0.0),
+                    enumerate(scenarios[1:])))
         results += text.result()
-    if media in ("audio", "both"):
-        scenarios = TEXT + VOICE
-        results.append(first)
-        with ThreadPoolExecutor(AUDIO_AT_ONCE) as pool:
-            results += list(pool.map(
-                lambda job: run(binary, job[1], "audio", AUDIO_CALLS, AUDIO_CALLS,
-                                AUDIO_STAGGER_S * job[0] if job[0] < AUDIO_AT_ONCE else 0.0),
-                enumerate(scenarios[1:])))
+        if media in ("audio", "both"):
+            results += [first.result()] + rest
     failed = False
     for scenario, media, report, problems in results:
         if report is not None:
