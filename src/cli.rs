@@ -37,36 +37,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Drive simulated calls through the full stack and report.
-    Simulate {
-        #[arg(long, default_value_t = 100)]
-        calls: usize,
-        #[arg(long, default_value_t = 50)]
-        concurrency: usize,
-        #[arg(long, default_value = "mixed")]
-        scenario: String,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-        #[arg(long)]
-        latencies_out: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Pause between the agent listening and the caller's next line (e.g. 20ms, 2s).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        think_time: Option<std::time::Duration>,
-        /// Spread call starts evenly over this long (e.g. 30s).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        ramp: Option<std::time::Duration>,
-        /// Run the CRM simulator and LiveKit stand-in in this process
-        /// instead of a child process.
-        #[arg(long)]
-        in_process: bool,
-        /// `text` (words as text) or `audio` (callers speak and listen over
-        /// WebRTC; needs espeak-ng and libopus).
-        #[arg(long, default_value = "text")]
-        media: crate::simulate::Media,
-    },
+    Simulate(SimulateArgs),
     /// The CRM simulator and LiveKit stand-in for `simulate`, in a process of
     /// their own: prints its addresses as one JSON line, exits when stdin closes.
     #[command(hide = true)]
@@ -157,31 +128,7 @@ pub fn main() -> ExitCode {
             media_loss,
             media_jitter: std::time::Duration::from_millis(media_jitter_ms),
         }),
-        Command::Simulate {
-            calls,
-            concurrency,
-            scenario,
-            seed,
-            json,
-            latencies_out,
-            config,
-            think_time,
-            ramp,
-            in_process,
-            media,
-        } => run_simulate(SimulateArgs {
-            calls,
-            concurrency,
-            scenario,
-            seed,
-            json,
-            latencies_out,
-            config,
-            think_time,
-            ramp,
-            in_process,
-            media,
-        }),
+        Command::Simulate(args) => run_simulate(args),
     }
 }
 
@@ -401,17 +348,35 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+#[derive(clap::Args)]
 struct SimulateArgs {
+    #[arg(long, default_value_t = 100)]
     calls: usize,
+    #[arg(long, default_value_t = 50)]
     concurrency: usize,
+    #[arg(long, default_value = "mixed")]
     scenario: String,
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[arg(long)]
     json: bool,
+    #[arg(long)]
     latencies_out: Option<PathBuf>,
+    #[arg(long)]
     config: Option<PathBuf>,
+    /// Pause between the agent listening and the caller's next line (e.g. 20ms, 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
     think_time: Option<std::time::Duration>,
+    /// Spread call starts evenly over this long (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
     ramp: Option<std::time::Duration>,
+    /// Run the CRM simulator and LiveKit stand-in in this process
+    /// instead of a child process.
+    #[arg(long)]
     in_process: bool,
+    /// `text` (words as text) or `audio` (callers speak and listen over
+    /// WebRTC; needs espeak-ng and libopus).
+    #[arg(long, default_value = "text")]
     media: crate::simulate::Media,
 }
 

@@ -128,22 +128,22 @@ impl PhraseCache {
         let cache = PhraseCache::empty(phrases, voices);
         let filling = cache.clone();
         let task = tokio::spawn(async move {
-            let stored = match store {
+            let saving = match store {
                 Some(store) => filling.clone().read_store(&chain, store).await,
-                None => Vec::new(),
+                None => None,
             };
-            filling.fill(&chain, &stored).await
+            filling.fill(&chain, saving.as_ref()).await
         });
         (cache, task)
     }
 
-    /// Read every saved line of every voice of `chain`; returns where each
-    /// voice's new lines go.
+    /// Read every saved line of every voice of `chain`; returns the store
+    /// and where each voice's new lines go, in chain order.
     async fn read_store(
         self: Arc<Self>,
         chain: &TtsChain,
         store: PhraseStore,
-    ) -> Vec<(PhraseStore, StoredVoice)> {
+    ) -> Option<(PhraseStore, Vec<StoredVoice>)> {
         let voices: Vec<_> = chain
             .voices()
             .iter()
@@ -152,16 +152,14 @@ impl PhraseCache {
                 (v.provider.name(), store.voice(&identity))
             })
             .collect();
-        let cache = self.clone();
         let reading = tokio::task::spawn_blocking(move || {
             let mut refused = 0usize;
             for (name, voice) in &voices {
-                for phrase in &cache.phrases {
+                for phrase in &self.phrases {
                     match store.load(voice, name, phrase) {
                         Ok(Some(line)) => {
-                            cache.insert(phrase, line);
-                            cache
-                                .stored
+                            self.insert(phrase, line);
+                            self.stored
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         Ok(None) => {}
@@ -172,22 +170,20 @@ impl PhraseCache {
                     }
                 }
             }
-            let stored = cache.stored.load(std::sync::atomic::Ordering::Relaxed);
+            let stored = self.stored.load(std::sync::atomic::Ordering::Relaxed);
             tracing::info!(
                 stored,
                 refused,
                 dir = %store.dir().display(),
                 "phrase lines read from the phrase store"
             );
-            voices
-                .into_iter()
-                .map(|(_, voice)| (store.clone(), voice))
-                .collect()
+            let voices = voices.into_iter().map(|(_, voice)| voice).collect();
+            (store, voices)
         });
-        reading.await.unwrap_or_default()
+        reading.await.ok()
     }
 
-    async fn fill(&self, chain: &TtsChain, stored: &[(PhraseStore, StoredVoice)]) {
+    async fn fill(&self, chain: &TtsChain, saving: Option<&(PhraseStore, Vec<StoredVoice>)>) {
         use futures_util::StreamExt as _;
         let mut save_failed = false;
         for pass in 0..PASSES {
@@ -206,7 +202,9 @@ impl PhraseCache {
                 while let Some((phrase, outcome)) = rendered.next().await {
                     match outcome {
                         Ok(rendered) => {
-                            if let Some((store, saved)) = stored.get(index) {
+                            if let Some((store, voices)) = saving
+                                && let Some(saved) = voices.get(index)
+                            {
                                 save(store, saved, phrase, &rendered, &mut save_failed).await;
                             }
                             self.insert(phrase, rendered)
