@@ -2,18 +2,31 @@
 //! on its way to a recognizer: espeak-ng speech (as simulated callers say
 //! it), Opus-coded at 48 kHz, packets lost (concealed by the decoder),
 //! resampled to the 16 kHz a recognizer takes. Lines that differ by one
-//! word must still come out as the line that was said.
+//! word must still come out as the line that was said. The callers' whole
+//! script also goes the way the agent hears it (jitter buffer, decoder at
+//! 16 kHz) into the streaming recognizer, with lost and late packets and
+//! with senders that stall mid-line.
 
 #[path = "media_support.rs"]
 mod media_support;
 
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use voxguard::media::jitter::JitterConfig;
 use voxguard::media::opus::{Decoder, EncoderConfig, SAMPLES_PER_FRAME};
 use voxguard::media::resample::Resampler;
+use voxguard::media::vad::VadConfig;
 use voxguard::media::{packetize, wav};
-use voxguard::testbed::speech::recognize::{Utterance, transcribe};
+use voxguard::simulate::caller::{CHOICES, script};
+use voxguard::testbed::crm::Fixtures;
+use voxguard::testbed::speech::recognize::{self, Heard, Utterance, transcribe};
+use voxguard::voice::listener::{InboundPacket, Listener};
 
 use media_support::{at_rate, system_deps};
 
@@ -166,5 +179,220 @@ fn two_lines_said_back_to_back_are_both_heard() {
     assert_eq!(
         transcribe(&audio, 16_000, &utterances, 300),
         "we use HubSpot this month ideally"
+    );
+}
+
+/// Every line of `simulate`'s script for six callers (their emails and
+/// picks), and the hum of a false interruption, registered as `simulate`
+/// registers them.
+fn the_callers_script() -> (Vec<String>, Vec<wav::Pcm>, Vec<Arc<Utterance>>) {
+    let fixtures = Fixtures::generate(7);
+    let mut texts: Vec<String> = Vec::new();
+    for (i, person) in fixtures.people.iter().take(6).enumerate() {
+        for line in script(&person.email, CHOICES[i % CHOICES.len()]) {
+            if !texts.contains(&line) {
+                texts.push(line);
+            }
+        }
+    }
+    let spoken: Vec<wav::Pcm> = texts.iter().map(|t| say(t)).collect();
+    let mut utterances: Vec<Arc<Utterance>> = texts
+        .iter()
+        .zip(&spoken)
+        .enumerate()
+        .map(|(id, (text, pcm))| {
+            Arc::new(Utterance::new(
+                id as u64,
+                text,
+                &pcm.samples,
+                pcm.sample_rate,
+            ))
+        })
+        .collect();
+    let hum = say("mmmmm hmmmm");
+    utterances.push(Arc::new(Utterance::new(
+        texts.len() as u64,
+        "",
+        &hum.samples,
+        hum.sample_rate,
+    )));
+    (texts, spoken, utterances)
+}
+
+/// How a sender's packets reach the agent: `lost` ones never, the others
+/// 0–40 ms late at random, and every packet from `stall.0` on a further
+/// `stall.1` late (the sender froze mid-line, then caught up).
+struct Network {
+    seed: u64,
+    loss: f64,
+    stall: Option<(usize, Duration)>,
+}
+
+/// `pcm` said through `network` and heard the way the agent hears it: a
+/// jitter buffer ticked every 20 ms, the decoder at 16 kHz. Returns the
+/// 16 kHz audio, with a second of silence after.
+fn as_the_agent_hears(pcm: &wav::Pcm, network: &Network) -> Vec<i16> {
+    let packets = packetize(EncoderConfig::default(), pcm.sample_rate, &pcm.samples).unwrap();
+    let mut rng = SmallRng::seed_from_u64(network.seed);
+    let lead = Duration::from_millis(300);
+    let mut arrivals: Vec<(Duration, usize)> = (0..packets.len())
+        .filter_map(|i| {
+            let lost = rng.random_bool(network.loss);
+            let late = Duration::from_micros(rng.random_range(0..40_000));
+            let stalled = match network.stall {
+                Some((from, by)) if i >= from => by,
+                _ => Duration::ZERO,
+            };
+            let sent = lead + Duration::from_millis(20 * i as u64);
+            (!lost).then_some((sent + late + stalled, i))
+        })
+        .collect();
+    arrivals.sort();
+    let mut listener = Listener::new(JitterConfig::default(), VadConfig::default()).unwrap();
+    let t0 = Instant::now();
+    let mut audio = Vec::new();
+    let mut arrived = arrivals.iter().peekable();
+    let last = arrivals.last().map_or(Duration::ZERO, |a| a.0);
+    let ticks = (last.as_millis() / 20) as u64 + 50;
+    for tick in 0..ticks {
+        let now = Duration::from_millis(20 * tick);
+        while let Some(&&(at, i)) = arrived.peek().filter(|a| a.0 <= now) {
+            let packet = InboundPacket {
+                ssrc: 1,
+                sequence: i as u16,
+                timestamp: (i * 960) as u32,
+                payload: packets[i].clone(),
+            };
+            listener.push(&packet, t0 + at);
+            arrived.next();
+        }
+        audio.extend_from_slice(listener.tick(t0 + now).unwrap().frame);
+    }
+    audio
+}
+
+/// Lower-case words without punctuation.
+fn words(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '@' || *c == '.')
+                .collect::<String>()
+                .trim_matches('.')
+                .to_lowercase()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The final transcripts the streaming recognizer gives for `audio`, as
+/// the agent asks for them (300 ms endpointing).
+fn finals(audio: &[i16], utterances: &[Arc<Utterance>]) -> Vec<String> {
+    let mut recognizer = recognize::Listener::new(
+        utterances.to_vec(),
+        16_000,
+        Some(300),
+        Some(1000),
+        true,
+        true,
+        false,
+    );
+    let mut events = Vec::new();
+    for frame in audio.chunks(320) {
+        recognizer.feed(frame, &mut events);
+    }
+    events
+        .into_iter()
+        .filter_map(|event| match event {
+            Heard::Result {
+                transcript,
+                is_final: true,
+                ..
+            } if !transcript.is_empty() => Some(transcript),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_callers_whole_script_is_heard_through_the_agents_jitter_buffer_with_loss_and_jitter() {
+    let (texts, spoken, utterances) = the_callers_script();
+    let mut wrong = Vec::new();
+    let mut tried = 0;
+    for (index, (text, pcm)) in texts.iter().zip(&spoken).enumerate() {
+        for trial in 0..6u64 {
+            let network = Network {
+                seed: index as u64 * 1_000 + trial,
+                loss: 0.05,
+                stall: None,
+            };
+            let heard = finals(&as_the_agent_hears(pcm, &network), &utterances);
+            tried += 1;
+            if heard != [text.clone()] {
+                wrong.push(format!(
+                    "{text:?} (seed {}) heard as {heard:?}",
+                    network.seed
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {tried} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn a_line_a_stalled_sender_cut_in_two_is_heard_whole_or_not_at_all_never_as_another() {
+    let (texts, spoken, utterances) = the_callers_script();
+    let (mut whole, mut unheard, mut wrong) = (0, Vec::new(), Vec::new());
+    let mut tried = 0;
+    for (index, (text, pcm)) in texts.iter().zip(&spoken).enumerate() {
+        let packets = pcm.samples.len() / (pcm.sample_rate as usize / 50);
+        for trial in 0..8u64 {
+            let seed = index as u64 * 1_000 + trial;
+            let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+            // Frozen somewhere in the middle fifth to four fifths of the
+            // line, for longer than the recognizer's 300 ms endpointing.
+            let at = rng.random_range(packets / 5..packets * 4 / 5);
+            let by = Duration::from_millis(rng.random_range(350..900));
+            let network = Network {
+                seed,
+                loss: 0.05,
+                stall: Some((at, by)),
+            };
+            let heard = finals(&as_the_agent_hears(pcm, &network), &utterances);
+            tried += 1;
+            let said = words(&heard.join(" "));
+            if said == words(text) {
+                whole += 1;
+            } else if said.is_empty() {
+                unheard.push(format!("{text:?} (seed {seed})"));
+            } else {
+                wrong.push(format!(
+                    "{text:?} (seed {seed}, stalled {by:?} at packet {at}) heard as {heard:?}"
+                ));
+            }
+        }
+    }
+    println!(
+        "{whole} of {tried} stalled lines heard whole, {} not at all, {} as other words",
+        unheard.len(),
+        wrong.len()
+    );
+    // Never words the caller did not say (the agent would answer them and
+    // the line would be lost); a line it cannot make out is no words at
+    // all (the caller is asked again, or types).
+    assert!(
+        wrong.is_empty(),
+        "{} of {tried} heard as other words:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(
+        whole * 10 >= tried * 9,
+        "only {whole} of {tried} heard whole; not at all: {unheard:?}"
     );
 }

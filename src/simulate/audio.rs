@@ -127,6 +127,11 @@ impl AudioChecked {
                 let said = words(&line.text);
                 if !heard.iter().any(|turn| contains_words(turn, &said)) {
                     self.lost_caller_turns += 1;
+                    tracing::warn!(
+                        line = %line.text,
+                        heard = ?heard.iter().map(|t| t.join(" ")).collect::<Vec<_>>(),
+                        "a caller's line never reached the session"
+                    );
                 }
             }
             self.truncation_mismatches += truncation_mismatches(session, &record.captions);

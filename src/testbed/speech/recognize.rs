@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::media::level_dbfs;
 use crate::media::resample::Resampler;
 
-/// The rate a recognizer hears at; crossings are counted at it.
+/// The rate a recognizer hears at; a line's [`Shape`]s are measured at it.
 const LISTEN_RATE: u32 = 16_000;
 
 /// Frames quieter than this are silence.
@@ -23,7 +23,8 @@ const FLOOR_DBFS: f32 = -70.0;
 const MIN_SCORE: f32 = 0.35;
 /// Below this warped match a whole segment is "unintelligible" (empty
 /// transcript): unrelated lines score 0.4–0.7, a line through a lossy,
-/// jittery network 0.8 and more.
+/// jittery network 0.76 and more (lines sharing most words, such as two
+/// callers' emails, up to 0.86 against each other: the best match wins).
 const MIN_WARPED_SCORE: f32 = 0.75;
 /// A line that only starts a segment matches at least this well (an open
 /// end finds some likeness in any speech: unrelated starts score to 0.8).
@@ -38,31 +39,35 @@ pub struct Utterance {
     pub text: String,
     pub words: Vec<String>,
     pub envelope: Vec<f32>,
-    /// Zero crossings per sample of each 10 ms frame (0 in silence), as a
-    /// 16 kHz recognizer hears it: where the hiss of an "s" or "f" is.
-    pub crossings: Vec<f32>,
+    /// The [`Shape`] of each 10 ms frame (zeros in silence), as a 16 kHz
+    /// recognizer hears it.
+    pub shape: Vec<Shape>,
 }
 
 impl Utterance {
     pub fn new(id: u64, text: &str, samples: &[i16], sample_rate: u32) -> Utterance {
         let levels = envelope(samples, sample_rate);
-        let mut crossings = match Resampler::new(sample_rate, LISTEN_RATE) {
+        let mut shape = match Resampler::new(sample_rate, LISTEN_RATE) {
             Ok(mut resampler) if sample_rate != LISTEN_RATE => {
                 let mut at_16k = Vec::new();
                 resampler.process(samples, &mut at_16k);
                 resampler.flush(&mut at_16k);
-                zero_crossings(&at_16k, LISTEN_RATE)
+                shapes(&at_16k, LISTEN_RATE)
             }
-            _ => zero_crossings(samples, sample_rate),
+            _ => shapes(samples, sample_rate),
         };
-        crossings.resize(levels.len(), 0.0);
+        shape.resize(levels.len(), [0.0; SHAPE]);
         let span = speech_span(&levels);
+        let (envelope, shape) = without_long_pauses(
+            &levels[span.clone()],
+            &silenced(&shape[span.clone()], &levels[span]),
+        );
         Utterance {
             id,
             text: text.trim().to_string(),
             words: text.split_whitespace().map(str::to_string).collect(),
-            envelope: levels[span.clone()].to_vec(),
-            crossings: silenced(&crossings[span.clone()], &levels[span]),
+            envelope,
+            shape,
         }
     }
 
@@ -81,30 +86,84 @@ pub fn envelope(samples: &[i16], sample_rate: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Zero crossings per sample of each 10 ms frame.
-pub fn zero_crossings(samples: &[i16], sample_rate: u32) -> Vec<f32> {
+/// Where a frame's sound is, whatever its loudness: its zero crossings per
+/// sample (the hiss of an "s" or "f"), then how far each of [`BANDS`] is
+/// above or below the frame's mean band level in dB (the vowel's formants,
+/// which tell "third" from "second" where loudness alone cannot).
+pub type Shape = [f32; SHAPE];
+/// The measures in a [`Shape`].
+pub const SHAPE: usize = 1 + BANDS.len();
+
+/// The frequencies (Hz) whose power makes up each band of a [`Shape`]:
+/// first formants, second formants low and high, and above.
+const BANDS: [&[f32]; 5] = [
+    &[250.0, 500.0],
+    &[750.0, 1000.0],
+    &[1250.0, 1500.0, 1750.0],
+    &[2000.0, 2250.0, 2500.0, 2750.0],
+    &[3000.0, 3500.0, 4000.0, 4500.0],
+];
+
+/// The [`Shape`] of each 10 ms frame.
+pub fn shapes(samples: &[i16], sample_rate: u32) -> Vec<Shape> {
     let frame = (sample_rate as usize / 100).max(1);
+    let mut window = Vec::new();
     samples
         .chunks(frame)
         .filter(|c| c.len() == frame)
-        .map(frame_crossings)
+        .map(|c| frame_shape(c, sample_rate, &mut window))
         .collect()
 }
 
-fn frame_crossings(frame: &[i16]) -> f32 {
+/// One frame's [`Shape`]; `window` is scratch for its Hann window.
+fn frame_shape(frame: &[i16], sample_rate: u32, window: &mut Vec<f32>) -> Shape {
+    let n = frame.len().max(2);
+    if window.len() != n {
+        window.clear();
+        window.extend(
+            (0..n).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (n - 1) as f32).cos()),
+        );
+    }
+    let mut shape = [0.0; SHAPE];
     let changes = frame
         .windows(2)
         .filter(|w| (w[0] >= 0) != (w[1] >= 0))
         .count();
-    changes as f32 / frame.len().max(1) as f32
+    shape[0] = changes as f32 / n as f32;
+    let nyquist = sample_rate as f32 / 2.0;
+    for (band, frequencies) in BANDS.iter().enumerate() {
+        let power: f32 = frequencies
+            .iter()
+            .filter(|&&f| f < nyquist)
+            .map(|&f| goertzel(frame, window, f / sample_rate as f32))
+            .sum();
+        shape[1 + band] = 10.0 * (power + 1e-3).log10();
+    }
+    let mean = shape[1..].iter().sum::<f32>() / BANDS.len() as f32;
+    for level in &mut shape[1..] {
+        *level -= mean;
+    }
+    shape
 }
 
-/// Crossings count only where there is speech (silence's are noise).
-fn silenced(crossings: &[f32], levels: &[f32]) -> Vec<f32> {
-    crossings
+/// The power of `frame` (windowed) at `cycles` per sample.
+fn goertzel(frame: &[i16], window: &[f32], cycles: f32) -> f32 {
+    let coeff = 2.0 * (std::f32::consts::TAU * cycles).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for (&x, &w) in frame.iter().zip(window) {
+        let s0 = f32::from(x) / 32_768.0 * w + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0)
+}
+
+/// Shapes count only where there is speech (silence's are noise).
+fn silenced(shape: &[Shape], levels: &[f32]) -> Vec<Shape> {
+    shape
         .iter()
         .zip(levels)
-        .map(|(&c, &l)| if l > SPEECH_DBFS { c } else { 0.0 })
+        .map(|(&c, &l)| if l > SPEECH_DBFS { c } else { [0.0; SHAPE] })
         .collect()
 }
 
@@ -158,15 +217,18 @@ fn prefix_score(heard: &[f32], utterance: &[f32]) -> f32 {
 /// jitter buffer that runs dry plays a concealed 20 ms frame and one that
 /// runs full drops one, so a line reaches a recognizer a few frames longer
 /// or shorter in places, and a segment may hold two lines said back to
-/// back. Dynamic time warping of the standardized level and hiss, the end
+/// back. Dynamic time warping of the standardized level and shape, the end
 /// of `heard` left open; 1 for the same shape, about 0 for unrelated ones.
-fn warped(heard: (&[f32], &[f32]), utterance: &Utterance, open_end: bool) -> (f32, usize) {
+fn warped(heard: (&[f32], &[Shape]), utterance: &Utterance, open_end: bool) -> (f32, usize) {
     let (n, m) = (heard.0.len(), utterance.envelope.len());
-    if n < 3 || m < 3 || heard.1.len() != n || utterance.crossings.len() != m {
+    if n < 3 || m < 3 || heard.1.len() != n || utterance.shape.len() != m {
         return (0.0, n);
     }
     let (a, b) = (standardized(heard.0), standardized(&utterance.envelope));
-    let (za, zb) = (standardized(heard.1), standardized(&utterance.crossings));
+    let (za, zb) = (
+        standardized_shapes(heard.1),
+        standardized_shapes(&utterance.shape),
+    );
     // A whole segment is held to the line from its start to its end (the
     // path near the proportional diagonal); an open end follows the line
     // at its own pace, and a line stretched by a fifth drifts that far.
@@ -187,7 +249,7 @@ fn warped(heard: (&[f32], &[f32]), utterance: &Utterance, open_end: bool) -> (f3
         let center = if open_end { i } else { i * m / n };
         let (lo, hi) = (center.saturating_sub(band).max(1), (center + band).min(m));
         for j in lo..=hi {
-            let d = ((a[i - 1] - b[j - 1]).powi(2) + (za[i - 1] - zb[j - 1]).powi(2)) / 2.0;
+            let d = distance(a[i - 1] - b[j - 1], &za[i - 1], &zb[j - 1]);
             current[j] = (previous[j - 1] + 2.0 * d)
                 .min(previous[j] + d + WARP_PENALTY)
                 .min(current[j - 1] + d + WARP_PENALTY);
@@ -210,6 +272,36 @@ fn warped(heard: (&[f32], &[f32]), utterance: &Utterance, open_end: bool) -> (f3
 /// What stretching by one frame costs (in squared standard deviations):
 /// enough that warping cannot make unrelated shapes look alike.
 const WARP_PENALTY: f32 = 0.5;
+
+/// What the bands weigh together against the level's and the crossings'
+/// one each: enough to tell lines that share their loudness contour apart
+/// (the callers' emails), little enough that a vowel Opus coloured still
+/// matches ("the third one" against "the first one").
+const BANDS_WEIGHT: f32 = 0.5;
+
+/// Two frames' squared distance over their standardized measures,
+/// weighted to one overall.
+fn distance(level: f32, a: &Shape, b: &Shape) -> f32 {
+    let crossings = (a[0] - b[0]).powi(2);
+    let bands: f32 = a[1..]
+        .iter()
+        .zip(&b[1..])
+        .map(|(x, y)| (x - y).powi(2))
+        .sum();
+    (level * level + crossings + bands * BANDS_WEIGHT / BANDS.len() as f32) / (2.0 + BANDS_WEIGHT)
+}
+
+/// Each measure of `shapes` standardized over the frames.
+fn standardized_shapes(shapes: &[Shape]) -> Vec<Shape> {
+    let mut out = vec![[0.0; SHAPE]; shapes.len()];
+    for k in 0..SHAPE {
+        let column: Vec<f32> = shapes.iter().map(|s| s[k]).collect();
+        for (row, value) in out.iter_mut().zip(standardized(&column)) {
+            row[k] = value;
+        }
+    }
+    out
+}
 
 fn standardized(x: &[f32]) -> Vec<f32> {
     let n = x.len() as f32;
@@ -235,44 +327,169 @@ pub fn prefix_match<'a>(
 }
 
 /// The registered line the start of `heard` is (by the warped match of
-/// level and hiss, so that lines one word apart stay apart when the
+/// level and shape, so that lines one word apart stay apart when the
 /// network stretched them), and the frames it took.
 fn line_at<'a>(
     heard: &[f32],
-    crossings: &[f32],
+    shape: &[Shape],
     utterances: &'a [Arc<Utterance>],
-) -> Option<(&'a Arc<Utterance>, usize)> {
+) -> Option<(&'a Arc<Utterance>, f32, usize)> {
     let best = |open_end: bool, min: f32| {
         utterances
             .iter()
-            .map(|u| (u, warped((heard, crossings), u, open_end)))
+            .map(|u| (u, warped((heard, shape), u, open_end)))
             .filter(|(_, (score, _))| *score >= min)
             .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
-            .map(|(u, (_, frames))| (u, frames))
+            .map(|(u, (score, frames))| (u, score, frames))
     };
     // The segment is one line; failing that, it starts with one (said
     // back to back with the next), which must match more closely.
     best(false, MIN_WARPED_SCORE).or_else(|| best(true, MIN_SPLIT_SCORE))
 }
 
-/// The words of a whole segment: every registered line in it, one after
-/// the other (a caller may say two lines with no pause between).
-fn lines_in(heard: &[f32], crossings: &[f32], utterances: &[Arc<Utterance>]) -> String {
-    let mut words: Vec<&str> = Vec::new();
-    let mut rest = speech_span(heard);
+/// How long a pause inside a line is kept when lines are compared
+/// (frames): a network that stalled mid-line, or a caller who paused
+/// longer than when the line was registered, says the same words.
+const PAUSE_FRAMES: usize = 5;
+
+/// `levels` and their `shape` with every pause longer than
+/// [`PAUSE_FRAMES`] shortened to it.
+fn without_long_pauses(levels: &[f32], shape: &[Shape]) -> (Vec<f32>, Vec<Shape>) {
+    let (mut kept_levels, mut kept_shape) = (Vec::new(), Vec::new());
+    let mut quiet = 0;
+    for (&level, frame) in levels.iter().zip(shape) {
+        quiet = if level > SPEECH_DBFS { 0 } else { quiet + 1 };
+        if quiet <= PAUSE_FRAMES {
+            kept_levels.push(level);
+            kept_shape.push(*frame);
+        }
+    }
+    (kept_levels, kept_shape)
+}
+
+/// Whether all of `heard` is only the start of a registered line (the
+/// rest of it still to come: a caller cut off by a stalled network) and
+/// the `whole` line it was best taken for: the start of some line fits it
+/// clearly better than any whole line does.
+fn only_begins_a_line(
+    heard: &[f32],
+    shape: &[Shape],
+    utterances: &[Arc<Utterance>],
+    whole: Option<(&Arc<Utterance>, f32)>,
+) -> bool {
+    if heard.len() < MIN_LINE_FRAMES {
+        return false;
+    }
+    let as_line = Utterance {
+        id: u64::MAX,
+        text: String::new(),
+        words: Vec::new(),
+        envelope: heard.to_vec(),
+        shape: shape.to_vec(),
+    };
+    let begun = utterances
+        .iter()
+        .filter(|u| !u.words.is_empty())
+        .map(|u| {
+            let (score, frames) = warped((&u.envelope, &u.shape), &as_line, true);
+            (u, score, frames)
+        })
+        .filter(|(u, score, frames)| {
+            *score >= MIN_SPLIT_SCORE && *frames < u.envelope.len() * 9 / 10
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match (begun, whole) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some((_, score, _)), Some((_, taken_score))) => score > taken_score + CUT_SHORT_MARGIN,
+    }
+}
+
+/// How much better the start of a line must fit a segment than the best
+/// whole line for the segment to be read as a line cut short.
+const CUT_SHORT_MARGIN: f32 = 0.03;
+
+/// What a segment says: every registered line in it, one after the other
+/// (a caller may say two lines with no pause between), and what is left
+/// after them when that only begins a line.
+struct Reading {
+    words: Vec<String>,
+    unfinished: Option<(Vec<f32>, Vec<Shape>)>,
+}
+
+fn read(heard: &[f32], shape: &[Shape], utterances: &[Arc<Utterance>]) -> Reading {
+    let (heard, shape) = without_long_pauses(heard, &silenced(shape, heard));
+    let mut reading = Reading {
+        words: Vec::new(),
+        unfinished: None,
+    };
+    let mut rest = speech_span(&heard);
     while rest.len() >= MIN_LINE_FRAMES {
-        let (levels, hiss) = (&heard[rest.clone()], &crossings[rest.clone()]);
-        let Some((line, frames)) = line_at(levels, &silenced(hiss, levels), utterances) else {
+        let (levels, shape) = (&heard[rest.clone()], &shape[rest.clone()]);
+        let whole = line_at(levels, shape, utterances);
+        if only_begins_a_line(levels, shape, utterances, whole.map(|(u, s, _)| (u, s))) {
+            reading.unfinished = Some((levels.to_vec(), shape.to_vec()));
+            break;
+        }
+        let Some((line, _, frames)) = whole else {
             break;
         };
-        if !line.text.is_empty() {
-            words.push(&line.text);
-        }
+        reading.words.extend(line.words.iter().cloned());
         let after = rest.start + frames;
         let next = speech_span(&heard[after..rest.end]);
         rest = after + next.start..after + next.end;
     }
-    words.join(" ")
+    reading
+}
+
+/// Silence after which a line begun is no longer expected to go on
+/// (frames).
+const UNFINISHED_FRAMES: u64 = 150;
+
+/// Reads segments one after the other. It knows whole lines only, so a
+/// segment that only begins one (or matches nothing) gives no words yet
+/// and is heard again with the next segment, as a recognizer uses what it
+/// heard before: a line a stall cut in two comes out whole, once.
+#[derive(Debug, Default)]
+struct Reader {
+    unfinished: Option<(Vec<f32>, Vec<Shape>)>,
+}
+
+impl Reader {
+    /// The words of the segment `heard`, which began `since_last` frames
+    /// after the last one ended.
+    fn words(
+        &mut self,
+        heard: &[f32],
+        shape: &[Shape],
+        utterances: &[Arc<Utterance>],
+        since_last: u64,
+    ) -> String {
+        let unfinished = self
+            .unfinished
+            .take()
+            .filter(|_| since_last <= UNFINISHED_FRAMES);
+        if let Some((mut levels, mut shapes)) = unfinished {
+            levels.extend_from_slice(heard);
+            shapes.extend_from_slice(shape);
+            let joined = read(&levels, &shapes, utterances);
+            if !joined.words.is_empty() {
+                self.unfinished = joined.unfinished;
+                return joined.words.join(" ");
+            }
+        }
+        let reading = read(heard, shape, utterances);
+        self.unfinished = reading.unfinished;
+        if self.unfinished.is_none() && reading.words.is_empty() {
+            // Speech that matched nothing may begin a line too briefly to
+            // tell which.
+            let span = speech_span(heard);
+            if span.len() >= MIN_LINE_FRAMES {
+                self.unfinished = Some((heard[span.clone()].to_vec(), shape[span].to_vec()));
+            }
+        }
+        reading.words.join(" ")
+    }
 }
 
 /// The words of every speech segment in a whole recording (split at
@@ -284,11 +501,21 @@ pub fn transcribe(
     gap_ms: u64,
 ) -> String {
     let env = envelope(samples, sample_rate);
-    let crossings = zero_crossings(samples, sample_rate);
+    let shape = shapes(samples, sample_rate);
     let gap = (gap_ms / 10).max(1) as usize;
+    let mut reader = Reader::default();
     let mut words = Vec::new();
     let mut start = None;
     let mut silent = 0;
+    let mut last_end = 0;
+    let mut segment = |range: std::ops::Range<usize>, last_end: &mut usize| {
+        let since = range.start.saturating_sub(*last_end) as u64;
+        *last_end = range.end;
+        let heard = reader.words(&env[range.clone()], &shape[range], utterances, since);
+        if !heard.is_empty() {
+            words.push(heard);
+        }
+    };
     for (i, &level) in env.iter().enumerate() {
         if level > SPEECH_DBFS {
             start.get_or_insert(i);
@@ -296,19 +523,13 @@ pub fn transcribe(
         } else if let Some(s) = start {
             silent += 1;
             if silent >= gap {
-                let heard = lines_in(&env[s..i], &crossings[s..i], utterances);
-                if !heard.is_empty() {
-                    words.push(heard);
-                }
+                segment(s..i + 1 - silent, &mut last_end);
                 start = None;
             }
         }
     }
     if let Some(s) = start {
-        let heard = lines_in(&env[s..], &crossings[s..], utterances);
-        if !heard.is_empty() {
-            words.push(heard);
-        }
+        segment(s..env.len(), &mut last_end);
     }
     words.join(" ")
 }
@@ -336,8 +557,11 @@ pub enum Heard {
 #[derive(Debug)]
 pub struct Listener {
     utterances: Vec<Arc<Utterance>>,
+    sample_rate: u32,
     frame_len: usize,
     partial: Vec<i16>,
+    /// Scratch for the frames' Hann window.
+    window: Vec<f32>,
     frame: u64,
     endpointing_frames: u64,
     utterance_end_frames: Option<u64>,
@@ -348,12 +572,18 @@ pub struct Listener {
     segment: Option<Segment>,
     last_final_end: u64,
     pending_utterance_end: Option<u64>,
+    /// What earlier segments leave open for the next.
+    reader: Reader,
+    /// The last speech frame of the segment read last.
+    last_speech_end: u64,
 }
 
 #[derive(Debug)]
 struct Segment {
+    /// The frame it began at.
+    started: u64,
     envelope: Vec<f32>,
-    crossings: Vec<f32>,
+    shape: Vec<Shape>,
     last_speech: u64,
     revealed: usize,
 }
@@ -375,8 +605,10 @@ impl Listener {
     ) -> Listener {
         Listener {
             utterances,
+            sample_rate,
             frame_len: (sample_rate as usize / 100).max(1),
             partial: Vec::with_capacity(sample_rate as usize / 100),
+            window: Vec::new(),
             frame: 0,
             endpointing_frames: endpointing_ms.map_or(u64::MAX, |ms| (ms / 10).max(1)),
             utterance_end_frames: utterance_end_ms.map(|ms| (ms / 10).max(1)),
@@ -386,6 +618,8 @@ impl Listener {
             segment: None,
             last_final_end: 0,
             pending_utterance_end: None,
+            reader: Reader::default(),
+            last_speech_end: 0,
         }
     }
 
@@ -409,14 +643,14 @@ impl Listener {
                 } else {
                     level_dbfs(&self.partial).max(FLOOR_DBFS)
                 };
-                let crossings = frame_crossings(&self.partial);
+                let shape = frame_shape(&self.partial, self.sample_rate, &mut self.window);
                 self.partial.clear();
-                self.on_frame(level, crossings, out);
+                self.on_frame(level, shape, out);
             }
         }
     }
 
-    fn on_frame(&mut self, level: f32, crossings: f32, out: &mut Vec<Heard>) {
+    fn on_frame(&mut self, level: f32, shape: Shape, out: &mut Vec<Heard>) {
         let now = self.frame;
         self.frame += 1;
         let speech = level > SPEECH_DBFS;
@@ -429,8 +663,9 @@ impl Listener {
                 }
                 self.pending_utterance_end = None;
                 self.segment = Some(Segment {
+                    started: now,
                     envelope: vec![level],
-                    crossings: vec![crossings],
+                    shape: vec![shape],
                     last_speech: now,
                     revealed: 0,
                 });
@@ -452,7 +687,7 @@ impl Listener {
             }
             Some(segment) => {
                 segment.envelope.push(level);
-                segment.crossings.push(crossings);
+                segment.shape.push(shape);
                 if speech {
                     segment.last_speech = now;
                 }
@@ -491,14 +726,15 @@ impl Listener {
     }
 
     /// The words of `segment`'s first `frames` frames.
-    fn words_of(&self, segment: &Segment, frames: usize) -> String {
-        let frames = frames
-            .min(segment.envelope.len())
-            .min(segment.crossings.len());
-        lines_in(
+    fn words_of(&mut self, segment: &Segment, frames: usize) -> String {
+        let frames = frames.min(segment.envelope.len()).min(segment.shape.len());
+        let since = segment.started.saturating_sub(self.last_speech_end);
+        self.last_speech_end = segment.last_speech;
+        self.reader.words(
             &segment.envelope[..frames],
-            &segment.crossings[..frames],
+            &segment.shape[..frames],
             &self.utterances,
+            since,
         )
     }
 
