@@ -208,6 +208,12 @@ impl JitterBuffer {
         (self.config.frame * frames).clamp(self.config.min_delay, self.config.max_delay)
     }
 
+    /// Frames from the next one to play to the newest held, inclusive (0
+    /// when nothing is ahead).
+    pub fn depth(&self) -> u64 {
+        (self.highest + 1).saturating_sub(self.next)
+    }
+
     /// Packets held now.
     pub fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.ext.is_some()).count()

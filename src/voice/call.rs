@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::media::Packetizer;
-use crate::media::jitter::JitterConfig;
+use crate::media::jitter::{JitterConfig, JitterStats};
 use crate::media::opus::EncoderConfig;
 use crate::media::vad::VadConfig;
 use crate::recovery::{LadderTiming, SpeechKind};
@@ -119,6 +119,10 @@ pub struct CallLinks {
     pub session: TransportIo,
 }
 
+/// Listening ticks a late wake-up runs at most (as many as the caller's
+/// packets the room queues for the call): longer stalls skip ahead.
+const CATCH_UP_TICKS: u32 = 64;
+
 /// What happened on a call, for metrics, reports and tests.
 #[derive(Debug, Clone, Default)]
 pub struct VoiceReport {
@@ -131,6 +135,9 @@ pub struct VoiceReport {
     pub voice_fallbacks: u32,
     pub unspoken_lines: u32,
     pub recognizer_failovers: u32,
+    /// The caller's audio as the jitter buffer took it: packets lost on the
+    /// way, concealed, and dropped to cut delay or for want of room.
+    pub caller_audio: JitterStats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,7 +279,13 @@ impl Call {
                 }
                 packet = self.links.caller_audio.recv(), if audio_open => match packet {
                     Some(packet) => {
-                        self.listener.push(&packet, Instant::now());
+                        let now = Instant::now();
+                        self.listener.push(&packet, now);
+                        // Packets can be seen before a timer that is long
+                        // overdue: listen first, or the buffer overflows.
+                        if self.next_tick + TICK <= now {
+                            self.listen_until(now).await;
+                        }
                     }
                     None => audio_open = false,
                 },
@@ -293,7 +306,46 @@ impl Call {
             stt.hang_up().await;
         }
         self.report.underruns = self.outbox.underruns();
+        self.report.caller_audio = self.listener.stats();
         self.report
+    }
+
+    /// Runs the listening ticks due by `now`. A late wake-up (a starved
+    /// worker) runs every one it missed, taking in the caller's packets that
+    /// waited meanwhile: that audio is late, not lost.
+    async fn listen_until(&mut self, now: Instant) {
+        let mut ticks = 0;
+        while self.next_tick <= now && ticks < CATCH_UP_TICKS {
+            self.take_waiting_audio();
+            self.listen(self.next_tick).await;
+            self.next_tick += TICK;
+            ticks += 1;
+        }
+        if ticks > 1 {
+            tracing::debug!(
+                ticks,
+                stats = ?self.listener.stats(),
+                "listening caught up after a late wake-up"
+            );
+        }
+        if self.next_tick <= now {
+            self.next_tick = now + TICK;
+        }
+    }
+
+    /// The caller's packets already queued, until the jitter buffer holds
+    /// the next tick's: after a stall it is fed one tick at a time, as the
+    /// packets would have come, so it neither runs out of room nor trims
+    /// audio for a delay that is only the stall's.
+    fn take_waiting_audio(&mut self) {
+        while self.listener.buffered_frames() < 2 {
+            match self.links.caller_audio.try_recv() {
+                Ok(packet) => {
+                    self.listener.push(&packet, Instant::now());
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn ahead_frames(&self) -> u32 {
@@ -303,16 +355,7 @@ impl Call {
     /// Everything due at `now`: the listening tick, the next packet out,
     /// turn ends and barge-in verdicts.
     async fn on_time(&mut self, now: Instant) {
-        // A late wake-up runs the missed listening ticks (at most a few).
-        let mut ticks = 0;
-        while self.next_tick <= now && ticks < 5 {
-            self.listen(self.next_tick).await;
-            self.next_tick += TICK;
-            ticks += 1;
-        }
-        if self.next_tick <= now {
-            self.next_tick = now + TICK;
-        }
+        self.listen_until(now).await;
         if let Some(packet) = self.outbox.next_packet(now) {
             if let Some(since) = self.awaiting_first_audio.take() {
                 let delay = now.saturating_duration_since(since);

@@ -89,6 +89,11 @@ impl Listener {
         )
     }
 
+    /// Frames the jitter buffer holds ahead of its playhead.
+    pub fn buffered_frames(&self) -> u64 {
+        self.jitter.depth()
+    }
+
     pub fn stats(&self) -> JitterStats {
         self.jitter.stats()
     }
