@@ -10,8 +10,8 @@
 //!
 //! It needs no recognition model: scripted callers register each utterance
 //! they will say (its words and its audio) and the recognizer answers with
-//! the words of the registered utterance whose energy envelope best matches
-//! what it heard. Its voice is deterministic, speech-like audio (~65 ms a
+//! the words of the registered utterance whose level, hiss and spectral
+//! balance best match what it heard (see [`recognize`]). Its voice is deterministic, speech-like audio (~65 ms a
 //! character) at the protocol's rate.
 //!
 //! Admin API (JSON):

@@ -1,11 +1,15 @@
 //! The simulator's "recognizer": no model, only the utterances scripted
-//! callers registered. Audio is reduced to an energy envelope at 10 ms
-//! resolution (robust to Opus coding and resampling, which keep timing and
-//! loudness); a heard segment's words are those of the registered utterance
-//! whose envelope matches it best, allowing for the frames a jitter buffer
-//! inserts and drops on the way (dynamic time warping). [`Listener`] is the streaming
-//! state machine behind `/v1/listen`, fed samples and returning Deepgram's
-//! events, with its own energy-based end of speech honouring `endpointing`.
+//! callers registered. Audio is reduced to 10 ms frames' level and
+//! [`Shape`] (zero crossings and band balance; robust to Opus coding and
+//! resampling, which keep timing, loudness and timbre); a heard segment's
+//! words are those of the registered utterance that matches it best,
+//! allowing for the frames a jitter buffer inserts and drops on the way
+//! (dynamic time warping) and for pauses a stalled network adds. Like a
+//! recognizer that uses what it heard before, a segment that only begins a
+//! line is read again with the next one, so a line cut in two comes out
+//! whole, once. [`Listener`] is the streaming state machine behind
+//! `/v1/listen`, fed samples and returning Deepgram's events, with its own
+//! energy-based end of speech honouring `endpointing`.
 
 use std::sync::Arc;
 
