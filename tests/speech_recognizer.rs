@@ -23,6 +23,7 @@ use voxguard::media::opus::{Decoder, EncoderConfig, SAMPLES_PER_FRAME};
 use voxguard::media::resample::Resampler;
 use voxguard::media::vad::VadConfig;
 use voxguard::media::{packetize, wav};
+use voxguard::simulate::audio::words;
 use voxguard::simulate::caller::{CHOICES, script};
 use voxguard::testbed::crm::Fixtures;
 use voxguard::testbed::speech::recognize::{self, Heard, Utterance, transcribe};
@@ -57,9 +58,13 @@ fn say(text: &str) -> wav::Pcm {
 /// Every line of [`LINES`] spoken, and registered with the recognizer.
 fn registered() -> (Vec<wav::Pcm>, Vec<Arc<Utterance>>) {
     let spoken: Vec<wav::Pcm> = LINES.iter().map(|l| say(l)).collect();
-    let utterances = LINES
-        .iter()
-        .zip(&spoken)
+    let utterances = register(LINES.iter().copied().zip(&spoken));
+    (spoken, utterances)
+}
+
+/// Each `(text, speech)` registered with the recognizer, numbered in order.
+fn register<'a>(lines: impl Iterator<Item = (&'a str, &'a wav::Pcm)>) -> Vec<Arc<Utterance>> {
+    lines
         .enumerate()
         .map(|(id, (text, pcm))| {
             Arc::new(Utterance::new(
@@ -69,8 +74,7 @@ fn registered() -> (Vec<wav::Pcm>, Vec<Arc<Utterance>>) {
                 pcm.sample_rate,
             ))
         })
-        .collect();
-    (spoken, utterances)
+        .collect()
 }
 
 /// `pcm` through Opus with every packet `lost(i)` says dropped (the decoder
@@ -196,26 +200,14 @@ fn the_callers_script() -> (Vec<String>, Vec<wav::Pcm>, Vec<Arc<Utterance>>) {
         }
     }
     let spoken: Vec<wav::Pcm> = texts.iter().map(|t| say(t)).collect();
-    let mut utterances: Vec<Arc<Utterance>> = texts
-        .iter()
-        .zip(&spoken)
-        .enumerate()
-        .map(|(id, (text, pcm))| {
-            Arc::new(Utterance::new(
-                id as u64,
-                text,
-                &pcm.samples,
-                pcm.sample_rate,
-            ))
-        })
-        .collect();
     let hum = say("mmmmm hmmmm");
-    utterances.push(Arc::new(Utterance::new(
-        texts.len() as u64,
-        "",
-        &hum.samples,
-        hum.sample_rate,
-    )));
+    let utterances = register(
+        texts
+            .iter()
+            .map(String::as_str)
+            .zip(&spoken)
+            .chain([("", &hum)]),
+    );
     (texts, spoken, utterances)
 }
 
@@ -269,20 +261,6 @@ fn as_the_agent_hears(pcm: &wav::Pcm, network: &Network) -> Vec<i16> {
         audio.extend_from_slice(listener.tick(t0 + now).unwrap().frame);
     }
     audio
-}
-
-/// Lower-case words without punctuation.
-fn words(text: &str) -> String {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '@' || *c == '.')
-                .collect::<String>()
-                .trim_matches('.')
-                .to_lowercase()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The final transcripts the streaming recognizer gives for `audio`, as

@@ -43,7 +43,7 @@ fn ms(from_us: u64, to_us: u64) -> f64 {
 
 /// Lower-case words without punctuation, for comparing what was said
 /// with what the session heard.
-fn words(text: &str) -> Vec<String> {
+pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
             w.chars()
