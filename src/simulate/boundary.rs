@@ -309,11 +309,11 @@ impl PeerLink {
             PeerLink::Http {
                 client,
                 control_url,
-                slots,
+                ..
             } => {
-                let Ok(_slot) = slots.acquire().await else {
-                    return failed("the run is over".into());
-                };
+                // No control slot: the request lasts the whole call, and
+                // the run's own gate already bounds how many are in flight
+                // (taking a slot would cap spoken calls at the slots).
                 let answer = client
                     .post(format!("{control_url}/voice-calls"))
                     .timeout(VOICE_CALL_LIMIT + CONTROL_TIMEOUT)
