@@ -142,3 +142,53 @@ fn a_short_word_is_not_cut_by_a_long_deactivation_and_events_carry_times() {
         "{start:?} vs {expected:?}"
     );
 }
+
+#[test]
+fn the_detector_rests_in_quiet_and_still_finds_the_same_speech() {
+    // Lines with long quiet between them: digital silence (a caller who
+    // sends nothing) and noise under the resting level.
+    let mut seed = 11;
+    let mut audio = vec![0i16; RATE];
+    for text in [
+        "Yes.",
+        "Book a demo for Thursday, please.",
+        "The first one.",
+    ] {
+        audio.extend(at_rate(&speak(text), RATE as u32));
+        audio.extend(vec![0i16; RATE]);
+        audio.extend(noise(1.5, -66.0, &mut seed));
+    }
+    let scored = |config: VadConfig| {
+        let mut vad = Vad::new(config);
+        let mut events: Vec<VadEvent> = audio
+            .chunks_exact(320)
+            .filter_map(|frame| vad.push(frame).unwrap().event)
+            .collect();
+        events.extend(vad.finish());
+        (events, vad.scored_blocks())
+    };
+    let (always, every_block) = scored(VadConfig {
+        rest_below_dbfs: f32::NEG_INFINITY,
+        ..VadConfig::default()
+    });
+    let (resting, fewer_blocks) = scored(VadConfig::default());
+    assert_eq!(always.len(), 6, "{always:?}");
+    assert_eq!(resting.len(), always.len(), "{resting:?} vs {always:?}");
+    for (rested, kept) in resting.iter().zip(&always) {
+        assert_eq!(
+            std::mem::discriminant(rested),
+            std::mem::discriminant(kept),
+            "{resting:?} vs {always:?}"
+        );
+        let apart = rested.time().abs_diff(kept.time());
+        assert!(
+            apart <= Duration::from_millis(20),
+            "{rested:?} is {apart:?} from {kept:?}"
+        );
+    }
+    // The audio is mostly quiet: the model scored well under half of it.
+    assert!(
+        fewer_blocks * 2 < every_block,
+        "scored {fewer_blocks} of {every_block} blocks"
+    );
+}

@@ -8,6 +8,12 @@
 //! is dated back to the first of them) and ends once they have been
 //! silence for `deactivation` (dated to the first silent frame).
 //!
+//! The detector rests while the stream is quiet: after `rest_after` of
+//! frames below `rest_below_dbfs` (well under the loudness floor, so none
+//! of them could be speech) it stops scoring and starts afresh at the next
+//! louder frame, as at the start of a stream. A caller who listens, or
+//! sends nothing, costs no model time.
+//!
 //! ```
 //! use voxguard::media::vad::{Vad, VadConfig};
 //!
@@ -49,6 +55,11 @@ pub struct VadConfig {
     pub activation: Duration,
     /// How long silence must last before speech ends.
     pub deactivation: Duration,
+    /// Frames quieter than this (RMS) let the detector rest once they
+    /// have lasted `rest_after`; `f32::NEG_INFINITY` keeps it scoring
+    /// every frame.
+    pub rest_below_dbfs: f32,
+    pub rest_after: Duration,
 }
 
 impl Default for VadConfig {
@@ -59,6 +70,8 @@ impl Default for VadConfig {
             min_level_dbfs: -50.0,
             activation: Duration::from_millis(60),
             deactivation: Duration::from_millis(400),
+            rest_below_dbfs: -60.0,
+            rest_after: Duration::from_millis(300),
         }
     }
 }
@@ -182,18 +195,34 @@ pub struct Vad {
     filled: usize,
     probability: f32,
     hysteresis: Hysteresis,
+    /// Quiet frames in a row, and how many let the detector rest.
+    quiet_frames: u32,
+    rest_after_frames: u32,
+    resting: bool,
+    /// Blocks the detector scored.
+    scored_blocks: u64,
 }
 
 impl Vad {
     pub fn new(config: VadConfig) -> Vad {
+        let frame = config.frame.duration().as_micros();
         Vad {
             hysteresis: Hysteresis::new(&config),
+            rest_after_frames: config.rest_after.as_micros().div_ceil(frame) as u32,
             config,
             detector: earshot::Detector::default_boxed(),
             block: [0; BLOCK],
             filled: 0,
             probability: 0.0,
+            quiet_frames: 0,
+            resting: false,
+            scored_blocks: 0,
         }
+    }
+
+    /// How many 16 ms blocks the detector has scored (it rests in quiet).
+    pub fn scored_blocks(&self) -> u64 {
+        self.scored_blocks
     }
 
     pub fn config(&self) -> &VadConfig {
@@ -214,6 +243,28 @@ impl Vad {
                 ms: self.config.frame.duration().as_millis() as u32,
             });
         }
+        let level = level_dbfs(frame);
+        // Never above the loudness floor: a resting frame cannot be speech.
+        if level < self.config.rest_below_dbfs.min(self.config.min_level_dbfs) {
+            self.quiet_frames = self.quiet_frames.saturating_add(1);
+        } else {
+            self.quiet_frames = 0;
+        }
+        if self.quiet_frames > self.rest_after_frames {
+            if !self.resting {
+                // What it heard is over: the next sound starts afresh.
+                self.resting = true;
+                self.detector.reset();
+                self.filled = 0;
+                self.probability = 0.0;
+            }
+            return Ok(FrameDecision {
+                probability: 0.0,
+                speech: false,
+                event: self.hysteresis.push(false),
+            });
+        }
+        self.resting = false;
         let mut newest: Option<f32> = None;
         let mut rest = frame;
         while !rest.is_empty() {
@@ -223,6 +274,7 @@ impl Vad {
             rest = &rest[take..];
             if self.filled == BLOCK {
                 let score = self.detector.predict_i16(&self.block);
+                self.scored_blocks += 1;
                 newest = Some(newest.map_or(score, |s: f32| s.max(score)));
                 self.filled = 0;
             }
@@ -230,7 +282,7 @@ impl Vad {
         if let Some(score) = newest {
             self.probability = score;
         }
-        let loud_enough = level_dbfs(frame) >= self.config.min_level_dbfs;
+        let loud_enough = level >= self.config.min_level_dbfs;
         let speech = loud_enough && self.probability >= self.config.threshold;
         Ok(FrameDecision {
             probability: self.probability,
@@ -259,6 +311,8 @@ impl Vad {
         self.detector.reset();
         self.filled = 0;
         self.probability = 0.0;
+        self.quiet_frames = 0;
+        self.resting = false;
         self.hysteresis = Hysteresis::new(&self.config);
     }
 }
