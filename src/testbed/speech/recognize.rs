@@ -46,6 +46,8 @@ pub struct Utterance {
     /// The [`Shape`] of each 10 ms frame (zeros in silence), as a 16 kHz
     /// recognizer hears it.
     pub shape: Vec<Shape>,
+    /// The envelope and shapes standardized, as every match compares them.
+    standard: Standard,
 }
 
 impl Utterance {
@@ -70,6 +72,7 @@ impl Utterance {
             id,
             text: text.trim().to_string(),
             words: text.split_whitespace().map(str::to_string).collect(),
+            standard: Standard::of(&envelope, &shape),
             envelope,
             shape,
         }
@@ -216,23 +219,43 @@ fn prefix_score(heard: &[f32], utterance: &[f32]) -> f32 {
     best
 }
 
-/// How well the start of `heard` matches the whole of `utterance` once
-/// time is allowed to stretch, and how many frames of `heard` it took: a
-/// jitter buffer that runs dry plays a concealed 20 ms frame and one that
-/// runs full drops one, so a line reaches a recognizer a few frames longer
-/// or shorter in places, and a segment may hold two lines said back to
-/// back. Dynamic time warping of the standardized level and shape, the end
-/// of `heard` left open; 1 for the same shape, about 0 for unrelated ones.
-fn warped(heard: (&[f32], &[Shape]), utterance: &Utterance, open_end: bool) -> (f32, usize) {
-    let (n, m) = (heard.0.len(), utterance.envelope.len());
-    if n < 3 || m < 3 || heard.1.len() != n || utterance.shape.len() != m {
+/// Frames' levels and shapes, each measure standardized over the frames
+/// (zero mean, unit deviation): what [`warped`] compares.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Standard {
+    level: Vec<f32>,
+    shape: Vec<Shape>,
+}
+
+impl Standard {
+    fn of(levels: &[f32], shapes: &[Shape]) -> Standard {
+        Standard {
+            level: standardized(levels),
+            shape: standardized_shapes(shapes),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.level.len()
+    }
+}
+
+/// How well the start of `heard` matches the whole of `line` once time is
+/// allowed to stretch, and how many frames of `heard` it took: a jitter
+/// buffer that runs dry plays a concealed 20 ms frame and one that runs
+/// full drops one, so a line reaches a recognizer a few frames longer or
+/// shorter in places, and a segment may hold two lines said back to back.
+/// Dynamic time warping of the standardized level and shape, the end of
+/// `heard` left open; 1 for the same shape, about 0 for unrelated ones.
+///
+/// Only a score of at least `min` counts: a pair that cannot reach it
+/// (too far apart in length, or already too far apart in shape part way
+/// through) scores 0 without the rest of the work.
+fn warped(heard: &Standard, line: &Standard, open_end: bool, min: f32) -> (f32, usize) {
+    let (n, m) = (heard.len(), line.len());
+    if n < 3 || m < 3 || heard.shape.len() != n || line.shape.len() != m {
         return (0.0, n);
     }
-    let (a, b) = (standardized(heard.0), standardized(&utterance.envelope));
-    let (za, zb) = (
-        standardized_shapes(heard.1),
-        standardized_shapes(&utterance.shape),
-    );
     // A whole segment is held to the line from its start to its end (the
     // path near the proportional diagonal); an open end follows the line
     // at its own pace, and a line stretched by a fifth drifts that far.
@@ -242,6 +265,19 @@ fn warped(heard: (&[f32], &[Shape]), utterance: &Utterance, open_end: bool) -> (
         (n.max(m) / 10).max(4)
     };
     let rows = if open_end { n.min(m + band) } else { n };
+    // The score is at most the length ratio over 0.75 (below).
+    let closest = if open_end {
+        rows.min(m) as f32 / m as f32
+    } else {
+        n.min(m) as f32 / n.max(m) as f32
+    };
+    if closest / 0.75 < min {
+        return (0.0, n);
+    }
+    // A path's cost never falls as it goes on, and a score of `min` allows
+    // at most this much in all (the longest path weighs rows + m).
+    let allowed = 2.0 * (1.0 - min) * (rows + m) as f32;
+    let (a, b, za, zb) = (&heard.level, &line.level, &heard.shape, &line.shape);
     // Symmetric steps: a diagonal step costs twice, so every path to
     // (i, m) weighs i + m in all and costs compare across lengths.
     let mut previous = vec![f32::INFINITY; m + 1];
@@ -252,13 +288,18 @@ fn warped(heard: (&[f32], &[Shape]), utterance: &Utterance, open_end: bool) -> (
         current.fill(f32::INFINITY);
         let center = if open_end { i } else { i * m / n };
         let (lo, hi) = (center.saturating_sub(band).max(1), (center + band).min(m));
+        let mut cheapest = f32::INFINITY;
         for j in lo..=hi {
             let d = distance(a[i - 1] - b[j - 1], &za[i - 1], &zb[j - 1]);
             current[j] = (previous[j - 1] + 2.0 * d)
                 .min(previous[j] + d + WARP_PENALTY)
                 .min(current[j - 1] + d + WARP_PENALTY);
+            cheapest = cheapest.min(current[j]);
         }
         std::mem::swap(&mut previous, &mut current);
+        if cheapest > allowed {
+            break;
+        }
         if previous[m].is_finite() && (open_end || i == n) {
             // For standardized shapes the mean squared distance is 2 (1 - r).
             let shape = 1.0 - previous[m] / (i + m) as f32 / 2.0;
@@ -270,7 +311,7 @@ fn warped(heard: (&[f32], &[Shape]), utterance: &Utterance, open_end: bool) -> (
             }
         }
     }
-    best
+    if best.0 < min { (0.0, n) } else { best }
 }
 
 /// What stretching by one frame costs (in squared standard deviations):
@@ -338,13 +379,22 @@ fn line_at<'a>(
     shape: &[Shape],
     utterances: &'a [Arc<Utterance>],
 ) -> Option<(&'a Arc<Utterance>, f32, usize)> {
+    let heard = Standard::of(heard, shape);
+    // Lines of about its length first: the likeliest set the bar early.
+    let mut by_length: Vec<&Arc<Utterance>> = utterances.iter().collect();
+    by_length.sort_by_key(|u| u.envelope.len().abs_diff(heard.len()));
     let best = |open_end: bool, min: f32| {
-        utterances
-            .iter()
-            .map(|u| (u, warped((heard, shape), u, open_end)))
-            .filter(|(_, (score, _))| *score >= min)
-            .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
-            .map(|(u, (score, frames))| (u, score, frames))
+        let mut best: Option<(&'a Arc<Utterance>, f32, usize)> = None;
+        for &u in &by_length {
+            // Only a line that beats the best so far counts, so the
+            // others are dropped part way through.
+            let bar = best.map_or(min, |(_, score, _)| score.max(min));
+            let (score, frames) = warped(&heard, &u.standard, open_end, bar);
+            if score >= bar {
+                best = Some((u, score, frames));
+            }
+        }
+        best
     };
     // The segment is one line; failing that, it starts with one (said
     // back to back with the next), which must match more closely.
@@ -384,29 +434,17 @@ fn only_begins_a_line(
     if heard.len() < MIN_LINE_FRAMES {
         return false;
     }
-    let as_line = Utterance {
-        id: u64::MAX,
-        text: String::new(),
-        words: Vec::new(),
-        envelope: heard.to_vec(),
-        shape: shape.to_vec(),
-    };
-    let begun = utterances
-        .iter()
-        .filter(|u| !u.words.is_empty())
-        .map(|u| {
-            let (score, frames) = warped((&u.envelope, &u.shape), &as_line, true);
-            (u, score, frames)
-        })
-        .filter(|(u, score, frames)| {
-            *score >= MIN_SPLIT_SCORE && *frames < u.envelope.len() * 9 / 10
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    match (begun, whole) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some((_, score, _)), Some((_, taken_score))) => score > taken_score + CUT_SHORT_MARGIN,
-    }
+    let as_line = Standard::of(heard, shape);
+    // Beating the whole line taken is all that counts: a start that
+    // cannot is dropped part way through.
+    let beats_whole = |score: f32| whole.is_none_or(|(_, taken)| score > taken + CUT_SHORT_MARGIN);
+    let bar = whole.map_or(MIN_SPLIT_SCORE, |(_, taken)| {
+        (taken + CUT_SHORT_MARGIN).max(MIN_SPLIT_SCORE)
+    });
+    utterances.iter().filter(|u| !u.words.is_empty()).any(|u| {
+        let (score, frames) = warped(&u.standard, &as_line, true, bar);
+        score >= bar && beats_whole(score) && frames < u.envelope.len() * 9 / 10
+    })
 }
 
 /// How much better the start of a line must fit a segment than the best
@@ -647,7 +685,12 @@ impl Listener {
                 } else {
                     level_dbfs(&self.partial).max(FLOOR_DBFS)
                 };
-                let shape = frame_shape(&self.partial, self.sample_rate, &mut self.window);
+                // A quiet frame's shape is never compared (see `silenced`).
+                let shape = if level > SPEECH_DBFS {
+                    frame_shape(&self.partial, self.sample_rate, &mut self.window)
+                } else {
+                    [0.0; SHAPE]
+                };
                 self.partial.clear();
                 self.on_frame(level, shape, out);
             }

@@ -9,7 +9,9 @@
 //! espeak-ng instead: a voice of its own, intelligible, and audibly not the
 //! agent's local voice, so a caller hears when the agent falls back.
 
+use std::collections::HashMap;
 use std::f64::consts::TAU;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::media::resample::Resampler;
 use crate::media::wav;
@@ -28,7 +30,7 @@ pub enum SimVoice {
 /// `text` in `voice` at `sample_rate`.
 pub async fn render(voice: &SimVoice, text: &str, sample_rate: u32) -> Result<Vec<i16>, String> {
     let espeak_voice = match voice {
-        SimVoice::Synthetic => return Ok(synthesize(text, sample_rate)),
+        SimVoice::Synthetic => return Ok(recently_synthesized(text, sample_rate)),
         SimVoice::Espeak { voice } => voice,
     };
     let output = tokio::process::Command::new("espeak-ng")
@@ -55,6 +57,33 @@ pub async fn render(voice: &SimVoice, text: &str, sample_rate: u32) -> Result<Ve
     Ok(out)
 }
 
+/// Renders kept for reuse: a simulator serving many calls is asked for the
+/// same lines over and over (greetings, answers with the same names).
+const KEPT_RENDERS: usize = 128;
+
+/// [`synthesize`], reusing a recent render of the same text.
+fn recently_synthesized(text: &str, sample_rate: u32) -> Vec<i16> {
+    type Renders = HashMap<(String, u32), Arc<[i16]>>;
+    static RENDERS: OnceLock<Mutex<Renders>> = OnceLock::new();
+    let renders = RENDERS.get_or_init(Mutex::default);
+    let key = (text.to_owned(), sample_rate);
+    let kept = renders
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    if let Some(audio) = kept {
+        return audio.to_vec();
+    }
+    let audio = synthesize(text, sample_rate);
+    let mut renders = renders.lock().unwrap_or_else(|e| e.into_inner());
+    if renders.len() >= KEPT_RENDERS {
+        renders.clear();
+    }
+    renders.insert(key, Arc::from(audio.as_slice()));
+    audio
+}
+
 /// Audio per character of text.
 pub const MS_PER_CHAR: u64 = 65;
 /// Peak amplitude (about −12 dBFS).
@@ -75,8 +104,14 @@ pub fn synthesize(text: &str, sample_rate: u32) -> Vec<i16> {
                 .powf(0.6)
         })
         .collect();
-    let mut phase = 0.0f64;
-    for (index, &c) in chars.iter().enumerate() {
+    // Three sinusoids, each advanced a sample at a time by rotation (no
+    // sine per sample): the syllable rate, the pitch drift and the voice.
+    let mut syllable = Rotor::new();
+    let syllable_step = Rotor::step(TAU * 4.0 / rate);
+    let mut drift = Rotor::new();
+    let drift_step = Rotor::step(TAU * 0.7 / rate);
+    let mut voice = Rotor::new();
+    for &c in &chars {
         // Each character shapes its stretch: spaces and punctuation are
         // near-silent gaps, letters are loud or soft by their code, so the
         // envelope carries the text's spelling.
@@ -86,23 +121,65 @@ pub fn synthesize(text: &str, sample_rate: u32) -> Vec<i16> {
         } else {
             0.45 + 0.55 * f64::from((u32::from(c.to_ascii_lowercase()) * 37) % 11) / 10.0
         };
-        for (i, &shape) in shape.iter().enumerate() {
-            let t = (index * per_char + i) as f64 / rate;
-            let syllable = 0.6 + 0.4 * (TAU * 4.0 * t).sin();
-            let f0 = 120.0 + 15.0 * (TAU * 0.7 * t).sin();
-            phase = (phase + TAU * f0 / rate) % TAU;
-            let sample = PEAK * weight * shape * syllable * harmonics(phase) / 1.6;
+        for &shape in &shape {
+            let level = 0.6 + 0.4 * syllable.sin;
+            let f0 = 120.0 + 15.0 * drift.sin;
+            voice.turn(Rotor::small_step(TAU * f0 / rate));
+            let sample = PEAK * weight * shape * level * harmonics_of(voice.sin, voice.cos) / 1.6;
             out.push(sample.clamp(-32_767.0, 32_767.0) as i16);
+            syllable.turn(syllable_step);
+            drift.turn(drift_step);
         }
     }
     out
 }
 
+/// A unit phasor: (sin θ, cos θ) of an angle that grows sample by sample.
+struct Rotor {
+    sin: f64,
+    cos: f64,
+}
+
+impl Rotor {
+    fn new() -> Rotor {
+        Rotor { sin: 0.0, cos: 1.0 }
+    }
+
+    /// The (sin, cos) of a turn by `angle`.
+    fn step(angle: f64) -> (f64, f64) {
+        angle.sin_cos()
+    }
+
+    /// [`Rotor::step`] for an angle well under 0.1 rad, by its Taylor
+    /// series (exact to 1e-12 there).
+    fn small_step(angle: f64) -> (f64, f64) {
+        let a2 = angle * angle;
+        let sin = angle * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0)));
+        let cos = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0));
+        (sin, cos)
+    }
+
+    fn turn(&mut self, (sin, cos): (f64, f64)) {
+        let s = self.sin * cos + self.cos * sin;
+        let c = self.cos * cos - self.sin * sin;
+        // Keep it on the unit circle (rounding would drift it off).
+        let fix = 1.5 - 0.5 * (s * s + c * c);
+        self.sin = s * fix;
+        self.cos = c * fix;
+    }
+}
+
 /// The fundamental at `phase` and its first five overtones, each at
-/// 1/h of its level: sin(h·phase) by the Chebyshev recurrence from one
-/// sine and cosine.
+/// 1/h of its level.
+#[cfg(test)]
 fn harmonics(phase: f64) -> f64 {
     let (s1, c1) = phase.sin_cos();
+    harmonics_of(s1, c1)
+}
+
+/// [`harmonics`] from the fundamental's sine and cosine: sin(h·phase) by
+/// the Chebyshev recurrence.
+fn harmonics_of(s1: f64, c1: f64) -> f64 {
     let (mut previous, mut current) = (0.0, s1);
     let mut sum = s1;
     for h in 2..=6 {
@@ -133,6 +210,43 @@ mod tests {
     async fn the_synthetic_voice_renders_without_a_program() {
         let audio = render(&SimVoice::Synthetic, "hello", 24_000).await.unwrap();
         assert_eq!(audio, synthesize("hello", 24_000));
+    }
+
+    #[test]
+    fn the_rotated_voice_is_the_voice_computed_with_sines() {
+        // The signal as the formula writes it, a sine per sample.
+        let text = "book a demo for thursday at ten, please";
+        let rate = 24_000u32;
+        let per_char = (rate as u64 * MS_PER_CHAR / 1000) as usize;
+        let mut phase = 0.0f64;
+        let mut expected = Vec::new();
+        for (index, c) in text.chars().enumerate() {
+            let weight = if !c.is_alphanumeric() {
+                0.02
+            } else {
+                0.45 + 0.55 * f64::from((u32::from(c.to_ascii_lowercase()) * 37) % 11) / 10.0
+            };
+            for i in 0..per_char {
+                let t = (index * per_char + i) as f64 / f64::from(rate);
+                let shape = (std::f64::consts::PI * i as f64 / per_char as f64)
+                    .sin()
+                    .powf(0.6);
+                let syllable = 0.6 + 0.4 * (TAU * 4.0 * t).sin();
+                let f0 = 120.0 + 15.0 * (TAU * 0.7 * t).sin();
+                phase = (phase + TAU * f0 / f64::from(rate)) % TAU;
+                let sample = PEAK * weight * shape * syllable * harmonics(phase) / 1.6;
+                expected.push(sample.clamp(-32_767.0, 32_767.0) as i16);
+            }
+        }
+        let got = synthesize(text, rate);
+        assert_eq!(got.len(), expected.len());
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "off by {worst} at worst");
     }
 
     #[test]
