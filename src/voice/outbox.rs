@@ -272,6 +272,11 @@ impl Outbox {
                     segment.dry = true;
                     self.underruns += 1;
                     let id = segment.id;
+                    tracing::debug!(
+                        segment = id,
+                        played = segment.played,
+                        "the agent's speech ran dry while its voice was still speaking"
+                    );
                     self.push_event(OutboxEvent::Underrun { id });
                 }
                 // The clock restarts when audio comes again.
