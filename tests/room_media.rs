@@ -231,3 +231,68 @@ async fn a_signal_only_connection_ignores_the_servers_offer_and_stays_in_the_roo
     assert_eq!(left, "caller-2");
     agent.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_closes_a_room_its_callers_left_and_tells_the_agent_why() {
+    let departure = Duration::from_millis(600);
+    let server = server(LoopbackConfig {
+        departure_timeout: departure,
+        empty_timeout: Duration::from_millis(600),
+        ..LoopbackConfig::default()
+    })
+    .await;
+    let token = |identity: &str, agent: bool| {
+        server
+            .participant_token("closing", identity, agent)
+            .unwrap()
+    };
+    let agent = RoomConnection::connect(&server.url(), &token("agent-3", true))
+        .await
+        .unwrap();
+    let mut events = agent.events();
+    // An agent alone does not keep the room open, but a room no caller
+    // came to yet waits for one: a caller who joins in time keeps it.
+    let caller = RoomConnection::connect(&server.url(), &token("caller-3", false))
+        .await
+        .unwrap();
+    tokio::time::sleep(departure * 2).await;
+    assert!(
+        server.records().rooms_closed.is_empty(),
+        "a room with a caller in it stays open"
+    );
+    // The caller steps out and back within the departure timeout: open.
+    caller.leave().await;
+    tokio::time::sleep(departure / 3).await;
+    let caller = RoomConnection::connect(&server.url(), &token("caller-3", false))
+        .await
+        .unwrap();
+    tokio::time::sleep(departure * 2).await;
+    assert!(
+        server.records().rooms_closed.is_empty(),
+        "a caller who came back within the departure timeout keeps the room"
+    );
+    caller.leave().await;
+    let left = tokio::time::Instant::now();
+    let (reason, room_closed) = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(voxguard::room::RoomEvent::Disconnected {
+                    reason,
+                    room_closed,
+                }) => break (reason, room_closed),
+                Ok(_) => continue,
+                Err(error) => panic!("room events ended: {error}"),
+            }
+        }
+    })
+    .await
+    .expect("the agent is told the room closed");
+    let after = left.elapsed();
+    assert!(room_closed, "{reason}");
+    assert!(reason.contains("ROOM_CLOSED"), "{reason}");
+    assert!(
+        after >= departure && after < departure * 3,
+        "closed {after:?} after the caller left (departure timeout {departure:?})"
+    );
+    assert_eq!(server.records().rooms_closed, vec!["closing".to_string()]);
+}

@@ -3,7 +3,9 @@
 //! credentials, no --config), against the loopback LiveKit stand-in. It must
 //! register, take a job, answer /health/ready, say which services are left
 //! out and how to add them, and exit 0 on SIGTERM within its drain timeout —
-//! at once when no call is running, even while it waits to reconnect.
+//! at once when no call is running, even while it waits to reconnect. A
+//! call whose room the server closes (its caller gone) ends as the caller's
+//! leaving, not as a lost room.
 
 mod support;
 
@@ -331,6 +333,113 @@ async fn sigterm_while_waiting_to_reconnect_with_no_call_running_exits_at_once_w
         took < Duration::from_secs(1),
         "SIGTERM took {took:?} to end a worker with no call running"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_caller_hung_up_before_the_agent_joined_ends_when_the_server_closes_the_room()
+{
+    // Like LiveKit, the stand-in closes a room its callers left, agents
+    // or not, once its departure timeout has passed.
+    let departure = Duration::from_secs(2);
+    let server = loopback_with(LoopbackConfig {
+        departure_timeout: departure,
+        ..LoopbackConfig::default()
+    })
+    .await;
+    let mut child = support::voxguard_start(&server)
+        .env("VOXGUARD_HEALTH_ADDR", "127.0.0.1:0")
+        .env("VOXGUARD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log_tx.send(line);
+        }
+    });
+    assert!(
+        server
+            .wait_until(WAIT, |records| !records.registrations.is_empty())
+            .await,
+        "the worker registered"
+    );
+
+    // The caller hangs up while the job is on its way: the agent joins a
+    // room no caller is in any more. (Should the agent win the race, the
+    // room is tried again: the caller must be gone before it joins.)
+    let mut attempt = 0;
+    let (room, job, left) = loop {
+        attempt += 1;
+        let room = format!("brief-call-{attempt}");
+        let job = server
+            .dispatch_job(&room, "caller")
+            .await
+            .expect("the worker takes the job");
+        assert!(server.participant_leaves(&room, "caller"));
+        let left = Instant::now();
+        let agent_in_first = server
+            .records()
+            .room_joins
+            .iter()
+            .any(|(joined, _)| *joined == room);
+        if !agent_in_first {
+            break (room, job, left);
+        }
+        assert!(
+            attempt < 5,
+            "the agent always joined before the caller left"
+        );
+        assert!(wait_for_status(&server, &job.job_id, JobStatus::JsSuccess).await);
+    };
+    assert!(
+        server
+            .wait_until(WAIT, |r| r
+                .room_joins
+                .iter()
+                .any(|(joined, _)| *joined == room))
+            .await,
+        "the agent joined the room"
+    );
+    assert!(
+        wait_for_status(&server, &job.job_id, JobStatus::JsSuccess).await,
+        "the job ends once the room closes: {:?}",
+        server.job_statuses(&job.job_id)
+    );
+    let took = left.elapsed();
+    assert!(
+        server.records().rooms_closed.contains(&room),
+        "the server closed {room}: {:?}",
+        server.records().rooms_closed
+    );
+    assert!(
+        took >= departure && took < departure + Duration::from_secs(5),
+        "the call ended {took:?} after the caller left (departure timeout {departure:?})"
+    );
+
+    // The call is over, not cut off: it ends as the caller's leaving.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut ended = None;
+    while ended.is_none() {
+        let line = tokio::time::timeout_at(deadline, log_rx.recv())
+            .await
+            .expect("the worker logs the call's end")
+            .expect("the worker runs");
+        eprintln!("LOG {line}");
+        if line.contains("call ended") && line.contains(&room) {
+            ended = Some(line);
+        }
+    }
+    let ended = ended.unwrap_or_default();
+    assert!(
+        ended.contains("caller_left"),
+        "a closed room ends the call as the caller's leaving: {ended}"
+    );
+    child.kill().await.ok();
 }
 
 async fn wait_ready(http: &reqwest::Client) -> u16 {

@@ -104,6 +104,12 @@ impl JobHandler for SessionJobHandler {
             let report = run_job(call, transport, voice)
                 .await
                 .map_err(JobError::handler)?;
+            tracing::info!(
+                room = %attached,
+                ended = report.ended.as_str(),
+                turns = report.turns,
+                "call ended"
+            );
             let unpaired = report.state.transcript.unpaired_tool_calls().len();
             if let Some(reports) = reports {
                 let _ = reports.send((attached, report));
@@ -224,6 +230,13 @@ async fn run_job(
             },
             room_event = room_events.recv(), if !hung_up => match room_event {
                 Ok(RoomEvent::ParticipantLeft { .. }) => {
+                    hung_up = true;
+                    caller_line.hang_up().await;
+                }
+                // The server closed the room: its callers are gone for
+                // good (or it was deleted), so the call is over.
+                Ok(RoomEvent::Disconnected { room_closed: true, reason }) => {
+                    tracing::info!(room = room.room_name(), %reason, "the room closed");
                     hung_up = true;
                     caller_line.hang_up().await;
                 }

@@ -106,7 +106,7 @@ impl Bridge {
                             send(&mut socket, &ToPage::AgentState { state: agent_state }).await;
                         }
                     }
-                    Ok(RoomEvent::Disconnected { reason }) => {
+                    Ok(RoomEvent::Disconnected { reason, .. }) => {
                         let message = format!("the call's room closed: {reason}");
                         send(&mut socket, &ToPage::Error { message: &message }).await;
                         break;

@@ -54,6 +54,10 @@ pub enum RoomEvent {
     /// The signal connection closed (server side or network).
     Disconnected {
         reason: String,
+        /// The server closed the room itself (`ROOM_CLOSED`: its callers
+        /// are gone; `ROOM_DELETED`: an operator deleted it): the call is
+        /// over, nobody can come back to it.
+        room_closed: bool,
     },
 }
 
@@ -368,6 +372,7 @@ impl RoomTask {
         tokio::pin!(silence);
         let mut request_id = 0u32;
         let mut rtt = 0i64;
+        let mut room_closed = false;
         if let Some(media) = &mut self.media {
             let publish = media.publish_request();
             if !signal::send(&mut self.socket, publish).await {
@@ -376,6 +381,10 @@ impl RoomTask {
         }
         let ended = loop {
             tokio::select! {
+                // The server's word first: a server that closes the room
+                // sends a Leave, then tears the media down, and the Leave
+                // says why the call ended.
+                biased;
                 incoming = signal::next_response(&mut self.socket) => {
                     if !matches!(incoming, Incoming::Closed(_)) {
                         silence.as_mut().reset(Instant::now() + self.keepalive.timeout);
@@ -406,8 +415,18 @@ impl RoomTask {
                         SignalResponse::PongResp(pong) => {
                             rtt = unix_millis().saturating_sub(pong.last_ping_timestamp).max(0);
                         }
-                        SignalResponse::Leave(_) => {
-                            break Some("server asked the agent to leave".to_string());
+                        SignalResponse::Leave(leave) => {
+                            let reason = proto::DisconnectReason::try_from(leave.reason)
+                                .unwrap_or(proto::DisconnectReason::UnknownReason);
+                            room_closed = matches!(
+                                reason,
+                                proto::DisconnectReason::RoomClosed
+                                    | proto::DisconnectReason::RoomDeleted
+                            );
+                            break Some(format!(
+                                "the server asked the agent to leave ({})",
+                                reason.as_str_name()
+                            ));
                         }
                         _ => {}
                     }
@@ -473,7 +492,10 @@ impl RoomTask {
             media.close().await;
         }
         if let Some(reason) = ended {
-            let _ = self.events.send(RoomEvent::Disconnected { reason });
+            let _ = self.events.send(RoomEvent::Disconnected {
+                reason,
+                room_closed,
+            });
         }
         self.callers.send_replace(Callers::Gone);
     }

@@ -61,6 +61,12 @@ pub struct LoopbackConfig {
     /// Forwarded audio packets are delayed by up to this much (reordering
     /// some), as a jittery network does.
     pub media_jitter: Duration,
+    /// A room closes this long after its last caller left (agents do not
+    /// keep it open); LiveKit's default is 20 s.
+    pub departure_timeout: Duration,
+    /// A room no caller ever came to closes this long after it was made;
+    /// LiveKit's default is 5 minutes.
+    pub empty_timeout: Duration,
 }
 
 impl Default for LoopbackConfig {
@@ -76,6 +82,8 @@ impl Default for LoopbackConfig {
             media: true,
             media_ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
             media_loss: 0.0,
+            departure_timeout: Duration::from_secs(20),
+            empty_timeout: Duration::from_secs(300),
             media_jitter: Duration::ZERO,
         }
     }
@@ -106,6 +114,8 @@ pub struct Records {
     pub room_joins: Vec<(String, String)>,
     /// (room, identity) of clean leaves (LeaveRequest) over `/rtc`.
     pub room_leaves: Vec<(String, String)>,
+    /// Rooms the server closed once their callers were gone.
+    pub rooms_closed: Vec<String>,
     /// (room, identity, key, value) for every attribute update.
     pub attribute_updates: Vec<(String, String, String, String)>,
 }
@@ -129,6 +139,8 @@ enum RtcCommand {
     Send(Box<proto::signal_response::Message>),
     /// Another participant published: offer this one its tracks.
     Renegotiate,
+    /// The server ends this participant's session (its room closed).
+    Leave(proto::DisconnectReason),
 }
 
 struct AgentConnection {
@@ -269,9 +281,15 @@ impl LoopbackServer {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        let rooms = Arc::clone(&hub);
         let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "loopback server stopped");
+            tokio::select! {
+                served = axum::serve(listener, app) => {
+                    if let Err(error) = served {
+                        tracing::error!(%error, "loopback server stopped");
+                    }
+                }
+                () = rooms::close_idle_rooms(rooms) => {}
             }
         });
         Ok(LoopbackHandle {

@@ -71,7 +71,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
             ..Default::default()
         };
         let others: Vec<_> = room.participants.values().cloned().collect();
-        room.participants.insert(identity.clone(), local.clone());
+        room.joined(local.clone());
         // Everyone already in the room learns of the newcomer.
         announce(room, local.clone());
         room.signal_links.insert(identity.clone(), commands);
@@ -122,6 +122,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
     }
     loop {
         let mut out: Vec<SignalResponse> = Vec::new();
+        let mut leaving = false;
         tokio::select! {
             frame = stream.next() => {
                 let Some(Ok(WsMessage::Binary(bytes))) = frame else {
@@ -143,6 +144,17 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
             }
             command = command_rx.recv() => match command {
                 Some(RtcCommand::Send(response)) => out.push(*response),
+                Some(RtcCommand::Leave(reason)) => {
+                    // The server ends the participant's session: it may
+                    // not reconnect to this room.
+                    out.push(SignalResponse::Leave(proto::LeaveRequest {
+                        can_reconnect: false,
+                        reason: reason as i32,
+                        action: proto::leave_request::Action::Disconnect as i32,
+                        regions: None,
+                    }));
+                    leaving = true;
+                }
                 Some(RtcCommand::Renegotiate) => {
                     if let Some(peer) = &mut media {
                         out.extend(peer.offer().await);
@@ -166,7 +178,7 @@ async fn serve(hub: Arc<Hub>, socket: WebSocket, claims: Claims) {
                 break;
             }
         }
-        if failed {
+        if failed || leaving {
             break;
         }
     }
@@ -262,13 +274,13 @@ fn forget(hub: &Hub, room_name: &str, identity: &str) {
     let mut state = hub.lock();
     if let Some(room) = state.rooms.get_mut(room_name) {
         room.signal_links.remove(identity);
-        if let Some(mut info) = room.participants.remove(identity) {
+        if let Some(mut info) = room.left(identity) {
             info.state = proto::participant_info::State::Disconnected as i32;
             info.tracks.clear();
             announce(room, info);
         }
     }
-    close_if_empty(&mut state, room_name);
+    close_if_empty(&mut state, room_name, &hub.config);
 }
 
 fn signal(message: SignalResponse) -> WsMessage {
