@@ -222,3 +222,41 @@ async fn a_restart_reads_every_line_back_from_the_phrase_store_even_with_its_voi
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_local_voices_identity_names_the_espeak_release_so_an_upgrade_renders_its_lines_again() {
+    let dir = std::env::temp_dir().join(format!("voxguard-espeak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = |name: &str, release: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho 'eSpeak NG text-to-speech: {release}  Data at: /usr/share/espeak-ng-data'\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let identity = |path: std::path::PathBuf| {
+        EspeakTts::new(EspeakSettings {
+            program: path,
+            ..EspeakSettings::default()
+        })
+        .identity()
+    };
+    // The same program path, upgraded in place from one release to the next.
+    let before = identity(program("espeak-ng", "1.51"));
+    let after = identity(program("espeak-ng", "1.52"));
+    assert!(before.contains("1.51"), "{before}");
+    assert!(
+        !before.contains("Data at"),
+        "the data path is not part of it: {before}"
+    );
+    assert_ne!(before, after, "a new release is a new voice");
+    let missing = identity(dir.join("not-installed"));
+    assert!(missing.contains("version unknown"), "{missing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,8 +8,9 @@
 //! attempt and stall timeouts) and output (the per-sentence audio cap).
 //! `scripts/install-system-deps.sh` installs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +23,30 @@ use crate::resilience::{AttemptCtx, CallError};
 use crate::speech::pcm::{AudioFault, PcmAssembler, USABLE_RATES};
 
 pub const NAME: &str = "tts.espeak";
+
+/// The first line `program --version` prints (e.g. `eSpeak NG
+/// text-to-speech: 1.51  Data at: …`, the data path dropped), or why there
+/// is none.
+fn version_of(program: &Path) -> String {
+    let output = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let text = String::from_utf8_lossy(&output.stdout);
+            let line = text.lines().next().unwrap_or_default();
+            let line = line.split("Data at").next().unwrap_or_default().trim();
+            if line.is_empty() {
+                "version unknown".into()
+            } else {
+                line.to_string()
+            }
+        }
+        _ => "version unknown".into(),
+    }
+}
 /// The rate espeak-ng's own voices speak at.
 pub const ESPEAK_RATE: u32 = 22_050;
 const READ_BUFFER: usize = 8 * 1024;
@@ -48,18 +73,25 @@ impl Default for EspeakSettings {
 #[derive(Debug)]
 pub struct EspeakTts {
     settings: EspeakSettings,
+    /// What `--version` says, asked once.
+    version: OnceLock<String>,
 }
 
 impl EspeakTts {
     pub fn new(settings: EspeakSettings) -> Self {
-        EspeakTts { settings }
+        EspeakTts {
+            settings,
+            version: OnceLock::new(),
+        }
     }
 
-    /// What shapes this voice's sound: program, voice and speed.
+    /// What shapes this voice's sound: program and its version (a new
+    /// release may say the same text differently), voice and speed.
     pub fn identity(&self) -> String {
         let s = &self.settings;
+        let version = self.version.get_or_init(|| version_of(&s.program));
         format!(
-            "{NAME} {} {} {}wpm",
+            "{NAME} {} ({version}) {} {}wpm",
             s.program.display(),
             s.voice,
             s.words_per_minute
