@@ -129,7 +129,7 @@ impl PhraseCache {
         let filling = cache.clone();
         let task = tokio::spawn(async move {
             let saving = match store {
-                Some(store) => filling.clone().read_store(&chain, store).await,
+                Some(store) => filling.clone().read_store(chain.clone(), store).await,
                 None => None,
             };
             filling.fill(&chain, saving.as_ref()).await
@@ -141,18 +141,21 @@ impl PhraseCache {
     /// and where each voice's new lines go, in chain order.
     async fn read_store(
         self: Arc<Self>,
-        chain: &TtsChain,
+        chain: Arc<TtsChain>,
         store: PhraseStore,
     ) -> Option<(PhraseStore, Vec<StoredVoice>)> {
-        let voices: Vec<_> = chain
-            .voices()
-            .iter()
-            .map(|v| {
-                let identity = format!("{} {:?}", v.provider.identity(), EncoderConfig::default());
-                (v.provider.name(), store.voice(&identity))
-            })
-            .collect();
+        // Off the runtime: a voice's identity may ask its program for its
+        // version, and the store is files.
         let reading = tokio::task::spawn_blocking(move || {
+            let voices: Vec<_> = chain
+                .voices()
+                .iter()
+                .map(|v| {
+                    let identity =
+                        format!("{} {:?}", v.provider.identity(), EncoderConfig::default());
+                    (v.provider.name(), store.voice(&identity))
+                })
+                .collect();
             let mut refused = 0usize;
             for (name, voice) in &voices {
                 for phrase in &self.phrases {

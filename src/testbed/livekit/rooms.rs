@@ -76,10 +76,9 @@ impl LoopbackHandle {
         let sid = self.hub.next_id();
         add_caller(&mut state, room_name, identity, sid);
         if let Some(room) = state.rooms.get(room_name)
-            && room.participants.contains_key(identity)
+            && let Some(info) = room.participants.get(identity)
         {
-            let info = room.participants[identity].clone();
-            announce(room, info);
+            announce(room, info.clone());
         }
     }
 

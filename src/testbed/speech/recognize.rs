@@ -373,13 +373,11 @@ pub fn prefix_match<'a>(
 
 /// The registered line the start of `heard` is (by the warped match of
 /// level and shape, so that lines one word apart stay apart when the
-/// network stretched them), and the frames it took.
+/// network stretched them), its score and the frames it took.
 fn line_at<'a>(
-    heard: &[f32],
-    shape: &[Shape],
+    heard: &Standard,
     utterances: &'a [Arc<Utterance>],
 ) -> Option<(&'a Arc<Utterance>, f32, usize)> {
-    let heard = Standard::of(heard, shape);
     // Lines of about its length first: the likeliest set the bar early.
     let mut by_length: Vec<&Arc<Utterance>> = utterances.iter().collect();
     by_length.sort_by_key(|u| u.envelope.len().abs_diff(heard.len()));
@@ -389,7 +387,7 @@ fn line_at<'a>(
             // Only a line that beats the best so far counts, so the
             // others are dropped part way through.
             let bar = best.map_or(min, |(_, score, _)| score.max(min));
-            let (score, frames) = warped(&heard, &u.standard, open_end, bar);
+            let (score, frames) = warped(heard, &u.standard, open_end, bar);
             if score >= bar {
                 best = Some((u, score, frames));
             }
@@ -422,27 +420,21 @@ fn without_long_pauses(levels: &[f32], shape: &[Shape]) -> (Vec<f32>, Vec<Shape>
 }
 
 /// Whether all of `heard` is only the start of a registered line (the
-/// rest of it still to come: a caller cut off by a stalled network) and
-/// the `whole` line it was best taken for: the start of some line fits it
-/// clearly better than any whole line does.
-fn only_begins_a_line(
-    heard: &[f32],
-    shape: &[Shape],
-    utterances: &[Arc<Utterance>],
-    whole: Option<(&Arc<Utterance>, f32)>,
-) -> bool {
+/// rest of it still to come: a caller cut off by a stalled network), given
+/// the score of the whole line it was best `taken` for: the start of some
+/// line fits it clearly better than any whole line does.
+fn only_begins_a_line(heard: &Standard, utterances: &[Arc<Utterance>], taken: Option<f32>) -> bool {
     if heard.len() < MIN_LINE_FRAMES {
         return false;
     }
-    let as_line = Standard::of(heard, shape);
     // Beating the whole line taken is all that counts: a start that
     // cannot is dropped part way through.
-    let beats_whole = |score: f32| whole.is_none_or(|(_, taken)| score > taken + CUT_SHORT_MARGIN);
-    let bar = whole.map_or(MIN_SPLIT_SCORE, |(_, taken)| {
+    let beats_whole = |score: f32| taken.is_none_or(|taken| score > taken + CUT_SHORT_MARGIN);
+    let bar = taken.map_or(MIN_SPLIT_SCORE, |taken| {
         (taken + CUT_SHORT_MARGIN).max(MIN_SPLIT_SCORE)
     });
     utterances.iter().filter(|u| !u.words.is_empty()).any(|u| {
-        let (score, frames) = warped(&u.standard, &as_line, true, bar);
+        let (score, frames) = warped(&u.standard, heard, true, bar);
         score >= bar && beats_whole(score) && frames < u.envelope.len() * 9 / 10
     })
 }
@@ -468,8 +460,9 @@ fn read(heard: &[f32], shape: &[Shape], utterances: &[Arc<Utterance>]) -> Readin
     let mut rest = speech_span(&heard);
     while rest.len() >= MIN_LINE_FRAMES {
         let (levels, shape) = (&heard[rest.clone()], &shape[rest.clone()]);
-        let whole = line_at(levels, shape, utterances);
-        if only_begins_a_line(levels, shape, utterances, whole.map(|(u, s, _)| (u, s))) {
+        let standard = Standard::of(levels, shape);
+        let whole = line_at(&standard, utterances);
+        if only_begins_a_line(&standard, utterances, whole.map(|(_, score, _)| score)) {
             reading.unfinished = Some((levels.to_vec(), shape.to_vec()));
             break;
         }

@@ -107,9 +107,9 @@ pub fn synthesize(text: &str, sample_rate: u32) -> Vec<i16> {
     // Three sinusoids, each advanced a sample at a time by rotation (no
     // sine per sample): the syllable rate, the pitch drift and the voice.
     let mut syllable = Rotor::new();
-    let syllable_step = Rotor::step(TAU * 4.0 / rate);
+    let syllable_step = (TAU * 4.0 / rate).sin_cos();
     let mut drift = Rotor::new();
-    let drift_step = Rotor::step(TAU * 0.7 / rate);
+    let drift_step = (TAU * 0.7 / rate).sin_cos();
     let mut voice = Rotor::new();
     for &c in &chars {
         // Each character shapes its stretch: spaces and punctuation are
@@ -145,13 +145,8 @@ impl Rotor {
         Rotor { sin: 0.0, cos: 1.0 }
     }
 
-    /// The (sin, cos) of a turn by `angle`.
-    fn step(angle: f64) -> (f64, f64) {
-        angle.sin_cos()
-    }
-
-    /// [`Rotor::step`] for an angle well under 0.1 rad, by its Taylor
-    /// series (exact to 1e-12 there).
+    /// The (sin, cos) of a turn by an angle well under 0.1 rad, by its
+    /// Taylor series (exact to 1e-12 there).
     fn small_step(angle: f64) -> (f64, f64) {
         let a2 = angle * angle;
         let sin = angle * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0)));
